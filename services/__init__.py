@@ -1,0 +1,1 @@
+"""The five workers, one package each; `ticketq worker NAME` runs one."""

@@ -1,0 +1,1 @@
+"""After-sales (售后): complaints, returns, defects, logistics (SPEC §7)."""

@@ -1,0 +1,1 @@
+"""Finance (财务): refunds, compensation payouts, invoices (SPEC §7)."""

@@ -1,0 +1,186 @@
+"""Intake's adapter: reads the database, asks `decide`, writes the ticket and its messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from services.intake.decide import AttachFollowUp, OpenNewTicket, OpenTicket, route_contact
+from shared.db import Connection
+from shared.db.tickets import append_history
+from shared.domain.roles import Role
+from shared.models.tickets import FollowUpAttached, SubmitTicket, TicketRouted
+from shared.runtime import Incoming, Outcome, Transaction
+
+SHOP_TIME = ZoneInfo("Asia/Shanghai")
+ACTOR_ID, ACTOR_NAME = "system:intake", "intake"
+
+
+async def submit_ticket(tx: Transaction, msg: Incoming[SubmitTicket]) -> Outcome:
+    contact, conn = msg.payload, tx.conn
+    known = await conn.fetchval(
+        "SELECT ticket_id FROM ticket_contacts WHERE source = $1 AND external_id = $2",
+        contact.source,
+        contact.external_id,
+    )
+    if known is not None:
+        return Outcome("duplicate_contact", known)
+
+    open_ticket = None
+    if contact.order is not None:
+        # Two contacts about one order, on two replicas at once, must not open two tickets.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"order:{contact.order.id}"
+        )
+        open_ticket = await _open_ticket_for_order(conn, contact.order.id)
+
+    now = datetime.now(UTC)
+    decision = route_contact(contact, open_ticket)
+    if isinstance(decision, AttachFollowUp):
+        ticket_id = decision.ticket_id
+    else:
+        number = await conn.fetchval("SELECT nextval('ticket_number')")
+        ticket_id = f"T{now.astimezone(SHOP_TIME):%y%m%d}-{number:06d}"
+
+    # The contact row is the dedup claim: a concurrent copy waits here, then finds it taken.
+    claimed = await conn.fetchval(
+        """INSERT INTO ticket_contacts (source, external_id, ticket_id, is_follow_up, channel,
+                                        subject, body, message_id, occurred_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT DO NOTHING RETURNING true""",
+        contact.source,
+        contact.external_id,
+        ticket_id,
+        isinstance(decision, AttachFollowUp),
+        contact.channel.value,
+        contact.subject,
+        contact.text,
+        msg.envelope.message_id,
+        contact.occurred_at,
+    )
+    if not claimed:
+        return Outcome("duplicate_contact")
+
+    if isinstance(decision, OpenNewTicket):
+        await _open(tx, msg, ticket_id, decision, now)
+        return Outcome("created", ticket_id)
+    await _attach(tx, msg, decision, now)
+    return Outcome("follow_up", ticket_id)
+
+
+async def _open_ticket_for_order(conn: Connection, order_id: str) -> OpenTicket | None:
+    row = await conn.fetchrow(
+        """SELECT id, owner_role, owner_agent_id, first_handler_id, first_handler_role
+           FROM tickets WHERE order_id = $1 AND status <> 'closed'""",
+        order_id,
+    )
+    if row is None:
+        return None
+    return OpenTicket(
+        id=row["id"],
+        owner_role=Role(row["owner_role"]),
+        owner_agent_id=row["owner_agent_id"],
+        first_handler_id=row["first_handler_id"],
+        first_handler_role=Role(row["first_handler_role"]) if row["first_handler_role"] else None,
+    )
+
+
+async def _open(
+    tx: Transaction,
+    msg: Incoming[SubmitTicket],
+    ticket_id: str,
+    decision: OpenNewTicket,
+    now: datetime,
+) -> None:
+    contact, order = msg.payload, msg.payload.order
+    await tx.conn.execute(
+        """INSERT INTO tickets (id, kind, status, channel, priority, source, external_id,
+                               customer_id, customer, order_id, order_data, subject, body,
+                               attachments, owner_role, opened_at)
+           VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
+        ticket_id,
+        decision.kind.value,
+        contact.channel.value,
+        contact.priority.value,
+        contact.source,
+        contact.external_id,
+        contact.customer.id,
+        contact.customer.model_dump(mode="json"),
+        order.id if order else None,
+        order.model_dump(mode="json") if order else None,
+        contact.subject,
+        contact.text,
+        [a.model_dump(mode="json") for a in contact.attachments],
+        decision.role.value,
+        contact.occurred_at,
+    )
+    await append_history(
+        tx.conn,
+        ticket_id=ticket_id,
+        at=now,
+        actor_id=ACTOR_ID,
+        actor_name=ACTOR_NAME,
+        action="opened",
+        message_id=msg.envelope.message_id,
+        detail={
+            "kind": decision.kind.value,
+            "routed_to": decision.role.value,
+            "source": contact.source,
+            "external_id": contact.external_id,
+        },
+        reason="classified from the contact",
+    )
+    tx.emit(
+        decision.role.value,
+        TicketRouted(
+            ticket_id=ticket_id,
+            kind=decision.kind,
+            role=decision.role,
+            priority=contact.priority,
+            subject=contact.subject,
+            customer_id=contact.customer.id,
+            order_id=order.id if order else None,
+            routed_at=now,
+        ),
+        ticket_id=ticket_id,
+    )
+
+
+async def _attach(
+    tx: Transaction, msg: Incoming[SubmitTicket], decision: AttachFollowUp, now: datetime
+) -> None:
+    contact = msg.payload
+    await tx.conn.execute(
+        "UPDATE tickets SET updated_at = $2 WHERE id = $1", decision.ticket_id, now
+    )
+    await append_history(
+        tx.conn,
+        ticket_id=decision.ticket_id,
+        at=now,
+        actor_id=ACTOR_ID,
+        actor_name=ACTOR_NAME,
+        action="follow_up_attached",
+        message_id=msg.envelope.message_id,
+        detail={
+            "source": contact.source,
+            "external_id": contact.external_id,
+            "routed_to": decision.role.value,
+            "agent_id": decision.agent_id,
+        },
+        reason="the customer already has an unfinished ticket for this order",
+    )
+    tx.emit(
+        decision.role.value,
+        FollowUpAttached(
+            ticket_id=decision.ticket_id,
+            source=contact.source,
+            external_id=contact.external_id,
+            channel=contact.channel,
+            subject=contact.subject,
+            text=contact.text,
+            role=decision.role,
+            agent_id=decision.agent_id,
+            attached_at=now,
+        ),
+        ticket_id=decision.ticket_id,
+    )

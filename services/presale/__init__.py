@@ -1,0 +1,1 @@
+"""Pre-sale (售前): inquiries and unpaid-order reminders (SPEC §6)."""

@@ -1,0 +1,6 @@
+from __future__ import annotations
+
+from shared.bootstrap import Service
+from shared.desk import desk_handlers
+
+SERVICE = Service(name="presale", handlers=desk_handlers("presale"))

@@ -1,0 +1,1 @@
+"""ticketq's common code: messaging, database, models, configuration, logging."""

@@ -1,0 +1,94 @@
+"""Wires one worker process: settings, logging, pool, broker, topology, runtime and relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+
+from shared import messaging
+from shared.config import Settings, get_settings
+from shared.db import Pool, create_pool
+from shared.logging import configure_logging
+from shared.outbox import OutboxRelay
+from shared.runtime import Handler, Worker
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A worker: the queue it consumes and a handler per message type it accepts."""
+
+    name: str
+    handlers: Mapping[str, Handler]
+
+    @property
+    def queue(self) -> str:
+        return self.name
+
+
+@dataclass
+class RunningService:
+    service: Service
+    pool: Pool
+    connection: AbstractRobustConnection
+    worker: Worker
+    relay: OutboxRelay
+    relay_task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Stop consuming, finish what is in hand, publish what it committed, close."""
+        await self.worker.stop()
+        self.relay_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.relay_task
+        with contextlib.suppress(Exception):  # whatever is left, any relay publishes later
+            while await self.relay.publish_batch():
+                pass
+        await self.connection.close()
+        await self.pool.close()
+        log.info("service_stopped")
+
+
+async def start_service(service: Service, settings: Settings) -> RunningService:
+    pool = await create_pool(settings)
+    connection = await messaging.connect(settings, name=service.name)
+    setup = await connection.channel()
+    await messaging.declare_topology(setup, settings)
+    await setup.close()
+    relay = OutboxRelay(
+        pool=pool, channel=await connection.channel(on_return_raises=True), settings=settings
+    )
+    worker = Worker(
+        service=service.name,
+        queue=service.queue,
+        handlers=service.handlers,
+        settings=settings,
+        pool=pool,
+        channel=await connection.channel(on_return_raises=True),
+        on_commit=relay.notify,
+    )
+    relay_task = asyncio.create_task(relay.run(), name=f"{service.name}-outbox-relay")
+    await worker.start()
+    log.info("service_started")
+    return RunningService(service, pool, connection, worker, relay, relay_task)
+
+
+async def run_service(service: Service, settings: Settings | None = None) -> None:
+    """Run until SIGTERM/SIGINT."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, service=service.name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    running = await start_service(service, settings)
+    await stop.wait()
+    log.info("service_stopping")
+    await running.stop()

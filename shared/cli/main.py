@@ -1,0 +1,57 @@
+"""`ticketq`: run workers, migrate the database, publish tickets, run the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.config import get_settings
+from shared.messaging import QUEUES
+
+app = typer.Typer(
+    help="ticketq: a shop's customer-service department over RabbitMQ.", no_args_is_help=True
+)
+db_app = typer.Typer(help="The PostgreSQL schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+def worker(name: Annotated[str, typer.Argument(help=f"One of: {', '.join(QUEUES)}")]) -> None:
+    """Run one worker until SIGTERM."""
+    if name not in QUEUES:
+        raise typer.BadParameter(f"unknown worker {name!r}; one of {', '.join(QUEUES)}")
+    from shared.bootstrap import run_service
+
+    service = importlib.import_module(f"services.{name}.service").SERVICE
+    asyncio.run(run_service(service))
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the migrations not applied yet."""
+    from shared.db import migrate
+
+    applied = asyncio.run(migrate(get_settings().database_url))
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "up to date")
+
+
+@app.command()
+def publish(
+    path: Annotated[Path, typer.Argument(help="JSON file: one envelope or a list of them")],
+) -> None:
+    """Publish envelopes exactly as they are in a file (upstream systems' test tool)."""
+    from shared.client import publish_raw
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    bodies = data if isinstance(data, list) else [data]
+    asyncio.run(publish_raw(get_settings().amqp_url, bodies))
+    typer.echo(f"published {len(bodies)}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,39 @@
+"""Settings for every process, from `TICKETQ_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TICKETQ_", frozen=True)
+
+    amqp_url: str = Field(
+        "amqp://ticketq:ticketq@127.0.0.1:5672/ticketq", description="RabbitMQ connection URL"
+    )
+    database_url: str = Field(
+        "postgresql://ticketq:ticketq@127.0.0.1:5432/ticketq",
+        description="PostgreSQL connection URL (the system of record)",
+    )
+    prefetch: int = Field(100, ge=1, description="Unacked deliveries per consumer")
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
+    retry_attempts: int = Field(5, ge=1, description="Tries for a transient failure")
+    retry_max_wait: float = Field(2.0, gt=0, description="Longest backoff between tries, s")
+    delivery_limit: int = Field(
+        20, ge=2, description="Deliveries after which the broker dead-letters a message"
+    )
+    queue_max_length: int = Field(
+        1_000_000, ge=1, description="Queue bound; needed for at-least-once dead-lettering"
+    )
+    relay_batch: int = Field(200, ge=1, description="Outbox rows published per relay round")
+    relay_idle_poll: float = Field(0.5, gt=0, description="Relay poll interval when idle, s")
+    inbox_retention_days: int = Field(14, ge=1, description="How long message ids are kept")
+    log_level: str = Field("info", description="debug, info, warning or error")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

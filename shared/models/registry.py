@@ -1,0 +1,51 @@
+"""Every message type the system knows: name, version, contract and the queues that take it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.models.base import Contract
+from shared.models.tickets import FollowUpAttached, SubmitTicket, TicketRouted
+
+
+@dataclass(frozen=True)
+class MessageType:
+    name: str
+    version: int
+    model: type[Contract]
+    queues: tuple[str, ...]
+    summary: str
+
+
+MESSAGE_TYPES: dict[str, MessageType] = {
+    t.name: t
+    for t in (
+        MessageType(
+            "ticket.submit",
+            1,
+            SubmitTicket,
+            ("intake",),
+            "An upstream system submits a customer contact",
+        ),
+        MessageType(
+            "ticket.routed",
+            1,
+            TicketRouted,
+            ("presale", "aftersales"),
+            "Intake routed a new ticket to a role's queue",
+        ),
+        MessageType(
+            "ticket.follow_up_attached",
+            1,
+            FollowUpAttached,
+            ("presale", "aftersales"),
+            "A follow-up contact was attached to an unfinished ticket",
+        ),
+    )
+}
+
+_BY_MODEL = {t.model: t for t in MESSAGE_TYPES.values()}
+
+
+def message_type_of(model: type[Contract]) -> MessageType:
+    return _BY_MODEL[model]

@@ -1,0 +1,293 @@
+"""The one consumer runtime every worker uses.
+
+For each delivery: decode and validate (invalid → dead-letter at once with the reason);
+then, in one PostgreSQL transaction, record the message id in the inbox (a redelivered or
+re-published message is then a no-op), run the handler, write the outgoing messages to the
+outbox; commit; then ack. The outbox relay publishes what was committed. Transient failures
+are retried with backoff, bounded; past the bound the message is dead-lettered with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from shared import messaging
+from shared.config import Settings
+from shared.db import Connection, Pool
+from shared.failpoints import failpoint
+from shared.models import MESSAGE_TYPES, Contract, Envelope
+
+log = structlog.get_logger(__name__)
+
+P = TypeVar("P", bound=Contract)
+
+# Failures worth another try: the database or network hiccupped, or a concurrent
+# transaction won a race (serialization, deadlock, a unique key taken meanwhile).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.UniqueViolationError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+class InvalidMessage(Exception):
+    """The message can never be handled: dead-letter it at once."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.reason = reason
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Incoming(Generic[P]):
+    envelope: Envelope
+    payload: P
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler did, for the log line and metrics: e.g. `created`, `follow_up`."""
+
+    label: str
+    ticket_id: str | None = None
+
+
+@dataclass
+class Transaction:
+    """A handler's unit of work: its connection, inside the transaction, and its outbox."""
+
+    conn: Connection
+    service: str
+    cause: Envelope
+    outbox: list[tuple[str, Envelope]] = field(default_factory=list)
+
+    def emit(self, queue: str, payload: Contract, *, ticket_id: str | None) -> Envelope:
+        """Queue a message for `queue`; it is published only if the transaction commits."""
+        envelope = Envelope.wrap(
+            payload,
+            producer=self.service,
+            correlation_id=ticket_id,
+            causation_id=self.cause.message_id,
+        )
+        self.outbox.append((queue, envelope))
+        return envelope
+
+
+Handler = Callable[[Transaction, Incoming[Any]], Awaitable[Outcome]]
+
+
+def decode(body: bytes, accepted: Mapping[str, Handler]) -> tuple[Envelope, Contract]:
+    """Envelope and typed payload, or InvalidMessage saying exactly what is wrong."""
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidMessage("malformed_json", str(exc)) from exc
+    try:
+        envelope = Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidMessage("invalid_contract", _errors(exc)) from exc
+    kind = MESSAGE_TYPES.get(envelope.type)
+    if kind is None or envelope.type not in accepted:
+        raise InvalidMessage(
+            "unknown_type", f"this queue takes no message of type {envelope.type!r}"
+        )
+    if envelope.schema_version != kind.version:
+        raise InvalidMessage(
+            "unsupported_version",
+            f"{envelope.type} v{envelope.schema_version}; this service reads v{kind.version}",
+        )
+    try:
+        return envelope, kind.model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise InvalidMessage("invalid_contract", _errors(exc, at="payload")) from exc
+
+
+def _errors(exc: ValidationError, *, at: str = "") -> str:
+    # Field locations and messages only: pydantic's default text echoes the input values.
+    return "; ".join(
+        f"{'.'.join(map(str, (at, *e['loc']) if at else e['loc'])) or '(root)'}: {e['msg']}"
+        for e in exc.errors()
+    )
+
+
+async def write_outbox(conn: Connection, outbox: list[tuple[str, Envelope]]) -> None:
+    if not outbox:
+        return
+    await conn.executemany(
+        """INSERT INTO outbox (message_id, exchange, routing_key, type, ticket_id, body)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        [
+            (
+                e.message_id,
+                messaging.EXCHANGE,
+                queue,
+                e.type,
+                e.correlation_id,
+                e.model_dump_json().encode(),
+            )
+            for queue, e in outbox
+        ],
+    )
+
+
+class Worker:
+    """Consumes one queue with the runtime above."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        queue: str,
+        handlers: Mapping[str, Handler],
+        settings: Settings,
+        pool: Pool,
+        channel: AbstractChannel,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.service = service
+        self.queue_name = queue
+        self.handlers = handlers
+        self.settings = settings
+        self.pool = pool
+        self.channel = channel
+        self.on_commit = on_commit  # wakes the outbox relay
+        self._queue: AbstractQueue | None = None
+        self._dlx: AbstractExchange | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.channel.set_qos(prefetch_count=self.settings.prefetch)
+        self._dlx = await self.channel.get_exchange(messaging.DEAD_LETTER_EXCHANGE)
+        self._queue = await self.channel.get_queue(self.queue_name)
+        self._consumer_tag = await self._queue.consume(self.on_message)
+        log.info("consuming", queue=self.queue_name, prefetch=self.settings.prefetch)
+
+    async def stop(self) -> None:
+        """Stop taking deliveries and let those in hand finish (their acks still go out)."""
+        if self._queue is not None and self._consumer_tag is not None:
+            await self._queue.cancel(self._consumer_tag)
+            self._consumer_tag = None
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=30)
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._on_message(message)
+        except Exception:
+            # The broker or the channel went away mid-way: leave the message unacked;
+            # it is redelivered and the inbox makes the second pass a no-op.
+            log.exception("delivery_failed", message_id=message.message_id)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
+        attempt = int((message.headers or {}).get(messaging.ATTEMPT, 1))  # type: ignore[arg-type]
+        with structlog.contextvars.bound_contextvars(
+            message_id=message.message_id, type=message.type, ticket_id=message.correlation_id
+        ):
+            try:
+                envelope, payload = decode(message.body, self.handlers)
+            except InvalidMessage as exc:
+                await self._dead_letter(message, exc.reason, exc.error, attempt)
+                self._log(started, "dead_lettered", reason=exc.reason)
+                return
+            tries = 0
+            try:
+                async for retry in AsyncRetrying(
+                    stop=stop_after_attempt(self.settings.retry_attempts),
+                    wait=wait_exponential_jitter(multiplier=0.05, max=self.settings.retry_max_wait),
+                    retry=retry_if_exception(is_transient),
+                    reraise=True,
+                ):
+                    with retry:
+                        tries += 1
+                        outcome = await self._handle(envelope, payload)
+            except Exception as exc:
+                reason = "retries_exhausted" if is_transient(exc) else "handler_error"
+                log.warning("handling_failed", reason=reason, tries=tries, exc_info=True)
+                await self._dead_letter(message, reason, f"{type(exc).__name__}: {exc}", attempt)
+                self._log(started, "dead_lettered", reason=reason, tries=tries)
+                return
+            failpoint("after_commit")
+            await message.ack()
+            self._log(started, outcome.label, ticket_id=outcome.ticket_id, tries=tries)
+
+    async def _handle(self, envelope: Envelope, payload: Contract) -> Outcome:
+        async with self.pool.acquire() as conn, conn.transaction():
+            first_time = await conn.fetchval(
+                """INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)
+                   ON CONFLICT DO NOTHING RETURNING true""",
+                self.queue_name,
+                envelope.message_id,
+            )
+            if not first_time:
+                return Outcome("duplicate_message", envelope.correlation_id)
+            tx = Transaction(conn=conn, service=self.service, cause=envelope)
+            outcome = await self.handlers[envelope.type](tx, Incoming(envelope, payload))
+            await write_outbox(conn, tx.outbox)
+            failpoint("before_commit")
+        if tx.outbox:
+            self.on_commit()
+        return outcome
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, error: str, attempt: int
+    ) -> None:
+        """Publish a copy with the reason to the dead-letter queue (confirmed), then ack."""
+        assert self._dlx is not None
+        headers = {
+            **(message.headers or {}),
+            **messaging.dead_letter_headers(
+                reason=reason,
+                error=error,
+                queue=self.queue_name,
+                attempts=attempt,
+                service=self.service,
+            ),
+        }
+        copy = messaging.copy_message(message, headers=headers)
+        await self._dlx.publish(copy, routing_key=self.queue_name)
+        await message.ack()
+
+    def _log(self, started: float, outcome: str, **fields: Any) -> None:
+        log.info(
+            "message_handled",
+            queue=self.queue_name,
+            outcome=outcome,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            **fields,
+        )
