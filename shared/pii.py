@@ -71,7 +71,7 @@ def mask(obj: Any, *, by_key: bool = True) -> Any:
 def _mask_item(key: object, value: Any, by_key: bool) -> Any:
     if key == "exception":
         return mask(value, by_key=False)
-    if by_key and isinstance(key, str) and key.lower() in PII_KEYS and value is not None:
-        if not isinstance(value, Mapping | list | tuple):
-            return mask_value(value)
+    scalar = value is not None and not isinstance(value, Mapping | list | tuple)
+    if by_key and scalar and isinstance(key, str) and key.lower() in PII_KEYS:
+        return mask_value(value)
     return mask(value, by_key=by_key)

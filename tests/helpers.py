@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from shared.bootstrap import Service, start_service
@@ -135,3 +137,98 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+# --- Worker processes configured from every setting, their logs, and logs in-process ---
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Every setting as the `TICKETQ_*` variable a worker process reads it from."""
+    return {f"TICKETQ_{key.upper()}": str(value) for key, value in settings.model_dump().items()}
+
+
+class ConfiguredWorkerProcess(WorkerProcess):
+    """A `WorkerProcess` that gets *every* field of `settings` (delivery limit, log level, ...).
+
+    `WorkerProcess` passes only the URLs, so a worker declaring the topology with another
+    delivery limit than the test's would be refused by the broker (queue arguments differ).
+    """
+
+    def __init__(
+        self, name: str, settings: Settings, *, failpoints: str = "", log_path: Path
+    ) -> None:
+        env = {**os.environ, **settings_env(settings), "TICKETQ_FAILPOINTS": failpoints}
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli.main", "worker", name],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def lines(self) -> list[dict[str, Any]]:
+        """The log as JSON objects; fails on a line that is not JSON."""
+        return json_lines(self.log())
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            decoded = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise AssertionError(f"log line {number} is not JSON: {line[:300]!r}") from exc
+        assert isinstance(decoded, dict), f"log line {number} is not an object: {line[:300]!r}"
+        lines.append(decoded)
+    return lines
+
+
+def handled(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runtime's one line per delivery."""
+    return [line for line in lines if line.get("event") == "message_handled"]
+
+
+class WorkerProcesses:
+    """Starts worker processes with their logs under `log_dir`; `close` stops all still alive."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[ConfiguredWorkerProcess] = []
+
+    def start(
+        self, name: str, settings: Settings, *, failpoints: str = ""
+    ) -> ConfiguredWorkerProcess:
+        log_path = self.log_dir / f"{name}-{len(self.started) + 1}.log"
+        worker = ConfiguredWorkerProcess(name, settings, failpoints=failpoints, log_path=log_path)
+        self.started.append(worker)
+        return worker
+
+    async def close(self) -> None:
+        for worker in self.started:
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGTERM)
+        for worker in self.started:
+            try:
+                await worker.stop()
+            except AssertionError:
+                worker.proc.kill()
+                worker.proc.wait()
+                worker._log.close()
+
+
+@asynccontextmanager
+async def captured_logs(level: str = "debug") -> AsyncIterator[list[MutableMapping[str, Any]]]:
+    """The event dicts this process logs meanwhile (context variables merged), at `level`."""
+    previous = structlog.get_config()
+    captured = structlog.testing.LogCapture()
+    structlog.configure(
+        processors=[structlog.contextvars.merge_contextvars, captured],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+    )
+    try:
+        yield captured.entries
+    finally:
+        structlog.configure(**previous)

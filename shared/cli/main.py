@@ -10,14 +10,19 @@ from typing import Annotated
 
 import typer
 
+from shared.cli.dlq import dlq_app
 from shared.config import get_settings
 from shared.messaging import QUEUES
 
+# No locals in tracebacks: they would print personal data (SPEC §10).
 app = typer.Typer(
-    help="ticketq: a shop's customer-service department over RabbitMQ.", no_args_is_help=True
+    pretty_exceptions_show_locals=False,
+    help="ticketq: a shop's customer-service department over RabbitMQ.",
+    no_args_is_help=True,
 )
 db_app = typer.Typer(help="The PostgreSQL schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(dlq_app, name="dlq")
 
 
 @app.command()
@@ -51,6 +56,27 @@ def publish(
     bodies = data if isinstance(data, list) else [data]
     asyncio.run(publish_raw(get_settings().amqp_url, bodies))
     typer.echo(f"published {len(bodies)}")
+
+
+@app.command()
+def demo(
+    keep_running: Annotated[
+        bool, typer.Option(help="Leave the five workers running after the demo")
+    ] = False,
+    log_dir: Annotated[Path, typer.Option(help="Where the workers' logs go")] = Path(".local/demo"),
+) -> None:
+    """Run the whole system locally on a sample of realistic contacts and show the outcome."""
+    from shared.demo import render, run_demo
+    from shared.logging import configure_logging
+
+    configure_logging("warning")
+    settings = get_settings()
+    typer.echo(
+        f"broker {settings.amqp_url.split('@')[-1]}, database "
+        f"{settings.database_url.split('@')[-1]}; worker logs in {log_dir}/"
+    )
+    outcomes = asyncio.run(run_demo(settings, log_dir=log_dir, keep_running=keep_running))
+    typer.echo(render(outcomes))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,174 @@
+"""Intake throughput and publish-to-routed latency, with 1 and 2 intake replicas.
+
+    python -m bench.intake [-n 10000] [--replicas 1 2]
+
+Uses a database and (when TICKETQ_RABBITMQCTL is set, as `make` sets it) a vhost of its own,
+both made afresh for each run. Prints tickets/s and latency p50/p95/p99 per replica count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import asyncpg
+
+from shared import messaging
+from shared.client import TicketPublisher
+from shared.config import Settings
+from shared.db import migrate
+from shared.models.tickets import Channel, Customer, Order, SubmitTicket
+
+BATCH = 500
+
+
+def _with_path(url: str, path: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + path))
+
+
+def _rabbitmqctl(*args: str) -> None:
+    ctl = os.environ["TICKETQ_RABBITMQCTL"]
+    subprocess.run([*shlex.split(ctl), *args], check=True, capture_output=True)
+
+
+def bench_vhost(base: Settings, tag: str) -> str:
+    """A vhost of the run's own when rabbitmqctl is at hand, else the configured one."""
+    if not os.environ.get("TICKETQ_RABBITMQCTL"):
+        return base.amqp_url
+    vhost = f"ticketq-bench-{tag}"
+    user = urlsplit(base.amqp_url).username or "guest"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    return _with_path(base.amqp_url, vhost)
+
+
+async def fresh_database(base: Settings, tag: str) -> str:
+    db = f"ticketq_bench_{tag}"
+    admin = await asyncpg.connect(base.database_url)
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    await admin.close()
+    url = _with_path(base.database_url, db)
+    await migrate(url)
+    return url
+
+
+def tickets(n: int, tag: str) -> list[SubmitTicket]:
+    now = datetime.now(UTC)
+    kinds = ["这款有货吗?", "快递还没到,物流不更新", "收到的杯子破损了", "我要退货"]
+    return [
+        SubmitTicket(
+            source="bench",
+            external_id=f"{tag}-{i}",
+            channel=Channel.WANGWANG,
+            customer=Customer(id=f"c-{i}", nick=f"nick{i}"),
+            order=None
+            if i % 4 == 0
+            else Order(
+                id=f"{tag}-o-{i}", amount="59.00", paid_at=now, shipped_at=now if i % 2 else None
+            ),
+            subject=kinds[i % 4],
+            occurred_at=now,
+        )
+        for i in range(n)
+    ]
+
+
+async def run(base: Settings, amqp_url: str, tag: str, n: int, replicas: int) -> dict[str, float]:
+    settings = base.model_copy(
+        update={"amqp_url": amqp_url, "database_url": await fresh_database(base, tag)}
+    )
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    channel = await connection.channel()
+    await messaging.declare_topology(channel, settings)
+    env = {
+        **os.environ,
+        "TICKETQ_AMQP_URL": settings.amqp_url,
+        "TICKETQ_DATABASE_URL": settings.database_url,
+        "TICKETQ_LOG_LEVEL": "warning",
+    }
+    workers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shared.cli.main", "worker", "intake", env=env
+        )
+        for _ in range(replicas)
+    ]
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    done = asyncio.Event()
+    last_routed = 0.0
+
+    async def on_routed(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal last_routed
+        cause = json.loads(message.body)["causation_id"]
+        last_routed = time.perf_counter()
+        latencies.append(last_routed - sent_at[cause])
+        await message.ack()
+        if len(latencies) >= n:
+            done.set()
+
+    try:
+        while (await messaging.queue_stats(channel, "intake"))[1] < replicas:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # polling the broker: there is no event to wait on
+        reader = await connection.channel()
+        await reader.set_qos(prefetch_count=1000)
+        for queue in ("presale", "aftersales"):
+            await (await reader.get_queue(queue)).consume(on_routed)
+        batch = tickets(n, tag)
+        started = time.perf_counter()
+        async with TicketPublisher(settings.amqp_url, producer="bench") as publisher:
+            for i in range(0, n, BATCH):
+                chunk = batch[i : i + BATCH]
+                now = time.perf_counter()
+                for message_id in await publisher.publish_many(chunk):
+                    sent_at[message_id] = now
+        await asyncio.wait_for(done.wait(), timeout=600)
+    finally:
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            await proc.wait()
+        await connection.close()
+        admin = await asyncpg.connect(base.database_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "ticketq_bench_{tag}" WITH (FORCE)')
+        await admin.close()
+    quantiles = statistics.quantiles(latencies, n=100)
+    return {
+        "tickets_per_s": n / (last_routed - started),
+        "p50_ms": quantiles[49] * 1000,
+        "p95_ms": quantiles[94] * 1000,
+        "p99_ms": quantiles[98] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=10_000, help="tickets per run")
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    base = Settings()
+    print(f"intake benchmark: {args.n} tickets, {os.cpu_count()} cores")
+    print(f"{'replicas':>8} {'tickets/s':>10} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}")
+    for replicas in args.replicas:
+        tag = f"r{replicas}_{int(time.time())}"
+        amqp_url = bench_vhost(base, tag)
+        r = asyncio.run(run(base, amqp_url, tag, args.n, replicas))
+        if amqp_url != base.amqp_url:
+            _rabbitmqctl("delete_vhost", f"ticketq-bench-{tag}")
+        print(
+            f"{replicas:>8} {r['tickets_per_s']:>10.0f} {r['p50_ms']:>9.1f} "
+            f"{r['p95_ms']:>9.1f} {r['p99_ms']:>9.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
