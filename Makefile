@@ -103,7 +103,7 @@ contracts: venv ## regenerate the message contracts
 
 lock: | $(BIN)/python ## re-resolve requirements.lock from pyproject.toml
 	@test -x $(BIN)/uv || $(PIP) install -q uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements.lock
 
 clean: ## remove caches and build leftovers (keeps .venv and server data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info bench/out bench/results
