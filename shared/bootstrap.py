@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from shared import messaging
 from shared.config import Settings, get_settings
 from shared.db import Pool, create_pool
 from shared.logging import configure_logging
+from shared.observability import Readiness, sample_forever, serve
 from shared.outbox import OutboxRelay
 from shared.runtime import Handler, Worker
 
@@ -40,14 +42,24 @@ class RunningService:
     connection: AbstractRobustConnection
     worker: Worker
     relay: OutboxRelay
-    relay_task: asyncio.Task[None]
+    readiness: Readiness
+    tasks: list[asyncio.Task[None]]
+    http: ThreadingWSGIServer | None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.http.server_port if self.http else None
 
     async def stop(self) -> None:
         """Stop consuming, finish what is in hand, publish what it committed, close."""
         await self.worker.stop()
-        self.relay_task.cancel()
+        for task in self.tasks:
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await self.relay_task
+            await asyncio.gather(*self.tasks)
+        if self.http is not None:
+            self.http.shutdown()
+            self.http.server_close()
         with contextlib.suppress(Exception):  # whatever is left, any relay publishes later
             while await self.relay.publish_batch():
                 pass
@@ -74,10 +86,26 @@ async def start_service(service: Service, settings: Settings) -> RunningService:
         channel=await connection.channel(on_return_raises=True),
         on_commit=relay.notify,
     )
-    relay_task = asyncio.create_task(relay.run(), name=f"{service.name}-outbox-relay")
+    readiness = Readiness()
+    http = None
+    if settings.metrics_port is not None:
+        http = serve(readiness, settings.metrics_host, settings.metrics_port)
     await worker.start()
-    log.info("service_started")
-    return RunningService(service, pool, connection, worker, relay, relay_task)
+    tasks = [
+        asyncio.create_task(relay.run(), name=f"{service.name}-outbox-relay"),
+        asyncio.create_task(
+            sample_forever(
+                readiness,
+                connection=connection,
+                pool=pool,
+                queue=service.queue,
+                is_consuming=lambda: worker.is_consuming,
+            ),
+            name=f"{service.name}-sampler",
+        ),
+    ]
+    log.info("service_started", metrics_port=http.server_port if http else None)
+    return RunningService(service, pool, connection, worker, relay, readiness, tasks, http)
 
 
 async def run_service(service: Service, settings: Settings | None = None) -> None:

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     relay_idle_poll: float = Field(0.5, gt=0, description="Relay poll interval when idle, s")
     inbox_retention_days: int = Field(14, ge=1, description="How long message ids are kept")
     log_level: str = Field("info", description="debug, info, warning or error")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz; 0 picks one"
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
 
 
 @lru_cache

@@ -32,6 +32,7 @@ from shared.config import Settings
 from shared.db import Connection, Pool
 from shared.failpoints import failpoint
 from shared.models import MESSAGE_TYPES, Contract, Envelope
+from shared.observability import record_handled
 
 log = structlog.get_logger(__name__)
 
@@ -223,7 +224,7 @@ class Worker:
                 envelope, payload = decode(message.body, self.handlers)
             except InvalidMessage as exc:
                 await self._dead_letter(message, exc.reason, exc.error, attempt)
-                self._log(started, "dead_lettered", reason=exc.reason)
+                self._record(started, "invalid", "dead_lettered", reason=exc.reason)
                 return
             tries = 0
             try:
@@ -240,11 +241,13 @@ class Worker:
                 reason = "retries_exhausted" if is_transient(exc) else "handler_error"
                 log.warning("handling_failed", reason=reason, tries=tries, exc_info=True)
                 await self._dead_letter(message, reason, f"{type(exc).__name__}: {exc}", attempt)
-                self._log(started, "dead_lettered", reason=reason, tries=tries)
+                self._record(started, envelope.type, "dead_lettered", reason=reason, tries=tries)
                 return
             failpoint("after_commit")
             await message.ack()
-            self._log(started, outcome.label, ticket_id=outcome.ticket_id, tries=tries)
+            self._record(
+                started, envelope.type, outcome.label, ticket_id=outcome.ticket_id, tries=tries
+            )
 
     async def _handle(self, envelope: Envelope, payload: Contract) -> Outcome:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -283,11 +286,29 @@ class Worker:
         await self._dlx.publish(copy, routing_key=self.queue_name)
         await message.ack()
 
-    def _log(self, started: float, outcome: str, **fields: Any) -> None:
+    @property
+    def is_consuming(self) -> bool:
+        return self._consumer_tag is not None
+
+    def _record(
+        self,
+        started: float,
+        message_type: str,
+        outcome: str,
+        *,
+        tries: int = 1,
+        reason: str | None = None,
+        ticket_id: str | None = None,
+    ) -> None:
+        """The one log line and the metrics of a handled message."""
+        seconds = time.perf_counter() - started
+        record_handled(self.queue_name, message_type, outcome, seconds, tries, reason)
         log.info(
             "message_handled",
             queue=self.queue_name,
             outcome=outcome,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            **fields,
+            duration_ms=round(seconds * 1000, 2),
+            tries=tries,
+            reason=reason,
+            ticket_id=ticket_id,
         )
