@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
@@ -15,6 +16,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from shared import messaging
 from shared.config import Settings, get_settings
 from shared.db import Pool, create_pool
+from shared.domain.roster import Clock, clock_from_env
 from shared.logging import configure_logging
 from shared.observability import Readiness, sample_forever, serve
 from shared.outbox import OutboxRelay
@@ -23,12 +25,17 @@ from shared.runtime import Handler, Worker
 log = structlog.get_logger(__name__)
 
 
+Background = Callable[[Pool, Clock], Coroutine[Any, Any, None]]
+
+
 @dataclass(frozen=True)
 class Service:
-    """A worker: the queue it consumes and a handler per message type it accepts."""
+    """A worker: the queue it consumes, a handler per message type it accepts, and any
+    background loops it runs beside them (e.g. assigning tickets that waited)."""
 
     name: str
     handlers: Mapping[str, Handler]
+    background: tuple[Background, ...] = ()
 
     @property
     def queue(self) -> str:
@@ -68,7 +75,10 @@ class RunningService:
         log.info("service_stopped")
 
 
-async def start_service(service: Service, settings: Settings) -> RunningService:
+async def start_service(
+    service: Service, settings: Settings, *, clock: Clock | None = None
+) -> RunningService:
+    clock = clock or clock_from_env()
     pool = await create_pool(settings)
     connection = await messaging.connect(settings, name=service.name)
     setup = await connection.channel()
@@ -85,6 +95,7 @@ async def start_service(service: Service, settings: Settings) -> RunningService:
         pool=pool,
         channel=await connection.channel(on_return_raises=True),
         on_commit=relay.notify,
+        clock=clock,
     )
     readiness = Readiness()
     http = None
@@ -103,6 +114,7 @@ async def start_service(service: Service, settings: Settings) -> RunningService:
             ),
             name=f"{service.name}-sampler",
         ),
+        *(asyncio.create_task(loop(pool, clock)) for loop in service.background),
     ]
     log.info("service_started", metrics_port=http.server_port if http else None)
     return RunningService(service, pool, connection, worker, relay, readiness, tasks, http)

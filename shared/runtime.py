@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -30,7 +31,9 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from shared import messaging
 from shared.config import Settings
 from shared.db import Connection, Pool
+from shared.domain.roster import Clock, SystemClock
 from shared.failpoints import failpoint
+from shared.messaging import amqp_message
 from shared.models import MESSAGE_TYPES, Contract, Envelope
 from shared.observability import record_handled
 
@@ -83,23 +86,30 @@ class Outcome:
 
 @dataclass
 class Transaction:
-    """A handler's unit of work: its connection, inside the transaction, and its outbox."""
+    """A handler's unit of work: its connection inside the transaction, the time, its outbox,
+    and the answer to send back when the message asked for one (`reply_to`)."""
 
     conn: Connection
     service: str
     cause: Envelope
+    now: datetime
     outbox: list[tuple[str, Envelope]] = field(default_factory=list)
+    reply: Contract | None = None
 
     def emit(self, queue: str, payload: Contract, *, ticket_id: str | None) -> Envelope:
         """Queue a message for `queue`; it is published only if the transaction commits."""
-        envelope = Envelope.wrap(
+        envelope = self.envelope(payload, ticket_id=ticket_id)
+        self.outbox.append((queue, envelope))
+        return envelope
+
+    def envelope(self, payload: Contract, *, ticket_id: str | None) -> Envelope:
+        return Envelope.wrap(
             payload,
             producer=self.service,
             correlation_id=ticket_id,
             causation_id=self.cause.message_id,
+            sent_at=self.now,
         )
-        self.outbox.append((queue, envelope))
-        return envelope
 
 
 Handler = Callable[[Transaction, Incoming[Any]], Awaitable[Outcome]]
@@ -172,6 +182,7 @@ class Worker:
         pool: Pool,
         channel: AbstractChannel,
         on_commit: Callable[[], None] = lambda: None,
+        clock: Clock | None = None,
     ) -> None:
         self.service = service
         self.queue_name = queue
@@ -180,6 +191,7 @@ class Worker:
         self.pool = pool
         self.channel = channel
         self.on_commit = on_commit  # wakes the outbox relay
+        self.clock = clock or SystemClock()
         self._queue: AbstractQueue | None = None
         self._dlx: AbstractExchange | None = None
         self._consumer_tag: str | None = None
@@ -236,7 +248,7 @@ class Worker:
                 ):
                     with retry:
                         tries += 1
-                        outcome = await self._handle(envelope, payload)
+                        outcome, reply = await self._handle(envelope, payload, message.reply_to)
             except Exception as exc:
                 reason = "retries_exhausted" if is_transient(exc) else "handler_error"
                 log.warning("handling_failed", reason=reason, tries=tries, exc_info=True)
@@ -244,12 +256,22 @@ class Worker:
                 self._record(started, envelope.type, "dead_lettered", reason=reason, tries=tries)
                 return
             failpoint("after_commit")
+            if reply is not None and message.reply_to:
+                # Not mandatory: an asker who gave up waiting is no reason to fail the message.
+                await self.channel.default_exchange.publish(
+                    amqp_message(Envelope.model_validate_json(reply), body=reply),
+                    routing_key=message.reply_to,
+                    mandatory=False,
+                )
             await message.ack()
             self._record(
                 started, envelope.type, outcome.label, ticket_id=outcome.ticket_id, tries=tries
             )
 
-    async def _handle(self, envelope: Envelope, payload: Contract) -> Outcome:
+    async def _handle(
+        self, envelope: Envelope, payload: Contract, reply_to: str | None
+    ) -> tuple[Outcome, bytes | None]:
+        """Inbox, handler, outbox and stored answer in one transaction: (outcome, answer)."""
         async with self.pool.acquire() as conn, conn.transaction():
             first_time = await conn.fetchval(
                 """INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)
@@ -258,14 +280,32 @@ class Worker:
                 envelope.message_id,
             )
             if not first_time:
-                return Outcome("duplicate_message", envelope.correlation_id)
-            tx = Transaction(conn=conn, service=self.service, cause=envelope)
+                # A re-sent command gets the answer the first one got.
+                earlier: bytes | None = None
+                if reply_to:
+                    earlier = await conn.fetchval(
+                        "SELECT body FROM replies WHERE consumer = $1 AND message_id = $2",
+                        self.queue_name,
+                        envelope.message_id,
+                    )
+                return Outcome("duplicate_message", envelope.correlation_id), earlier
+            tx = Transaction(conn=conn, service=self.service, cause=envelope, now=self.clock.now())
             outcome = await self.handlers[envelope.type](tx, Incoming(envelope, payload))
             await write_outbox(conn, tx.outbox)
+            answer: bytes | None = None
+            if tx.reply is not None and reply_to:
+                reply = tx.envelope(tx.reply, ticket_id=envelope.correlation_id)
+                answer = reply.model_dump_json().encode()
+                await conn.execute(
+                    "INSERT INTO replies (consumer, message_id, body) VALUES ($1, $2, $3)",
+                    self.queue_name,
+                    envelope.message_id,
+                    answer,
+                )
             failpoint("before_commit")
         if tx.outbox:
             self.on_commit()
-        return outcome
+        return outcome, answer
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, reason: str, error: str, attempt: int

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from shared.bootstrap import Service
+from shared.desk import desk_handlers
+from shared.domain.roles import Role
 
-# Handoff tasks and their results arrive with the ownership core; until then every message
-# here is dead-lettered as an unknown type rather than silently dropped.
-SERVICE = Service(name="warehouse", handlers={})
+# Handoff tasks wait here until the role's staff record their result (`ticketq result`).
+SERVICE = Service(name="warehouse", handlers=desk_handlers(Role.WAREHOUSE))

@@ -8,9 +8,11 @@ the clock; `Clock` is the seam through which services get "now".
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -180,6 +182,24 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class StartedClock:
+    """Runs at the real pace from a chosen start: demos and process tests at staffed hours."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError(f"a clock's time must be timezone-aware, got {start!r}")
+        self._start, self._t0 = start, monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=monotonic() - self._t0)
+
+
+def clock_from_env() -> Clock:
+    """`TICKETQ_CLOCK_START` (ISO time) gives a StartedClock; unset, the system clock."""
+    start = os.environ.get("TICKETQ_CLOCK_START")
+    return StartedClock(datetime.fromisoformat(start)) if start else SystemClock()
 
 
 class FixedClock:

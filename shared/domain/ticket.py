@@ -758,8 +758,14 @@ def reassign_an_existing_first_handler(
 
 
 def _not_owner(ticket: Ticket, who_may: str, rule: str) -> Rejected:
+    tracking = ""
+    if ticket.first_handler is not None and ticket.owner.agent != ticket.first_handler:
+        first = ticket.first_handler
+        tracking = f", tracked by its first handler {first.name} ({first.id})"
     return Rejected(
-        RejectionCode.NOT_OWNER, f"ticket {ticket.id} is owned by {ticket.owner}; {who_may}", rule
+        RejectionCode.NOT_OWNER,
+        f"ticket {ticket.id} is owned by {ticket.owner}{tracking}; {who_may}",
+        rule,
     )
 
 

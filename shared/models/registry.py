@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.models.base import Contract
+from shared.models.commands import CommandReply, HandoffRequested, TicketCommand, TicketReturned
 from shared.models.tickets import FollowUpAttached, SubmitTicket, TicketRouted
+
+AGENT_QUEUES = ("presale", "aftersales", "warehouse", "finance")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,34 @@ MESSAGE_TYPES: dict[str, MessageType] = {
             FollowUpAttached,
             ("presale", "aftersales"),
             "A follow-up contact was attached to an unfinished ticket",
+        ),
+        MessageType(
+            "ticket.command",
+            1,
+            TicketCommand,
+            AGENT_QUEUES,
+            "An agent's command on a ticket (request/reply: set reply_to)",
+        ),
+        MessageType(
+            "ticket.command_reply",
+            1,
+            CommandReply,
+            (),
+            "The answer to a ticket.command, sent to its reply_to queue",
+        ),
+        MessageType(
+            "handoff.requested",
+            1,
+            HandoffRequested,
+            ("aftersales", "warehouse", "finance"),
+            "Work handed to a role with a task",
+        ),
+        MessageType(
+            "ticket.returned",
+            1,
+            TicketReturned,
+            ("presale", "aftersales"),
+            "Every handoff has a result: the ticket is back with its first handler",
         ),
     )
 }

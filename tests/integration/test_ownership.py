@@ -1,0 +1,213 @@
+"""The ownership core against the real broker and database (SPEC §5, seed 000 客服流程化规范)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from services.aftersales.service import SERVICE as AFTERSALES
+from services.finance.service import SERVICE as FINANCE
+from services.intake.service import SERVICE as INTAKE
+from services.presale.service import SERVICE as PRESALE
+from services.warehouse.service import SERVICE as WAREHOUSE
+from shared.bootstrap import Service, start_service
+from shared.client import publish_ticket
+from shared.config import Settings
+from shared.db import Pool
+from shared.domain.roster import FixedClock
+from shared.messaging import EXCHANGE, amqp_message
+from shared.models import Envelope
+from shared.models.commands import (
+    ClaimArgs,
+    CloseArgs,
+    CommandArgs,
+    CommandReply,
+    HandOffArgs,
+    ReassignArgs,
+    RecordResultArgs,
+    ReplyArgs,
+    ResolveArgs,
+    TicketCommand,
+)
+from tests.helpers import contact, wait_until
+
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: day shift
+
+ROSTER = [
+    ("p1", "王芳", ["presale"], ["day"]),
+    ("a1", "李娜", ["aftersales"], ["day"]),
+    ("a2", "张伟", ["aftersales"], ["day"]),
+    ("w1", "赵仓", ["warehouse"], ["day"]),
+    ("f1", "钱财", ["finance"], ["day"]),
+    ("s1", "孙主管", ["supervisor"], ["day"]),
+]
+
+
+@pytest.fixture
+async def desk(settings: Settings, db: Pool, broker: object) -> AsyncIterator[FixedClock]:
+    await db.executemany(
+        "INSERT INTO agents (id, name, roles, shifts, online) VALUES ($1, $2, $3, $4, true)",
+        ROSTER,
+    )
+    clock = FixedClock(T0)
+    services: list[Service] = [INTAKE, PRESALE, AFTERSALES, WAREHOUSE, FINANCE]
+    running = [await start_service(s, settings, clock=clock) for s in services]
+    yield clock
+    for r in running:
+        await r.stop()
+
+
+async def ask(
+    settings: Settings, ticket_id: str, actor: str, args: CommandArgs, *, version: int | None = None
+) -> CommandReply:
+    """Send a command to the ticket's queue and wait for the answer (request/reply)."""
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        replies = await channel.declare_queue(exclusive=True, auto_delete=True)
+        envelope = Envelope.wrap(
+            TicketCommand(ticket_id=ticket_id, actor_id=actor, expected_version=version, args=args),
+            producer="test",
+            correlation_id=ticket_id,
+        )
+        message = amqp_message(envelope)
+        message.reply_to = replies.name
+        exchange = await channel.get_exchange(EXCHANGE)
+        await exchange.publish(message, routing_key="aftersales")
+        async with replies.iterator(timeout=10) as incoming:
+            async for answer in incoming:
+                await answer.ack()
+                return CommandReply.model_validate(json.loads(answer.body)["payload"])
+    raise AssertionError("no reply")
+
+
+async def ticket_row(db: Pool, ticket_id: str | None = None) -> dict[str, object]:
+    row = await db.fetchrow(
+        "SELECT * FROM tickets WHERE id = coalesce($1, id) ORDER BY id LIMIT 1", ticket_id
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def test_seed_000_flow_results_return_to_the_first_handler(
+    settings: Settings, db: Pool, desk: FixedClock, channel: AbstractChannel
+) -> None:
+    await publish_ticket(settings.amqp_url, contact("ww-1", subject="发错货了", order_id="o-1"))
+    await wait_until(lambda: _assigned(db), what="auto-assignment")
+    t = await ticket_row(db)
+    tid = str(t["id"])
+    assert (t["owner_role"], t["owner_agent_id"], t["first_handler_id"]) == (
+        "aftersales",
+        "a1",
+        "a1",
+    )
+
+    assert (await ask(settings, tid, "a1", ReplyArgs(text="您好,请上传照片"))).accepted
+    pick_up = await ask(settings, tid, "a1", HandOffArgs(role="warehouse", action="pick_up_return"))
+    refund = await ask(
+        settings, tid, "a1", HandOffArgs(role="finance", action="refund", data={"amount": "59.00"})
+    )
+    assert pick_up.accepted and refund.accepted
+
+    for stranger in (ClaimArgs(), HandOffArgs(role="finance", action="refund"), CloseArgs()):
+        refused = await ask(settings, tid, "a2", stranger)
+        assert (refused.accepted, refused.code) == (False, "not_owner")
+        assert "owned by the finance role" in refused.message
+        assert "tracked by its first handler 李娜 (a1)" in refused.message
+    warehouse_close = await ask(settings, tid, "w1", CloseArgs())
+    assert (warehouse_close.accepted, warehouse_close.code) == (False, "not_first_handler")
+
+    done = {"outcome": "done"}
+    assert (
+        await ask(
+            settings,
+            tid,
+            "w1",
+            RecordResultArgs(handoff_id=f"{tid}-H1", data={"tracking": "SF1"}, **done),
+        )
+    ).accepted
+    t = await ticket_row(db, tid)
+    assert t["owner_role"] == "finance"  # the refund is still out
+    back = await ask(
+        settings,
+        tid,
+        "f1",
+        RecordResultArgs(handoff_id=f"{tid}-H2", data={"refund_id": "R1"}, **done),
+    )
+    assert back.accepted and back.owner == "aftersales agent 李娜 (a1)"
+
+    assert (await ask(settings, tid, "a1", ResolveArgs(summary="已退款,退货已取件"))).accepted
+    assert (await ask(settings, tid, "a1", CloseArgs())).accepted
+    t = await ticket_row(db, tid)
+    assert (t["status"], t["owner_agent_id"], t["first_handler_id"]) == ("closed", "a1", "a1")
+    actions = [
+        r["action"]
+        for r in await db.fetch(
+            "SELECT action FROM ticket_history WHERE ticket_id = $1 ORDER BY id", tid
+        )
+    ]
+    assert actions == [
+        "opened",
+        "Assign",
+        "Reply",
+        "HandOff",
+        "HandOff",
+        "RecordResult",
+        "RecordResult",
+        "Resolve",
+        "Close",
+    ]
+
+
+async def test_concurrent_commands_on_one_version_one_wins(
+    settings: Settings, db: Pool, desk: FixedClock
+) -> None:
+    await publish_ticket(settings.amqp_url, contact("ww-2", subject="退货", order_id="o-2"))
+    await wait_until(lambda: _assigned(db), what="auto-assignment")
+    tid, version = (await ticket_row(db))["id"], (await ticket_row(db))["version"]
+    replies = await asyncio.gather(
+        ask(settings, str(tid), "a1", ReplyArgs(text="第一条"), version=int(str(version))),
+        ask(settings, str(tid), "a1", ReplyArgs(text="第二条"), version=int(str(version))),
+    )
+    assert sorted((r.accepted, r.code) for r in replies) == [
+        (False, "version_conflict"),
+        (True, None),
+    ]
+
+
+async def test_supervisor_reassigns_an_absent_first_handler(
+    settings: Settings, db: Pool, desk: FixedClock
+) -> None:
+    await publish_ticket(settings.amqp_url, contact("ww-3", subject="补偿", order_id="o-3"))
+    await wait_until(lambda: _assigned(db), what="auto-assignment")
+    tid = str((await ticket_row(db))["id"])
+    assert (await ask(settings, tid, "a1", HandOffArgs(role="finance", action="payout"))).accepted
+    await db.execute("UPDATE agents SET online = false WHERE id = 'a1'")  # a1 left
+    assert (
+        await ask(settings, tid, "f1", RecordResultArgs(handoff_id=f"{tid}-H1", outcome="done"))
+    ).accepted
+    assert (await ticket_row(db, tid))["owner_agent_id"] == "a1"  # the result waits for a1
+    refused = await ask(settings, tid, "a2", ReassignArgs(new_first_handler_id="a2", reason="x"))
+    assert refused.code == "not_owner"
+    moved = await ask(
+        settings, tid, "s1", ReassignArgs(new_first_handler_id="a2", reason="李娜 off for the week")
+    )
+    assert moved.accepted
+    t = await ticket_row(db, tid)
+    assert (t["first_handler_id"], t["owner_agent_id"]) == ("a2", "a2")
+    reason = await db.fetchval(
+        """SELECT reason FROM ticket_history
+           WHERE ticket_id = $1 AND action = 'ReassignFirstHandler'""",
+        tid,
+    )
+    assert reason == "李娜 off for the week"
+
+
+async def _assigned(db: Pool) -> bool:
+    return bool(await db.fetchval("SELECT count(*) FROM tickets WHERE owner_agent_id IS NOT NULL"))
