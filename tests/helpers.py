@@ -103,10 +103,17 @@ class WorkerProcess:
     """A worker as a real OS process (`ticketq worker NAME`), for crash tests and replicas."""
 
     def __init__(
-        self, name: str, settings: Settings, *, failpoints: str = "", log_path: Path
+        self,
+        name: str,
+        settings: Settings,
+        *,
+        failpoints: str = "",
+        log_path: Path,
+        env: dict[str, str] | None = None,
     ) -> None:
         env = {
             **os.environ,
+            **(env or {}),
             "TICKETQ_AMQP_URL": settings.amqp_url,
             "TICKETQ_DATABASE_URL": settings.database_url,
             "TICKETQ_RELAY_IDLE_POLL": "0.05",
@@ -117,7 +124,9 @@ class WorkerProcess:
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shared.cli.main", "worker", name],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     async def wait_exit(self, timeout: float = 30.0) -> int:
@@ -143,8 +152,12 @@ class WorkerProcess:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """Every setting as the `TICKETQ_*` variable a worker process reads it from."""
-    return {f"TICKETQ_{key.upper()}": str(value) for key, value in settings.model_dump().items()}
+    """Every setting as the `TICKETQ_*` variable a worker process reads it from (unset: None)."""
+    return {
+        f"TICKETQ_{key.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in settings.model_dump(mode="json").items()
+        if value is not None
+    }
 
 
 class ConfiguredWorkerProcess(WorkerProcess):
@@ -155,9 +168,20 @@ class ConfiguredWorkerProcess(WorkerProcess):
     """
 
     def __init__(
-        self, name: str, settings: Settings, *, failpoints: str = "", log_path: Path
+        self,
+        name: str,
+        settings: Settings,
+        *,
+        failpoints: str = "",
+        log_path: Path,
+        env: dict[str, str] | None = None,
     ) -> None:
-        env = {**os.environ, **settings_env(settings), "TICKETQ_FAILPOINTS": failpoints}
+        env = {
+            **os.environ,
+            **(env or {}),
+            **settings_env(settings),
+            "TICKETQ_FAILPOINTS": failpoints,
+        }
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -166,6 +190,12 @@ class ConfiguredWorkerProcess(WorkerProcess):
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    def alive(self) -> bool:
+        """True while it runs; an AssertionError with its log if it died."""
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited with {self.proc.returncode}; log:\n{self.log()}")
+        return True
 
     def lines(self) -> list[dict[str, Any]]:
         """The log as JSON objects; fails on a line that is not JSON."""

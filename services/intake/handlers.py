@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from services.intake.decide import AttachFollowUp, OpenNewTicket, OpenTicket, route_contact
@@ -34,7 +34,7 @@ async def submit_ticket(tx: Transaction, msg: Incoming[SubmitTicket]) -> Outcome
         )
         open_ticket = await _open_ticket_for_order(conn, contact.order.id)
 
-    now = datetime.now(UTC)
+    now = tx.now
     decision = route_contact(contact, open_ticket)
     if isinstance(decision, AttachFollowUp):
         ticket_id = decision.ticket_id

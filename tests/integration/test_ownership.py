@@ -211,3 +211,39 @@ async def test_supervisor_reassigns_an_absent_first_handler(
 
 async def _assigned(db: Pool) -> bool:
     return bool(await db.fetchval("SELECT count(*) FROM tickets WHERE owner_agent_id IS NOT NULL"))
+
+
+async def test_presale_transfer_keeps_the_presale_agent_as_first_handler(
+    settings: Settings, db: Pool, desk: FixedClock
+) -> None:
+    """§5.6, seed 000 转接售后,跟踪好订单: after-sales works it, the result comes back."""
+    await publish_ticket(settings.amqp_url, contact("ww-4", subject="这款有货吗?"))
+    await wait_until(lambda: _assigned(db), what="auto-assignment")
+    tid = str((await ticket_row(db))["id"])
+    assert (await ticket_row(db, tid))["first_handler_id"] == "p1"
+    question = HandOffArgs(role="aftersales", action="answer", data={"q": "上次买的杯子漏水"})
+    assert (await ask(settings, tid, "p1", question)).accepted
+    assert (await ask(settings, tid, "a2", ClaimArgs())).accepted  # after-sales takes the work
+    assert (await ticket_row(db, tid))["owner_agent_id"] == "a2"
+    result = RecordResultArgs(handoff_id=f"{tid}-H1", outcome="done", data={"answer": "补发配件"})
+    back = await ask(settings, tid, "a2", result)
+    assert back.owner == "presale agent 王芳 (p1)"
+    refused = await ask(settings, tid, "a2", CloseArgs())
+    assert refused.code in {"not_owner", "not_first_handler"}
+    assert (await ask(settings, tid, "p1", ResolveArgs(summary="已告知补发配件"))).accepted
+
+
+async def test_outside_staffed_hours_tickets_wait_then_are_assigned(
+    settings: Settings, db: Pool, desk: FixedClock
+) -> None:
+    desk.set(datetime(2026, 11, 23, 16, 0, tzinfo=UTC))  # 00:00 in Shanghai: closed
+    await publish_ticket(settings.amqp_url, contact("ww-5", subject="退货", order_id="o-5"))
+    await wait_until(lambda: _history_has(db, "opened"), what="the ticket reaching after-sales")
+    await asyncio.sleep(0.5)  # let after-sales handle the routed message
+    assert (await ticket_row(db))["status"] == "queued"
+    desk.set(datetime(2026, 11, 24, 1, 0, tzinfo=UTC))  # 09:00: the day shift starts
+    await wait_until(lambda: _assigned(db), timeout=15, what="the sweep assigning it")
+
+
+async def _history_has(db: Pool, action: str) -> bool:
+    return bool(await db.fetchval("SELECT count(*) FROM ticket_history WHERE action = $1", action))
