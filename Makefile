@@ -99,7 +99,7 @@ fmt: venv ## reformat and apply safe ruff fixes
 	$(BIN)/ruff check --fix .
 
 contracts: venv ## regenerate the message contracts
-	$(BIN)/ticketq contracts generate
+	$(BIN)/python -m contracts.generate
 
 lock: | $(BIN)/python ## re-resolve requirements.lock from pyproject.toml
 	@test -x $(BIN)/uv || $(PIP) install -q uv

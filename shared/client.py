@@ -23,12 +23,13 @@ from shared.models import Envelope
 from shared.models.tickets import SubmitTicket
 
 INTAKE_QUEUE = "intake"
-_CONTACT_IDS = uuid.UUID("6f1c2b7e-4d0a-5c55-9a57-2d1f7e0c9b10")
+# Published in contracts/README.md: publishers in other languages derive the same ids. Never change.
+CONTACT_ID_NAMESPACE = uuid.UUID("6f1c2b7e-4d0a-5c55-9a57-2d1f7e0c9b10")
 
 
 def contact_message_id(ticket: SubmitTicket) -> str:
     """The same contact always gets the same message id, so a re-publish is a no-op early."""
-    return str(uuid.uuid5(_CONTACT_IDS, f"{ticket.source}\x1f{ticket.external_id}"))
+    return str(uuid.uuid5(CONTACT_ID_NAMESPACE, f"{ticket.source}\x1f{ticket.external_id}"))
 
 
 class TicketPublisher:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import aio_pika
@@ -35,6 +36,37 @@ DL_QUEUE = "tq-dl-queue"
 DL_ATTEMPTS = "tq-dl-attempts"
 DL_AT = "tq-dl-at"
 DL_SERVICE = "tq-dl-service"
+
+
+class DeadLetterReason(StrEnum):
+    """Why a worker moved a message to its queue's DLQ (header `tq-dl-reason`)."""
+
+    MALFORMED_JSON = "malformed_json"
+    INVALID_CONTRACT = "invalid_contract"
+    UNKNOWN_TYPE = "unknown_type"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    HANDLER_ERROR = "handler_error"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+# The first four are the publisher's to fix: the same body would be refused again.
+DEAD_LETTER_REASONS: dict[DeadLetterReason, str] = {
+    DeadLetterReason.MALFORMED_JSON: "the body is not UTF-8 JSON",
+    DeadLetterReason.INVALID_CONTRACT: (
+        "the envelope or the payload does not match its schema (`tq-dl-error` lists the field"
+        " paths and messages, never the values)"
+    ),
+    DeadLetterReason.UNKNOWN_TYPE: "the queue takes no message of this `type`",
+    DeadLetterReason.UNSUPPORTED_VERSION: (
+        "the service reads another `schema_version` of this `type`"
+    ),
+    DeadLetterReason.HANDLER_ERROR: (
+        "the service failed on the message with an error that is not transient"
+    ),
+    DeadLetterReason.RETRIES_EXHAUSTED: (
+        "a transient error (database, broker) outlasted every retry"
+    ),
+}
 
 
 def dead_letter_queue(queue: str) -> str:

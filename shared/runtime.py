@@ -33,7 +33,7 @@ from shared.config import Settings
 from shared.db import Connection, Pool
 from shared.domain.roster import Clock, SystemClock
 from shared.failpoints import failpoint
-from shared.messaging import amqp_message
+from shared.messaging import DeadLetterReason, amqp_message
 from shared.models import MESSAGE_TYPES, Contract, Envelope
 from shared.observability import record_handled
 
@@ -64,7 +64,7 @@ def is_transient(exc: BaseException) -> bool:
 class InvalidMessage(Exception):
     """The message can never be handled: dead-letter it at once."""
 
-    def __init__(self, reason: str, error: str) -> None:
+    def __init__(self, reason: DeadLetterReason, error: str) -> None:
         super().__init__(f"{reason}: {error}")
         self.reason = reason
         self.error = error
@@ -120,25 +120,25 @@ def decode(body: bytes, accepted: Mapping[str, Handler]) -> tuple[Envelope, Cont
     try:
         raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidMessage("malformed_json", str(exc)) from exc
+        raise InvalidMessage(DeadLetterReason.MALFORMED_JSON, str(exc)) from exc
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidMessage("invalid_contract", _errors(exc)) from exc
+        raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc)) from exc
     kind = MESSAGE_TYPES.get(envelope.type)
     if kind is None or envelope.type not in accepted:
         raise InvalidMessage(
-            "unknown_type", f"this queue takes no message of type {envelope.type!r}"
+            DeadLetterReason.UNKNOWN_TYPE, f"this queue takes no message of type {envelope.type!r}"
         )
     if envelope.schema_version != kind.version:
         raise InvalidMessage(
-            "unsupported_version",
+            DeadLetterReason.UNSUPPORTED_VERSION,
             f"{envelope.type} v{envelope.schema_version}; this service reads v{kind.version}",
         )
     try:
         return envelope, kind.model.model_validate(envelope.payload)
     except ValidationError as exc:
-        raise InvalidMessage("invalid_contract", _errors(exc, at="payload")) from exc
+        raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc, at="payload")) from exc
 
 
 def _errors(exc: ValidationError, *, at: str = "") -> str:
@@ -250,7 +250,11 @@ class Worker:
                         tries += 1
                         outcome, reply = await self._handle(envelope, payload, message.reply_to)
             except Exception as exc:
-                reason = "retries_exhausted" if is_transient(exc) else "handler_error"
+                reason = (
+                    DeadLetterReason.RETRIES_EXHAUSTED
+                    if is_transient(exc)
+                    else DeadLetterReason.HANDLER_ERROR
+                )
                 log.warning("handling_failed", reason=reason, tries=tries, exc_info=True)
                 await self._dead_letter(message, reason, f"{type(exc).__name__}: {exc}", attempt)
                 self._record(started, envelope.type, "dead_lettered", reason=reason, tries=tries)
@@ -308,7 +312,7 @@ class Worker:
         return outcome, answer
 
     async def _dead_letter(
-        self, message: AbstractIncomingMessage, reason: str, error: str, attempt: int
+        self, message: AbstractIncomingMessage, reason: DeadLetterReason, error: str, attempt: int
     ) -> None:
         """Publish a copy with the reason to the dead-letter queue (confirmed), then ack."""
         assert self._dlx is not None
@@ -337,7 +341,7 @@ class Worker:
         outcome: str,
         *,
         tries: int = 1,
-        reason: str | None = None,
+        reason: DeadLetterReason | None = None,
         ticket_id: str | None = None,
     ) -> None:
         """The one log line and the metrics of a handled message."""

@@ -31,7 +31,7 @@ class Envelope(BaseModel):
         examples=["0b7f5c6e-2f7a-4c1e-9d52-5b8f1f0f7a11"],
     )
     type: str = Field(description="Message type, e.g. `ticket.submit`", examples=["ticket.submit"])
-    schema_version: int = Field(1, ge=1, description="Version of the payload's schema")
+    schema_version: int = Field(ge=1, description="Version of the payload's schema")
     correlation_id: str | None = Field(
         None, description="The ticket this message is about, once it has an id"
     )

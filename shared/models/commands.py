@@ -4,26 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from shared.domain.roles import Role
 from shared.models.base import Contract
 
 
-class ClaimArgs(Contract):
+def _command_required(schema: dict[str, Any]) -> None:
+    # The tag has a default for Python callers, but a message without it cannot be read.
+    schema["required"] = ["command", *(f for f in schema.get("required", []) if f != "command")]
+
+
+class _Args(Contract):
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_command_required)
+
+
+class ClaimArgs(_Args):
     """Take a queued ticket (becoming its first handler) or a handoff sent to your role."""
 
     command: Literal["claim"] = "claim"
 
 
-class ReplyArgs(Contract):
+class ReplyArgs(_Args):
     """Answer the customer; the first reply is the ticket's first response (§8)."""
 
     command: Literal["reply"] = "reply"
     text: str = Field(min_length=1, max_length=5000)
 
 
-class HandOffArgs(Contract):
+class HandOffArgs(_Args):
     """Move work to another role with a task (§5.4); the first handler keeps tracking."""
 
     command: Literal["hand_off"] = "hand_off"
@@ -32,7 +41,7 @@ class HandOffArgs(Contract):
     data: dict[str, Any] = Field(default_factory=dict, description="What the task needs")
 
 
-class RecordResultArgs(Contract):
+class RecordResultArgs(_Args):
     """Report a handoff's result; it returns to the ticket's first handler (§5.5)."""
 
     command: Literal["record_result"] = "record_result"
@@ -41,16 +50,16 @@ class RecordResultArgs(Contract):
     data: dict[str, Any] = Field(default_factory=dict, examples=[{"refund_id": "R-1"}])
 
 
-class ResolveArgs(Contract):
+class ResolveArgs(_Args):
     command: Literal["resolve"] = "resolve"
     summary: str = Field(min_length=1, max_length=5000, description="What the customer was told")
 
 
-class CloseArgs(Contract):
+class CloseArgs(_Args):
     command: Literal["close"] = "close"
 
 
-class EscalateArgs(Contract):
+class EscalateArgs(_Args):
     """Escalate to the supervisor (§5.8, seed 002 §3)."""
 
     command: Literal["escalate"] = "escalate"
@@ -70,7 +79,7 @@ class EscalateArgs(Contract):
     deadline: AwareDatetime
 
 
-class ReassignArgs(Contract):
+class ReassignArgs(_Args):
     """Supervisor only: a new first handler, with the reason recorded (§4, §5.7)."""
 
     command: Literal["reassign_first_handler"] = "reassign_first_handler"

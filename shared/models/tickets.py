@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, WithJsonSchema
 
 from shared.domain.roles import Role, TicketKind
 from shared.models.base import Contract
 
-Money = Decimal
+# On the wire a decimal string ("59.00"): JSON numbers are binary floats, money is not.
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=12, decimal_places=2),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,10}(\.\d{1,2})?$", "examples": ["59.00"]}),
+]
 
 
 class Channel(StrEnum):
@@ -40,12 +46,12 @@ class OrderItem(Contract):
     sku: str = Field(min_length=1, max_length=100)
     title: str = Field(min_length=1, max_length=300)
     quantity: int = Field(ge=1)
-    unit_price: Money = Field(ge=0, max_digits=12, decimal_places=2)
+    unit_price: Money
 
 
 class Order(Contract):
     id: str = Field(min_length=1, max_length=100, description="Order id")
-    amount: Money = Field(ge=0, max_digits=12, decimal_places=2, description="Amount paid, CNY")
+    amount: Money = Field(description="Amount paid, CNY")
     placed_at: AwareDatetime | None = None
     paid_at: AwareDatetime | None = Field(None, description="Unset: the order is not paid")
     printed_at: AwareDatetime | None = Field(None, description="Shipping label printed")
