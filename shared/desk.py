@@ -83,6 +83,8 @@ async def apply_command(tx: Transaction, msg: Incoming[TicketCommand]) -> Outcom
         decision = decide(ticket, await _domain_command(tx, command, ticket))
     except UnknownReference as exc:
         return _reject(tx, ticket.id, exc.code, str(exc), ticket)
+    except ValueError as exc:  # the domain refuses to build it: a blank text, a past deadline
+        return _reject(tx, ticket.id, "invalid_command", str(exc), ticket)
     if isinstance(decision, Rejected):
         return _reject(tx, ticket.id, decision.code.value, decision.message, ticket)
     await _commit(tx, decision)

@@ -276,11 +276,12 @@ class Worker:
         self, envelope: Envelope, payload: Contract, reply_to: str | None
     ) -> tuple[Outcome, bytes | None]:
         """Inbox, handler, outbox and stored answer in one transaction: (outcome, answer)."""
+        scope = MESSAGE_TYPES[envelope.type].inbox_scope(self.queue_name)
         async with self.pool.acquire() as conn, conn.transaction():
             first_time = await conn.fetchval(
                 """INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)
                    ON CONFLICT DO NOTHING RETURNING true""",
-                self.queue_name,
+                scope,
                 envelope.message_id,
             )
             if not first_time:
@@ -289,7 +290,7 @@ class Worker:
                 if reply_to:
                     earlier = await conn.fetchval(
                         "SELECT body FROM replies WHERE consumer = $1 AND message_id = $2",
-                        self.queue_name,
+                        scope,
                         envelope.message_id,
                     )
                 return Outcome("duplicate_message", envelope.correlation_id), earlier
@@ -302,7 +303,7 @@ class Worker:
                 answer = reply.model_dump_json().encode()
                 await conn.execute(
                     "INSERT INTO replies (consumer, message_id, body) VALUES ($1, $2, $3)",
-                    self.queue_name,
+                    scope,
                     envelope.message_id,
                     answer,
                 )

@@ -237,16 +237,18 @@ class WorkerProcesses:
         return worker
 
     async def close(self) -> None:
+        # One SIGTERM each: a second one could land after the worker removed its handler on
+        # the way out, and kill it (exit -15) instead of letting it finish.
         for worker in self.started:
             if worker.proc.poll() is None:
                 worker.proc.send_signal(signal.SIGTERM)
         for worker in self.started:
             try:
-                await worker.stop()
+                await worker.wait_exit()
             except AssertionError:
                 worker.proc.kill()
                 worker.proc.wait()
-                worker._log.close()
+            worker._log.close()
 
 
 @asynccontextmanager

@@ -18,14 +18,6 @@ ACTOR_ID, ACTOR_NAME = "system:intake", "intake"
 
 async def submit_ticket(tx: Transaction, msg: Incoming[SubmitTicket]) -> Outcome:
     contact, conn = msg.payload, tx.conn
-    known = await conn.fetchval(
-        "SELECT ticket_id FROM ticket_contacts WHERE source = $1 AND external_id = $2",
-        contact.source,
-        contact.external_id,
-    )
-    if known is not None:
-        return Outcome("duplicate_contact", known)
-
     open_ticket = None
     if contact.order is not None:
         # Two contacts about one order, on two replicas at once, must not open two tickets.
@@ -33,38 +25,42 @@ async def submit_ticket(tx: Transaction, msg: Incoming[SubmitTicket]) -> Outcome
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"order:{contact.order.id}"
         )
         open_ticket = await _open_ticket_for_order(conn, contact.order.id)
-
-    now = tx.now
     decision = route_contact(contact, open_ticket)
-    if isinstance(decision, AttachFollowUp):
-        ticket_id = decision.ticket_id
-    else:
-        number = await conn.fetchval("SELECT nextval('ticket_number')")
-        ticket_id = f"T{now.astimezone(SHOP_TIME):%y%m%d}-{number:06d}"
+    follow_up = isinstance(decision, AttachFollowUp)
 
-    # The contact row is the dedup claim: a concurrent copy waits here, then finds it taken.
-    claimed = await conn.fetchval(
+    # The contact row is the dedup claim on (source, external_id), for ever: a re-published
+    # copy finds it taken, a concurrent one waits here and then finds it taken. A new
+    # ticket's id is minted in the same statement: T<shop date>-<number>.
+    ticket_id = await conn.fetchval(
         """INSERT INTO ticket_contacts (source, external_id, ticket_id, is_follow_up, channel,
                                         subject, body, message_id, occurred_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-           ON CONFLICT DO NOTHING RETURNING true""",
+           VALUES ($1, $2, coalesce($3, (
+                       SELECT $10 || lpad(n::text, greatest(6, length(n::text)), '0')
+                       FROM nextval('ticket_number') AS n)),
+                   $4, $5, $6, $7, $8, $9)
+           ON CONFLICT DO NOTHING RETURNING ticket_id""",
         contact.source,
         contact.external_id,
-        ticket_id,
-        isinstance(decision, AttachFollowUp),
+        decision.ticket_id if isinstance(decision, AttachFollowUp) else None,
+        follow_up,
         contact.channel.value,
         contact.subject,
         contact.text,
         msg.envelope.message_id,
         contact.occurred_at,
+        f"T{tx.now.astimezone(SHOP_TIME):%y%m%d}-",
     )
-    if not claimed:
-        return Outcome("duplicate_contact")
-
+    if ticket_id is None:
+        known = await conn.fetchval(
+            "SELECT ticket_id FROM ticket_contacts WHERE source = $1 AND external_id = $2",
+            contact.source,
+            contact.external_id,
+        )
+        return Outcome("duplicate_contact", known)
     if isinstance(decision, OpenNewTicket):
-        await _open(tx, msg, ticket_id, decision, now)
+        await _open(tx, msg, ticket_id, decision, tx.now)
         return Outcome("created", ticket_id)
-    await _attach(tx, msg, decision, now)
+    await _attach(tx, msg, decision, tx.now)
     return Outcome("follow_up", ticket_id)
 
 

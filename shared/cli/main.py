@@ -1,4 +1,10 @@
-"""`ticketq`: run workers, migrate the database, publish tickets, run the demo."""
+"""`ticketq`: run workers, migrate the database, publish tickets, run the demo; and the agent CLI
+(roster and presence, reading tickets, acting on them).
+
+Exit codes of the agent CLI (roster, agent, tickets, the ticket actions) and `dlq`: 0 done/accepted,
+1 rejected or refused, 2 usage error, 3 broker or database unreachable or no answer in time
+(see `shared.cli.output`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ from typing import Annotated
 
 import typer
 
+from shared.cli.agents import agent_app, roster_app
 from shared.cli.dlq import dlq_app
+from shared.cli.tickets import register_actions, tickets_app
 from shared.config import get_settings
 from shared.messaging import QUEUES
 
@@ -23,6 +31,10 @@ app = typer.Typer(
 db_app = typer.Typer(help="The PostgreSQL schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(roster_app, name="roster")
+app.add_typer(agent_app, name="agent")
+app.add_typer(tickets_app, name="tickets")
+register_actions(app)
 
 
 @app.command()

@@ -119,7 +119,7 @@ class CommandReply(Contract):
     code: str | None = Field(
         None,
         description="Rejection code: not_owner, not_first_handler, version_conflict, "
-        "handoffs_pending, invalid_transition, unknown_agent, unknown_ticket",
+        "handoffs_pending, invalid_transition, invalid_command, unknown_agent, unknown_ticket",
     )
     message: str
     version: int | None = Field(None, description="The ticket's version after the command")

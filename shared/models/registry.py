@@ -18,6 +18,12 @@ class MessageType:
     model: type[Contract]
     queues: tuple[str, ...]
     summary: str
+    # Handled alike on whichever of its queues it lands (an agent's command can go to any
+    # desk): dedup and stored answers are then system-wide, not per queue.
+    any_queue: bool = False
+
+    def inbox_scope(self, queue: str) -> str:
+        return self.name if self.any_queue else queue
 
 
 MESSAGE_TYPES: dict[str, MessageType] = {
@@ -50,6 +56,7 @@ MESSAGE_TYPES: dict[str, MessageType] = {
             TicketCommand,
             AGENT_QUEUES,
             "An agent's command on a ticket (request/reply: set reply_to)",
+            any_queue=True,
         ),
         MessageType(
             "ticket.command_reply",

@@ -30,7 +30,9 @@ async def test_new_tickets_are_persisted_and_routed_to_their_role(
     assert [body(m)["payload"]["kind"] for m in presale] == ["inquiry"]
     assert [body(m)["payload"]["kind"] for m in aftersales] == ["quality"]
     rows = await db.fetch("SELECT * FROM tickets ORDER BY external_id")
-    assert [(r["external_id"], r["owner_role"], r["owner_agent_id"], r["status"]) for r in rows] == [
+    assert [
+        (r["external_id"], r["owner_role"], r["owner_agent_id"], r["status"]) for r in rows
+    ] == [
         ("chat-1", "presale", None, "queued"),
         ("chat-2", "aftersales", None, "queued"),
     ]
@@ -51,7 +53,9 @@ async def test_follow_up_attaches_to_the_open_ticket_of_the_order(
             """UPDATE tickets SET owner_agent_id = 'a7', first_handler_id = 'a7',
                    first_handler_role = 'aftersales', status = 'in_progress'"""
         )
-        await pub.publish(contact("phone-5", source="phone-system", subject="再问一下", order_id="o-9"))
+        await pub.publish(
+            contact("phone-5", source="phone-system", subject="再问一下", order_id="o-9")
+        )
         await wait_until(lambda: _routed(channel, 2), what="the follow-up")
 
     assert await count(db, "SELECT count(*) FROM tickets") == 1
@@ -60,7 +64,8 @@ async def test_follow_up_attaches_to_the_open_ticket_of_the_order(
     assert follow_up["payload"]["agent_id"] == "a7"
     contacts = await db.fetch("SELECT external_id, is_follow_up FROM ticket_contacts ORDER BY 1")
     assert [(c["external_id"], c["is_follow_up"]) for c in contacts] == [
-        ("chat-1", False), ("phone-5", True)
+        ("chat-1", False),
+        ("phone-5", True),
     ]
 
 
@@ -90,8 +95,11 @@ async def test_bad_input_is_dead_lettered_with_its_reason_and_work_goes_on(
 ) -> None:
     good = contact("chat-ok")
     envelope = {
-        "message_id": "m-bad-contract", "type": "ticket.submit", "schema_version": 1,
-        "sent_at": "2026-11-23T02:00:00Z", "producer": "t",
+        "message_id": "m-bad-contract",
+        "type": "ticket.submit",
+        "schema_version": 1,
+        "sent_at": "2026-11-23T02:00:00Z",
+        "producer": "t",
         "payload": {"source": "im-gateway", "external_id": "x"},  # no customer, subject, ...
     }
     unknown = {**envelope, "message_id": "m-unknown", "type": "ticket.teleport"}
@@ -104,7 +112,9 @@ async def test_bad_input_is_dead_lettered_with_its_reason_and_work_goes_on(
     dead = {m.headers[DL_REASON]: m for m in await take_all(channel, "intake.dlq")}
     assert set(dead) == {"malformed_json", "invalid_contract", "unknown_type"}
     assert "payload.customer: Field required" in str(dead["invalid_contract"].headers[DL_ERROR])
-    assert all(m.headers[DL_QUEUE] == "intake" and m.headers[DL_ATTEMPTS] == 1 for m in dead.values())
+    assert all(
+        m.headers[DL_QUEUE] == "intake" and m.headers[DL_ATTEMPTS] == 1 for m in dead.values()
+    )
     assert dead["unknown_type"].message_id == "m-unknown"
     assert await count(db, "SELECT count(*) FROM tickets") == 1
 
@@ -119,5 +129,3 @@ async def _intake_empty(channel: AbstractChannel) -> bool:
 
 async def _depth_is(channel: AbstractChannel, queue: str, n: int) -> bool:
     return await depth(channel, queue) == n
-
-

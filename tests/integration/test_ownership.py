@@ -247,3 +247,13 @@ async def test_outside_staffed_hours_tickets_wait_then_are_assigned(
 
 async def _history_has(db: Pool, action: str) -> bool:
     return bool(await db.fetchval("SELECT count(*) FROM ticket_history WHERE action = $1", action))
+
+
+async def test_a_command_the_domain_cannot_build_is_rejected_not_dead_lettered(
+    settings: Settings, db: Pool, desk: FixedClock
+) -> None:
+    await publish_ticket(settings.amqp_url, contact("ww-6", subject="退货", order_id="o-6"))
+    await wait_until(lambda: _assigned(db), what="auto-assignment")
+    tid = str((await ticket_row(db))["id"])
+    refused = await ask(settings, tid, "a1", HandOffArgs(role="presale", action="x"))
+    assert (refused.accepted, refused.code) == (False, "invalid_command")
