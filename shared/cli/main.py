@@ -78,7 +78,7 @@ def demo(
     log_dir: Annotated[Path, typer.Option(help="Where the workers' logs go")] = Path(".local/demo"),
 ) -> None:
     """Run the whole system locally on a sample of realistic contacts and show the outcome."""
-    from shared.demo import render, run_demo
+    from shared.demo import run_demo
     from shared.logging import configure_logging
 
     configure_logging("warning")
@@ -87,8 +87,7 @@ def demo(
         f"broker {settings.amqp_url.split('@')[-1]}, database "
         f"{settings.database_url.split('@')[-1]}; worker logs in {log_dir}/"
     )
-    outcomes = asyncio.run(run_demo(settings, log_dir=log_dir, keep_running=keep_running))
-    typer.echo(render(outcomes))
+    asyncio.run(run_demo(settings, log_dir=log_dir, keep_running=keep_running, say=typer.echo))
 
 
 if __name__ == "__main__":

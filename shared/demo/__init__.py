@@ -1,7 +1,9 @@
 """`ticketq demo`: the whole system locally, fed a realistic sample of contacts.
 
-Applies the migrations, starts the five workers as processes, publishes `tickets.json`
-(cases drawn from the seed manuals) and prints what became of each.
+Applies the migrations, loads the sample roster, starts the five workers as processes on a
+shop clock set to 11:30 (staffed hours, whatever the time here), publishes `tickets.json`
+(cases drawn from the seed manuals) and prints what became of each; then walks the wrong-item
+ticket through seed 000's flow with the agent CLI and prints its timeline.
 """
 
 from __future__ import annotations
@@ -9,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -26,6 +31,7 @@ from shared import messaging
 from shared.client import TicketPublisher, publish_raw
 from shared.config import Settings
 from shared.db import Pool, create_pool, migrate
+from shared.domain.roster import SHOP_TIMEZONE
 from shared.models.tickets import SubmitTicket
 
 T = TypeVar("T")
@@ -37,6 +43,7 @@ class Case:
     ticket: SubmitTicket | None = None
     raw: dict[str, Any] | None = None
     message_id: str = ""
+    walk_through: bool = False  # the ticket the agent CLI then takes through the whole flow
 
 
 @dataclass
@@ -45,6 +52,7 @@ class Result:
     kind: str
     queue: str
     outcome: str
+    agent_id: str = ""
 
 
 def load_cases(run: str) -> list[Case]:
@@ -63,17 +71,30 @@ def load_cases(run: str) -> list[Case]:
             ticket["external_id"] += f"-{run}"
             if "order" in ticket:
                 ticket["order"]["id"] += f"-{run}"
-            cases.append(Case(item["case"], ticket=SubmitTicket.model_validate(ticket)))
+            cases.append(
+                Case(
+                    item["case"],
+                    ticket=SubmitTicket.model_validate(ticket),
+                    walk_through=item.get("walk_through", False),
+                )
+            )
     return cases
 
 
-def start_workers(settings: Settings, log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    env = {
+def demo_env(settings: Settings) -> dict[str, str]:
+    """What the workers and CLI commands of the demo run with: these servers, the shop clock."""
+    today = datetime.now(SHOP_TIMEZONE)
+    opening = datetime(today.year, today.month, today.day, 11, 30, tzinfo=SHOP_TIMEZONE)
+    return {
         **os.environ,
         "TICKETQ_AMQP_URL": settings.amqp_url,
         "TICKETQ_DATABASE_URL": settings.database_url,
+        "TICKETQ_CLOCK_START": opening.isoformat(),
     }
+
+
+def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    log_dir.mkdir(parents=True, exist_ok=True)
     return [
         subprocess.Popen(
             [sys.executable, "-m", "shared.cli.main", "worker", name],
@@ -95,12 +116,16 @@ async def poll(check: Callable[[], Awaitable[T | None]], *, seconds: float, what
 
 
 async def run_demo(
-    settings: Settings, *, log_dir: Path, keep_running: bool
-) -> list[tuple[Case, Result]]:
+    settings: Settings, *, log_dir: Path, keep_running: bool, say: Callable[[str], None]
+) -> None:
     await migrate(settings.database_url)
+    env = demo_env(settings)
+    say(f"shop clock: {env['TICKETQ_CLOCK_START']} (staffed hours), running at the real pace\n")
+    roster = resources.files("shared.demo") / "roster.yaml"
+    await run_cli(env, say, "roster", "load", str(roster))
     connection = await aio_pika.connect_robust(settings.amqp_url)
     pool = await create_pool(settings, size=2)
-    workers = start_workers(settings, log_dir)
+    workers = start_workers(env, log_dir)
     try:
         channel = await connection.channel()
         await messaging.declare_topology(channel, settings)
@@ -116,7 +141,9 @@ async def run_demo(
                     partial(_outcome, pool, connection, case), seconds=30, what=case.title
                 )
                 outcomes.append((case, result))
-        return outcomes
+        say("\n" + render(outcomes) + "\n")
+        walked = next(r for c, r in outcomes if c.walk_through)
+        await walk_through(env, say, walked.ticket_id, walked.agent_id)
     finally:
         if not keep_running:
             for proc in workers:
@@ -125,6 +152,86 @@ async def run_demo(
                 proc.wait(timeout=30)
         await pool.close()
         await connection.close()
+
+
+async def run_cli(
+    env: dict[str, str], say: Callable[[str], None], *args: str, expect: int = 0
+) -> None:
+    """Run `ticketq ARGS` as an agent would and show it; a surprise exit code stops the demo."""
+    say("$ ticketq " + " ".join(shlex.quote(a) for a in args))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shared.cli.main",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await proc.communicate()
+    say(textwrap.indent(output.decode().rstrip(), "  "))
+    if proc.returncode != expect:
+        raise RuntimeError(f"`ticketq {' '.join(args)}` exited {proc.returncode}, not {expect}")
+
+
+async def walk_through(
+    env: dict[str, str], say: Callable[[str], None], ticket: str, first_handler: str
+) -> None:
+    """Seed 000 (客服流程化规范): the first handler hands off a pick-up and a refund at once;
+    both results come back to them; only they resolve and close."""
+    say(f"--- {ticket}: the wrong item, from first handler to closed, through the agent CLI ---")
+    fh = ("--as", first_handler)
+    steps: list[tuple[tuple[str, ...], int]] = [
+        (("reply", ticket, "您好,麻烦拍一下收到的商品照片", *fh), 0),
+        (("handoff", ticket, "--to", "warehouse", "--action", "pick_up_return", *fh), 0),
+        (
+            (
+                "handoff",
+                ticket,
+                "--to",
+                "finance",
+                "--action",
+                "refund",
+                "--data",
+                "amount=89.00",
+                *fh,
+            ),
+            0,
+        ),
+        (("close", ticket, "--as", "liuyang"), 1),  # another agent: not_owner
+        (
+            (
+                "result",
+                ticket,
+                f"{ticket}-H1",
+                "--done",
+                "--data",
+                "tracking=SF1234567890",
+                "--as",
+                "chenqiang",
+            ),
+            0,
+        ),
+        (("close", ticket, "--as", "chenqiang"), 1),  # the warehouse: not_first_handler
+        (
+            (
+                "result",
+                ticket,
+                f"{ticket}-H2",
+                "--done",
+                "--data",
+                "refund_id=RF-0001",
+                "--as",
+                "yangjing",
+            ),
+            0,
+        ),
+        (("resolve", ticket, "退货已取件,退款 89.00 已原路退回", *fh), 0),
+        (("close", ticket, *fh), 0),
+        (("tickets", "show", ticket), 0),
+    ]
+    for args, expect in steps:
+        await run_cli(env, say, *args, expect=expect)
 
 
 async def _consumed(channel: aio_pika.abc.AbstractChannel, queue: str) -> bool | None:
@@ -148,23 +255,27 @@ async def _outcome(
         "SELECT true FROM inbox WHERE consumer = 'intake' AND message_id = $1", case.message_id
     )
     row = await pool.fetchrow(
-        """SELECT c.ticket_id, c.is_follow_up, c.message_id, t.kind, t.owner_role,
-                  t.first_handler_id
+        """SELECT c.ticket_id, c.is_follow_up, c.message_id, t.kind, t.first_handler_role,
+                  t.first_handler_id, a.name AS first_handler_name
            FROM ticket_contacts c JOIN tickets t ON t.id = c.ticket_id
+           LEFT JOIN agents a ON a.id = t.first_handler_id
            WHERE c.source = $1 AND c.external_id = $2""",
         case.ticket.source,
         case.ticket.external_id,
     )
-    if not handled or row is None:
+    # Wait for auto-assignment too: the sample roster has someone on shift for every role.
+    if not handled or row is None or row["first_handler_id"] is None:
         return None
+    agent = f"{row['first_handler_name']} ({row['first_handler_id']})"
     if row["message_id"] != case.message_id:
         outcome = f"duplicate of {row['ticket_id']}'s contact: no new ticket"
     elif row["is_follow_up"]:
-        to = row["first_handler_id"] or f"the {row['owner_role']} queue (not taken yet)"
-        outcome = f"follow-up attached to {row['ticket_id']}, goes to {to}"
+        outcome = f"follow-up attached to {row['ticket_id']}, goes to its first handler {agent}"
     else:
-        outcome = "new ticket, waiting for an agent"
-    return Result(row["ticket_id"], row["kind"], row["owner_role"], outcome)
+        outcome = f"new ticket, auto-assigned to {agent}: its first handler"
+    return Result(
+        row["ticket_id"], row["kind"], row["first_handler_role"], outcome, row["first_handler_id"]
+    )
 
 
 async def _dead_letter_outcome(
