@@ -58,25 +58,30 @@ def amqp_url() -> Iterator[str]:
     _rabbitmqctl("delete_vhost", vhost)
 
 
+async def _admin(sql: str) -> None:
+    # A connection of its own each time: a test may restart PostgreSQL in between.
+    admin = await asyncpg.connect(BASE.database_url)
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 async def template_db() -> AsyncIterator[str]:
     name = f"tq_tmpl_{RUN_ID}"
-    admin = await asyncpg.connect(BASE.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    await _admin(f'CREATE DATABASE "{name}"')
     await migrate(_with_path(BASE.database_url, name))
     yield name
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 async def database_url(template_db: str) -> AsyncIterator[str]:
     name = f"tq_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(BASE.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     yield _with_path(BASE.database_url, name)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
