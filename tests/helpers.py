@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -100,7 +100,11 @@ async def running(service: Service, settings: Settings) -> AsyncIterator[None]:
 
 
 class WorkerProcess:
-    """A worker as a real OS process (`ticketq worker NAME`), for crash tests and replicas."""
+    """A worker as a real OS process (`ticketq worker NAME`), for crash tests and replicas.
+
+    It gets *every* field of `settings` (a worker declaring the topology with another delivery
+    limit than the test's would be refused by the broker: queue arguments differ).
+    """
 
     def __init__(
         self,
@@ -113,12 +117,9 @@ class WorkerProcess:
     ) -> None:
         env = {
             **os.environ,
+            **settings_env(settings),
             **(env or {}),
-            "TICKETQ_AMQP_URL": settings.amqp_url,
-            "TICKETQ_DATABASE_URL": settings.database_url,
-            "TICKETQ_RELAY_IDLE_POLL": "0.05",
             "TICKETQ_FAILPOINTS": failpoints,
-            "TICKETQ_LOG_LEVEL": "info",
         }
         self.log_path = log_path
         self._log = log_path.open("ab")
@@ -147,6 +148,16 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def alive(self) -> bool:
+        """True while it runs; an AssertionError with its log if it died."""
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited with {self.proc.returncode}; log:\n{self.log()}")
+        return True
+
+    def lines(self) -> list[dict[str, Any]]:
+        """The log as JSON objects; fails on a line that is not JSON."""
+        return json_lines(self.log())
+
 
 # --- Worker processes configured from every setting, their logs, and logs in-process ---
 
@@ -158,48 +169,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
         for key, value in settings.model_dump(mode="json").items()
         if value is not None
     }
-
-
-class ConfiguredWorkerProcess(WorkerProcess):
-    """A `WorkerProcess` that gets *every* field of `settings` (delivery limit, log level, ...).
-
-    `WorkerProcess` passes only the URLs, so a worker declaring the topology with another
-    delivery limit than the test's would be refused by the broker (queue arguments differ).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        settings: Settings,
-        *,
-        failpoints: str = "",
-        log_path: Path,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        env = {
-            **os.environ,
-            **(env or {}),
-            **settings_env(settings),
-            "TICKETQ_FAILPOINTS": failpoints,
-        }
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli.main", "worker", name],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def alive(self) -> bool:
-        """True while it runs; an AssertionError with its log if it died."""
-        if self.proc.poll() is not None:
-            raise AssertionError(f"worker exited with {self.proc.returncode}; log:\n{self.log()}")
-        return True
-
-    def lines(self) -> list[dict[str, Any]]:
-        """The log as JSON objects; fails on a line that is not JSON."""
-        return json_lines(self.log())
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -216,7 +185,7 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return lines
 
 
-def handled(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def handled(lines: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The runtime's one line per delivery."""
     return [line for line in lines if line.get("event") == "message_handled"]
 
@@ -226,13 +195,11 @@ class WorkerProcesses:
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
-        self.started: list[ConfiguredWorkerProcess] = []
+        self.started: list[WorkerProcess] = []
 
-    def start(
-        self, name: str, settings: Settings, *, failpoints: str = ""
-    ) -> ConfiguredWorkerProcess:
+    def start(self, name: str, settings: Settings, *, failpoints: str = "") -> WorkerProcess:
         log_path = self.log_dir / f"{name}-{len(self.started) + 1}.log"
-        worker = ConfiguredWorkerProcess(name, settings, failpoints=failpoints, log_path=log_path)
+        worker = WorkerProcess(name, settings, failpoints=failpoints, log_path=log_path)
         self.started.append(worker)
         return worker
 

@@ -21,7 +21,7 @@ from shared.client import TicketPublisher
 from shared.config import Settings
 from shared.db import Pool
 from tests.helpers import (
-    ConfiguredWorkerProcess,
+    WorkerProcess,
     WorkerProcesses,
     captured_logs,
     contact,
@@ -42,7 +42,7 @@ async def workers(tmp_path: Path) -> Any:
     await started.close()
 
 
-async def died(worker: ConfiguredWorkerProcess) -> int:
+async def died(worker: WorkerProcess) -> int:
     """Wait for the worker to die by itself (its failpoint); its exit code."""
     code = await worker.wait_exit()
     await worker.stop()  # closes its log; no signal, it is gone
@@ -214,7 +214,10 @@ async def test_a_message_that_kills_every_worker_is_dead_lettered_by_the_deliver
     [dead] = await take_all(channel, "intake.dlq")
     assert dead.message_id == poison_id
     assert dead.headers is not None
-    [death] = dead.headers["x-death"]
+    deaths = dead.headers["x-death"]
+    assert isinstance(deaths, list)
+    [death] = deaths
+    assert isinstance(death, dict)
     assert death["reason"] == "delivery_limit"
     assert death["queue"] == "intake"
     assert messaging.DL_REASON not in dead.headers, "dead-lettered by the broker, not the worker"

@@ -110,7 +110,7 @@ async def test_two_replicas_make_exact_counts_from_2000_messages_with_duplicates
         await wait_until(all_handled, timeout=60, what="2,000 messages handled")
 
         async def all_relayed() -> bool:
-            return await db.fetchval("SELECT count(*) FROM outbox") == 0
+            return bool(await db.fetchval("SELECT count(*) FROM outbox") == 0)
 
         await wait_until(all_relayed, what="the outboxes drained")
     finally:

@@ -16,9 +16,9 @@ from shared.models.tickets import Channel
 from tests.helpers import contact
 
 K = TicketKind
-PAID = {"order_id": "o-1", "paid": True}
-SHIPPED = {"order_id": "o-1", "paid": True, "shipped": True}
-UNPAID = {"order_id": "o-1", "paid": False}
+PAID: dict[str, Any] = {"order_id": "o-1", "paid": True}
+SHIPPED: dict[str, Any] = {"order_id": "o-1", "paid": True, "shipped": True}
+UNPAID: dict[str, Any] = {"order_id": "o-1", "paid": False}
 
 # (kind, subject, text, order/channel fields)
 SENTENCES: list[tuple[TicketKind, str, str, dict[str, Any]]] = [
