@@ -1,0 +1,1 @@
+"""Operations tooling behind the `ticketq` ops commands, usable without the CLI (tests, scripts)."""
