@@ -647,7 +647,14 @@ def tickets_show(
                         f"--reveal is for supervisors only; {actor!r} has no supervisor role "
                         "in the roster (personal data stays masked)"
                     )
-            return await load_ticket(conn, ticket_id)
+            view = await load_ticket(conn, ticket_id)
+            if reveal:  # recorded before anything is shown
+                await conn.execute(
+                    "INSERT INTO pii_reveals (agent_id, ticket_id) VALUES ($1, $2)",
+                    actor,
+                    ticket_id,
+                )
+            return view
 
     view = run(go())
     shown = {**view, "revealed": True} if reveal else {**masked_view(view), "revealed": False}

@@ -486,6 +486,8 @@ async def test_show_masks_personal_data_and_reveals_only_to_a_supervisor(
     assert revealed.exit_code == 0, revealed
     assert revealed.json()["customer"]["phone"] == "13812345678"
     assert revealed.json()["revealed"] is True
+    reveals = await db.fetch("SELECT agent_id, ticket_id FROM pii_reveals")
+    assert [(r["agent_id"], r["ticket_id"]) for r in reveals] == [("s1", tid)]  # refused: none
 
 
 async def test_list_filters(settings: Settings, db: Pool, desks: FixedClock, cli: Cli) -> None:
