@@ -11,6 +11,7 @@ Customer personal data (SPEC §10) is masked in everything shown, unless a super
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -821,149 +822,106 @@ def send(
         raise typer.Exit(1)
 
 
+# The options every action shares, added to each by `ticket_action`.
+_SHARED_OPTIONS = (
+    inspect.Parameter("actor", inspect.Parameter.KEYWORD_ONLY, annotation=ActorOpt),
+    inspect.Parameter(
+        "version", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=VersionOpt
+    ),
+    inspect.Parameter(
+        "command_id", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=CommandIdOpt
+    ),
+    inspect.Parameter(
+        "timeout", inspect.Parameter.KEYWORD_ONLY, default=10.0, annotation=TimeoutOpt
+    ),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt),
+)
+_TICKET = inspect.Parameter(
+    "ticket_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=TicketId
+)
+
+MakeArgs = Callable[..., CommandArgs]
+
+
+def ticket_action(app: typer.Typer, name: str) -> Callable[[MakeArgs], MakeArgs]:
+    """Register `ticketq NAME ID [its options] --as AGENT [--version --command-id --timeout
+    --json]`: the decorated function turns its own options into the command's arguments; the
+    ticket id, the shared options and the sending are added here, once for every action."""
+
+    def register(make_args: MakeArgs) -> MakeArgs:
+        own = inspect.signature(make_args, eval_str=True)
+
+        def command(ticket_id: str, **options: Any) -> None:
+            shared = {p.name: options.pop(p.name) for p in _SHARED_OPTIONS}
+            send(ticket_id, shared.pop("actor"), make_args(**options), **shared)
+
+        command.__signature__ = own.replace(  # type: ignore[attr-defined]
+            parameters=[_TICKET, *own.parameters.values(), *_SHARED_OPTIONS],
+            return_annotation=None,
+        )
+        command.__doc__ = make_args.__doc__
+        app.command(name)(command)
+        return make_args
+
+    return register
+
+
 def register_actions(app: typer.Typer) -> None:
     """Add the action commands to `app` (top level: `ticketq claim ID ...`)."""
 
-    @app.command("claim")
-    def claim(
-        ticket_id: TicketId,
-        actor: ActorOpt,
-        version: VersionOpt = None,
-        command_id: CommandIdOpt = None,
-        timeout: TimeoutOpt = 10.0,
-        as_json: JsonOpt = False,
-    ) -> None:
+    @ticket_action(app, "claim")
+    def claim() -> CommandArgs:
         """Take a queued ticket (you become its first handler) or a handoff to your role."""
-        send(
-            ticket_id,
-            actor,
-            ClaimArgs(),
-            version=version,
-            command_id=command_id,
-            timeout=timeout,
-            as_json=as_json,
-        )
+        return ClaimArgs()
 
-    @app.command("reply")
+    @ticket_action(app, "reply")
     def reply(
-        ticket_id: TicketId,
         text: Annotated[str, typer.Argument(help="What you tell the customer")],
-        actor: ActorOpt,
-        version: VersionOpt = None,
-        command_id: CommandIdOpt = None,
-        timeout: TimeoutOpt = 10.0,
-        as_json: JsonOpt = False,
-    ) -> None:
+    ) -> CommandArgs:
         """Answer the customer (the first answer is the ticket's first response)."""
-        send(
-            ticket_id,
-            actor,
-            build(ReplyArgs, text=text),
-            version=version,
-            command_id=command_id,
-            timeout=timeout,
-            as_json=as_json,
-        )
+        return build(ReplyArgs, text=text)
 
-    @app.command("handoff")
+    @ticket_action(app, "handoff")
     def handoff(
-        ticket_id: TicketId,
         to: Annotated[HandoffRole, typer.Option("--to", help="The role that does the task")],
         action: Annotated[
             str, typer.Option("--action", help="The task, e.g. refund, pick_up_return")
         ],
-        actor: ActorOpt,
         data: DataOpt = None,
-        version: VersionOpt = None,
-        command_id: CommandIdOpt = None,
-        timeout: TimeoutOpt = 10.0,
-        as_json: JsonOpt = False,
-    ) -> None:
+    ) -> CommandArgs:
         """Hand work to another role with a task; you keep tracking the ticket (§5.4)."""
-        send(
-            ticket_id,
-            actor,
-            build(HandOffArgs, role=Role(to.value), action=action, data=parse_data(data)),
-            version=version,
-            command_id=command_id,
-            timeout=timeout,
-            as_json=as_json,
-        )
+        return build(HandOffArgs, role=Role(to.value), action=action, data=parse_data(data))
 
-    @app.command("result")
+    @ticket_action(app, "result")
     def result(
-        ticket_id: TicketId,
         handoff_id: Annotated[str, typer.Argument(metavar="HANDOFF_ID")],
         done: Annotated[
             bool, typer.Option("--done/--failed", help="How the task ended", show_default=False)
         ],
-        actor: ActorOpt,
         data: DataOpt = None,
-        version: VersionOpt = None,
-        command_id: CommandIdOpt = None,
-        timeout: TimeoutOpt = 10.0,
-        as_json: JsonOpt = False,
-    ) -> None:
+    ) -> CommandArgs:
         """Report a handoff's result; it goes back to the ticket's first handler (§5.5)."""
-        send(
-            ticket_id,
-            actor,
-            build(
-                RecordResultArgs,
-                handoff_id=handoff_id,
-                outcome="done" if done else "failed",
-                data=parse_data(data),
-            ),
-            version=version,
-            command_id=command_id,
-            timeout=timeout,
-            as_json=as_json,
+        return build(
+            RecordResultArgs,
+            handoff_id=handoff_id,
+            outcome="done" if done else "failed",
+            data=parse_data(data),
         )
 
-    @app.command("resolve")
+    @ticket_action(app, "resolve")
     def resolve(
-        ticket_id: TicketId,
         summary: Annotated[str, typer.Argument(help="What the customer was told")],
-        actor: ActorOpt,
-        version: VersionOpt = None,
-        command_id: CommandIdOpt = None,
-        timeout: TimeoutOpt = 10.0,
-        as_json: JsonOpt = False,
-    ) -> None:
+    ) -> CommandArgs:
         """Mark the ticket resolved: the customer was told the result (first handler)."""
-        send(
-            ticket_id,
-            actor,
-            build(ResolveArgs, summary=summary),
-            version=version,
-            command_id=command_id,
-            timeout=timeout,
-            as_json=as_json,
-        )
+        return build(ResolveArgs, summary=summary)
 
-    @app.command("close")
-    def close(
-        ticket_id: TicketId,
-        actor: ActorOpt,
-        version: VersionOpt = None,
-        command_id: CommandIdOpt = None,
-        timeout: TimeoutOpt = 10.0,
-        as_json: JsonOpt = False,
-    ) -> None:
+    @ticket_action(app, "close")
+    def close() -> CommandArgs:
         """Close a resolved ticket (first handler or supervisor)."""
-        send(
-            ticket_id,
-            actor,
-            CloseArgs(),
-            version=version,
-            command_id=command_id,
-            timeout=timeout,
-            as_json=as_json,
-        )
+        return CloseArgs()
 
-    @app.command("escalate")
+    @ticket_action(app, "escalate")
     def escalate(
-        ticket_id: TicketId,
         category: Annotated[EscalationCategory, typer.Option("--category")],
         problem: Annotated[str, typer.Option("--problem", help="The problem (问题描述)")],
         actions_taken: Annotated[
@@ -979,54 +937,27 @@ def register_actions(app: typer.Typer) -> None:
                 "--deadline", help="By when: ISO time (shop time if no offset) or +2h, +1d"
             ),
         ],
-        actor: ActorOpt,
         customer_info: Annotated[
             list[str] | None,
             typer.Option("--customer-info", metavar="KEY=VALUE", help="Customer info, repeatable"),
         ] = None,
-        version: VersionOpt = None,
-        command_id: CommandIdOpt = None,
-        timeout: TimeoutOpt = 10.0,
-        as_json: JsonOpt = False,
-    ) -> None:
+    ) -> CommandArgs:
         """Escalate to the supervisor (§5.8); you keep tracking the ticket."""
-        send(
-            ticket_id,
-            actor,
-            build(
-                EscalateArgs,
-                category=category.value,
-                customer_info=parse_data(customer_info, "--customer-info"),
-                problem=problem,
-                actions_taken=actions_taken,
-                customer_demand=demand,
-                responsible_id=responsible,
-                deadline=parse_deadline(deadline, clock().now()),
-            ),
-            version=version,
-            command_id=command_id,
-            timeout=timeout,
-            as_json=as_json,
+        return build(
+            EscalateArgs,
+            category=category.value,
+            customer_info=parse_data(customer_info, "--customer-info"),
+            problem=problem,
+            actions_taken=actions_taken,
+            customer_demand=demand,
+            responsible_id=responsible,
+            deadline=parse_deadline(deadline, clock().now()),
         )
 
-    @app.command("reassign")
+    @ticket_action(app, "reassign")
     def reassign(
-        ticket_id: TicketId,
         to: Annotated[str, typer.Option("--to", metavar="AGENT", help="The new first handler")],
         reason: Annotated[str, typer.Option("--reason", help="Why (kept in the history)")],
-        actor: ActorOpt,
-        version: VersionOpt = None,
-        command_id: CommandIdOpt = None,
-        timeout: TimeoutOpt = 10.0,
-        as_json: JsonOpt = False,
-    ) -> None:
+    ) -> CommandArgs:
         """Supervisor: give the ticket a new first handler, with the reason (§5.7)."""
-        send(
-            ticket_id,
-            actor,
-            build(ReassignArgs, new_first_handler_id=to, reason=reason),
-            version=version,
-            command_id=command_id,
-            timeout=timeout,
-            as_json=as_json,
-        )
+        return build(ReassignArgs, new_first_handler_id=to, reason=reason)
