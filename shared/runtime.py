@@ -10,6 +10,7 @@ are retried with backoff, bounded; past the bound the message is dead-lettered w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -141,6 +142,12 @@ def decode(body: bytes, accepted: Mapping[str, Handler]) -> tuple[Envelope, Cont
         raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc, at="payload")) from exc
 
 
+def _attempt(message: AbstractIncomingMessage) -> int:
+    """Which pass through the pipeline this is (`tq-attempt`, set by replays); 1 if unreadable."""
+    value = (message.headers or {}).get(messaging.ATTEMPT, 1)
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
 def _errors(exc: ValidationError, *, at: str = "") -> str:
     # Field locations and messages only: pydantic's default text echoes the input values.
     return "; ".join(
@@ -219,16 +226,20 @@ class Worker:
         try:
             await self._on_message(message)
         except Exception:
-            # The broker or the channel went away mid-way: leave the message unacked;
-            # it is redelivered and the inbox makes the second pass a no-op.
+            # The broker or the channel went away mid-way, or dead-lettering failed: give the
+            # message back. A reject counts towards the queue's delivery limit, so this cannot
+            # loop for ever; a redelivery the inbox already knows is a no-op. If the channel
+            # is gone the reject fails too, and the broker redelivers on its own.
             log.exception("delivery_failed", message_id=message.message_id)
+            with contextlib.suppress(Exception):
+                await message.reject(requeue=True)
         finally:
             if task is not None:
                 self._in_flight.discard(task)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
-        attempt = int((message.headers or {}).get(messaging.ATTEMPT, 1))  # type: ignore[arg-type]
+        attempt = _attempt(message)
         with structlog.contextvars.bound_contextvars(
             message_id=message.message_id, type=message.type, ticket_id=message.correlation_id
         ):

@@ -8,7 +8,16 @@ from services.intake.service import SERVICE as INTAKE
 from shared.client import TicketPublisher, publish_raw
 from shared.config import Settings
 from shared.db import Pool
-from shared.messaging import DL_ATTEMPTS, DL_ERROR, DL_QUEUE, DL_REASON
+from shared.messaging import (
+    ATTEMPT,
+    DL_ATTEMPTS,
+    DL_ERROR,
+    DL_QUEUE,
+    DL_REASON,
+    EXCHANGE,
+    amqp_message,
+)
+from shared.models import Envelope
 from tests.helpers import body, contact, depth, running, take_all, wait_until
 
 
@@ -129,3 +138,16 @@ async def _intake_empty(channel: AbstractChannel) -> bool:
 
 async def _depth_is(channel: AbstractChannel, queue: str, n: int) -> bool:
     return await depth(channel, queue) == n
+
+
+async def test_a_garbled_attempt_header_does_not_stall_the_message(
+    settings: Settings, channel: AbstractChannel, db: Pool
+) -> None:
+    """Headers are input too: an unreadable `tq-attempt` is read as the first attempt."""
+    envelope = Envelope.wrap(contact("chat-hdr"), producer="t")
+    message = amqp_message(envelope, headers={ATTEMPT: "three"})
+    exchange = await channel.get_exchange(EXCHANGE)
+    await exchange.publish(message, routing_key="intake")
+    async with running(INTAKE, settings):
+        await wait_until(lambda: _routed(channel, 1), what="the ticket routed")
+    assert await count(db, "SELECT count(*) FROM tickets") == 1
