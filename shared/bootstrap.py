@@ -79,29 +79,35 @@ async def start_service(
     service: Service, settings: Settings, *, clock: Clock | None = None
 ) -> RunningService:
     clock = clock or clock_from_env()
-    pool = await create_pool(settings)
-    connection = await messaging.connect(settings, name=service.name)
-    setup = await connection.channel()
-    await messaging.declare_topology(setup, settings)
-    await setup.close()
-    relay = OutboxRelay(
-        pool=pool, channel=await connection.channel(on_return_raises=True), settings=settings
-    )
-    worker = Worker(
-        service=service.name,
-        queue=service.queue,
-        handlers=service.handlers,
-        settings=settings,
-        pool=pool,
-        channel=await connection.channel(on_return_raises=True),
-        on_commit=relay.notify,
-        clock=clock,
-    )
-    readiness = Readiness()
-    http = None
-    if settings.metrics_port is not None:
-        http = serve(readiness, settings.metrics_host, settings.metrics_port)
-    await worker.start()
+    async with contextlib.AsyncExitStack() as opened:  # closed again if start-up fails
+        pool = await create_pool(settings)
+        opened.push_async_callback(pool.close)
+        connection = await messaging.connect(settings, name=service.name)
+        opened.push_async_callback(connection.close)
+        setup = await connection.channel()
+        await messaging.declare_topology(setup, settings)
+        await setup.close()
+        relay = OutboxRelay(
+            pool=pool, channel=await connection.channel(on_return_raises=True), settings=settings
+        )
+        worker = Worker(
+            service=service.name,
+            queue=service.queue,
+            handlers=service.handlers,
+            settings=settings,
+            pool=pool,
+            channel=await connection.channel(on_return_raises=True),
+            on_commit=relay.notify,
+            clock=clock,
+        )
+        readiness = Readiness()
+        http = None
+        if settings.metrics_port is not None:
+            http = serve(readiness, settings.metrics_host, settings.metrics_port)
+            opened.callback(http.server_close)
+            opened.callback(http.shutdown)
+        await worker.start()
+        opened.pop_all()  # from here on, RunningService.stop closes them
     tasks = [
         asyncio.create_task(relay.run(), name=f"{service.name}-outbox-relay"),
         asyncio.create_task(
