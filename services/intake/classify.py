@@ -7,7 +7,12 @@ from shared.models.tickets import Channel, SubmitTicket
 
 # First match wins, so the more specific problems come before the general ones.
 KEYWORDS: tuple[tuple[TicketKind, tuple[str, ...]], ...] = (
-    (TicketKind.PLATFORM_COMPLAINT, ("投诉", "小二", "介入", "complaint", "intervention")),
+    # The platform's own complaint channel; a customer who says 投诉 about a late parcel in
+    # chat is a logistics case (seed 000), so the bare word is not enough.
+    (
+        TicketKind.PLATFORM_COMPLAINT,
+        ("后台投诉", "小二", "介入", "platform complaint", "intervention"),
+    ),
     (TicketKind.INVOICE, ("发票", "开票", "invoice")),
     (TicketKind.WRONG_ITEM, ("发错", "错发", "漏发", "少发", "wrong item", "missing item")),
     (TicketKind.QUALITY, ("质量", "坏了", "破损", "损坏", "瑕疵", "defect", "broken", "damaged")),
@@ -63,6 +68,8 @@ def classify(contact: SubmitTicket) -> TicketKind:
     order = contact.order
     if order is not None and order.paid_at is None and contact.channel is Channel.SYSTEM:
         return TicketKind.UNPAID_REMINDER  # 催付: the order centre reports an unpaid order
+    if contact.channel is Channel.PLATFORM:
+        return TicketKind.PLATFORM_COMPLAINT  # what the platform's complaint feed sends
     text = f"{contact.subject}\n{contact.text}".lower()
     for kind, words in KEYWORDS:
         if any(word in text for word in words):

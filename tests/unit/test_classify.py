@@ -49,6 +49,7 @@ SENTENCES: list[tuple[TicketKind, str, str, dict[str, Any]]] = [
     (K.OUT_OF_STOCK, "缺货", "客服说这个颜色缺货,要等几天?", PAID),  # 缺货问题
     (K.PLATFORM_COMPLAINT, "后台投诉", "买家在后台投诉了,要求小二介入", SHIPPED),  # 投诉维权
     (K.PLATFORM_COMPLAINT, "小二介入", "已申请小二介入处理", SHIPPED),  # 报备小二介入处理
+    (K.LOGISTICS, "我要投诉", "买家投诉物流问题,快递三天没动", SHIPPED),  # seed 000: 物流查件
     (K.GENERAL_AFTERSALES, "收到了", "请问这个怎么安装?", SHIPPED),  # a paid order, no known path
 ]
 
@@ -129,3 +130,8 @@ def test_the_more_specific_problem_wins_over_the_general_one() -> None:
 def test_only_inquiries_and_reminders_go_to_presale(kind: TicketKind) -> None:
     presale = kind in (K.INQUIRY, K.UNPAID_REMINDER)
     assert role_for_kind(kind) is (Role.PRESALE if presale else Role.AFTERSALES)
+
+
+def test_what_the_platform_sends_is_a_platform_complaint() -> None:
+    ticket = contact("c", subject="买家申请退款", channel=Channel.PLATFORM, **SHIPPED)
+    assert classify(ticket) is K.PLATFORM_COMPLAINT
