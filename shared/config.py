@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 
 from pydantic import Field
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
         None, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz; 0 picks one"
     )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
+    compensation_approval_threshold: Decimal = Field(
+        Decimal("50"), ge=0, description="Payouts above this (CNY) need a supervisor approval"
+    )
 
 
 @lru_cache

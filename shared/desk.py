@@ -15,9 +15,11 @@ from typing import TypedDict
 
 import structlog
 
+from shared import effects
 from shared.bootstrap import Background
 from shared.db import Connection, Pool
 from shared.db.tickets import (
+    append_history,
     load_agent,
     load_roster,
     load_ticket,
@@ -29,9 +31,11 @@ from shared.domain.roles import Role
 from shared.domain.roster import Clock, choose_assignee
 from shared.domain.ticket import Accepted, Rejected, Ticket, TicketStatus, decide
 from shared.models.commands import (
+    ApprovePayoutArgs,
     ClaimArgs,
     CloseArgs,
     CommandReply,
+    EffectArgs,
     EscalateArgs,
     HandOffArgs,
     HandoffRequested,
@@ -79,6 +83,8 @@ async def apply_command(tx: Transaction, msg: Incoming[TicketCommand]) -> Outcom
     ticket = await load_ticket(tx.conn, command.ticket_id)
     if ticket is None:
         return _reject(tx, command.ticket_id, "unknown_ticket", "no such ticket", None)
+    if isinstance(command.args, effects.EFFECT_ARGS):
+        return await apply_operation(tx, command, command.args, ticket)
     try:
         decision = decide(ticket, await _domain_command(tx, command, ticket))
     except UnknownReference as exc:
@@ -175,6 +181,110 @@ async def _domain_command(tx: Transaction, cmd: TicketCommand, ticket: Ticket) -
                 new_first_handler=await _agent_ref(tx.conn, args.new_first_handler_id),
                 reason=args.reason,
             )
+        case _:  # warehouse and finance operations: `apply_operation`
+            raise TypeError(f"{args.command} is an operation, not a ticket command")
+
+
+# --- warehouse and finance operations (issue 5; the rules are in shared.effects) -------------
+
+
+async def apply_operation(
+    tx: Transaction, cmd: TicketCommand, args: EffectArgs, ticket: Ticket
+) -> Outcome:
+    """Ledger row and handoff result in this one transaction, or a rejection writing nothing.
+
+    The aggregate's rules come first (a dry run of recording the result: who may, which
+    handoff, is it still open), then the ledger's (`effects.apply`). See `shared.effects`.
+    """
+    agent = await load_agent(tx.conn, cmd.actor_id)
+    if agent is None:
+        return _reject(
+            tx, ticket.id, "unknown_agent", f"no agent {cmd.actor_id!r} on the roster", ticket
+        )
+    actor = domain.Actor(agent.id, agent.name, agent.roles)
+
+    def result(outcome: domain.Outcome, data: dict[str, object]) -> domain.RecordResult:
+        return domain.RecordResult(
+            actor=actor,
+            at=tx.now,
+            message_id=tx.cause.message_id,
+            expected_version=cmd.expected_version,
+            handoff_id=args.handoff_id,
+            outcome=outcome,
+            data=data,
+        )
+
+    allowed = decide(ticket, result("done", {}))
+    if isinstance(allowed, Rejected):
+        return _reject(tx, ticket.id, allowed.code.value, allowed.message, ticket)
+    handoff = ticket.handoff(args.handoff_id)
+    assert handoff is not None  # the dry run checked it
+    role = effects.role_of(args)
+    if handoff.role is not role:
+        return _reject(
+            tx,
+            ticket.id,
+            "invalid_command",
+            f"handoff {handoff.id} is a {handoff.role} task; {args.command} is {role} work",
+            ticket,
+        )
+    op = await effects.load_op(tx.conn, ticket, handoff, actor, tx.now, tx.cause.message_id)
+    done = await effects.apply(op, args)
+    if isinstance(done, effects.Violation):
+        # A refused approval is the approver's matter, never the task's result.
+        if not args.return_on_violation or isinstance(args, ApprovePayoutArgs):
+            return _reject(tx, ticket.id, done.code, done.message, ticket)
+        failed = decide(
+            ticket,
+            result(
+                "failed", {"operation": args.command, "violation": done.code, "reason": str(done)}
+            ),
+        )
+        assert isinstance(failed, Accepted)  # the same checks as the dry run
+        await _commit(tx, failed)
+        tx.reply = CommandReply(
+            ticket_id=ticket.id,
+            accepted=False,
+            code=done.code,
+            message=f"{done.message}; handoff {handoff.id} returned to the first handler "
+            "as failed with this reason",
+            version=failed.ticket.version,
+            owner=str(failed.ticket.owner),
+        )
+        return Outcome(f"rejected:{done.code}", ticket.id)
+    if not done.finishes:  # a step: the task stays open
+        await append_history(
+            tx.conn,
+            ticket_id=ticket.id,
+            at=tx.now,
+            actor_id=actor.id,
+            actor_name=actor.name,
+            action=type(args).__name__.removesuffix("Args"),
+            message_id=tx.cause.message_id,
+            detail={"handoff_id": handoff.id, "operation": args.command, **done.data},
+        )
+        tx.reply = CommandReply(
+            ticket_id=ticket.id,
+            accepted=True,
+            message=done.summary,
+            version=ticket.version,
+            owner=str(ticket.owner),
+            data=done.data,
+        )
+        return Outcome(f"step:{args.command}", ticket.id)
+    decision = decide(ticket, result("done", {"operation": args.command, **done.data}))
+    assert isinstance(decision, Accepted)  # the same checks as the dry run
+    await _commit(tx, decision)
+    new = decision.ticket
+    tx.reply = CommandReply(
+        ticket_id=new.id,
+        accepted=True,
+        message=f"{done.summary}; result of {handoff.id} recorded; owner: {new.owner}",
+        version=new.version,
+        owner=str(new.owner),
+        data=done.data,
+    )
+    return Outcome(f"done:{args.command}", new.id)
 
 
 async def _commit(tx: Transaction, accepted: Accepted) -> None:

@@ -18,7 +18,9 @@ import typer
 
 from shared.cli.agents import agent_app, roster_app
 from shared.cli.dlq import dlq_app
+from shared.cli.finance import finance_app
 from shared.cli.tickets import register_actions, tickets_app
+from shared.cli.warehouse import warehouse_app
 from shared.config import get_settings
 from shared.messaging import QUEUES
 
@@ -34,6 +36,8 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(roster_app, name="roster")
 app.add_typer(agent_app, name="agent")
 app.add_typer(tickets_app, name="tickets")
+app.add_typer(finance_app, name="finance")
+app.add_typer(warehouse_app, name="warehouse")
 register_actions(app)
 
 

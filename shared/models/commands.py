@@ -8,6 +8,10 @@ from pydantic import AwareDatetime, ConfigDict, Field
 
 from shared.domain.roles import Role
 from shared.models.base import Contract
+from shared.models.tickets import Money
+
+# An amount that moves money: strictly positive (a refund of 0.00 is a typo, not a refund).
+Amount = Annotated[Money, Field(gt=0)]
 
 
 def _command_required(schema: dict[str, Any]) -> None:
@@ -87,6 +91,180 @@ class ReassignArgs(_Args):
     reason: str = Field(min_length=1, max_length=1000)
 
 
+# --- Warehouse and finance operations (issue 5): typed results of a handoff --------------------
+# Each names the handoff it completes (or advances); the desk validates it against the
+# service's ledger and writes the ledger row and the handoff's result in one transaction
+# (`shared.effects`). A rule violation writes nothing and is answered with its code.
+
+
+class _Effect(_Args):
+    handoff_id: str = Field(min_length=1, description="The handoff (task) this operation is for")
+    return_on_violation: bool = Field(
+        False,
+        description="On a rule violation, also record the handoff as failed with the reason, "
+        "so it returns to the first handler (the ledger is never written either way)",
+    )
+
+
+class StockLine(Contract):
+    sku: str = Field(min_length=1, max_length=100)
+    quantity: int = Field(ge=1, le=100_000)
+
+
+class RefundArgs(_Effect):
+    """Finance: register a refund (§7 Return); never more than was paid, once per task."""
+
+    command: Literal["refund"] = "refund"
+    amount: Amount
+    reason: str = Field(min_length=1, max_length=500, description="Verified reason")
+    refund_id: str | None = Field(
+        None, min_length=1, max_length=100, description="Payment system's refund id, if known"
+    )
+
+
+class PayoutArgs(_Effect):
+    """Finance: pay an agreed compensation; above the threshold a supervisor approval must
+    be on record (§7 Compensation)."""
+
+    command: Literal["payout"] = "payout"
+    amount: Amount
+    reason: str = Field("compensation", min_length=1, max_length=500)
+
+
+class ApprovePayoutArgs(_Effect):
+    """Supervisor: approve a compensation payout of up to `amount` for a finance handoff."""
+
+    command: Literal["approve_payout"] = "approve_payout"
+    amount: Amount
+
+
+class CashbackArgs(_Effect):
+    """Finance: an entry in the cash-back register (返现登记)."""
+
+    command: Literal["cashback"] = "cashback"
+    amount: Amount
+    note: str = Field("", max_length=500)
+
+
+class InvoiceArgs(_Effect):
+    """Finance: issue an invoice after confirmed receipt, amount at most the order's."""
+
+    command: Literal["invoice"] = "invoice"
+    title: str = Field(min_length=1, max_length=200, description="Invoice title (抬头)")
+    amount: Amount
+    quantity: int = Field(ge=1, le=100_000)
+    einvoice_id: str | None = Field(None, min_length=1, max_length=100)
+    tracking_number: str | None = Field(
+        None, min_length=1, max_length=100, description="For a paper invoice sent by post"
+    )
+
+
+class ShipArgs(_Effect):
+    """Warehouse: ship the order (carrier and tracking number back); stock goes down."""
+
+    command: Literal["ship"] = "ship"
+    carrier: str = Field(min_length=1, max_length=100)
+    tracking_number: str = Field(min_length=1, max_length=100)
+    items: list[StockLine] = Field(
+        default_factory=list, max_length=200, description="Empty: the order's items"
+    )
+
+
+class UrgeShipmentArgs(_Effect):
+    """Warehouse: urge a late shipment, recording the reason for the delay (§7)."""
+
+    command: Literal["urge_shipment"] = "urge_shipment"
+    delay_reason: str = Field(min_length=1, max_length=1000)
+
+
+class OrderChangeArgs(_Effect):
+    """Warehouse: change an order before shipping (printed: void, reverse audit, edit, re-audit)."""
+
+    command: Literal["change_order"] = "change_order"
+    change: str = Field(min_length=1, max_length=1000, description="What was changed")
+
+
+class InterceptArgs(_Effect):
+    """Warehouse: redirect a shipped parcel (done), or request / confirm its interception."""
+
+    command: Literal["intercept"] = "intercept"
+    mode: Literal["redirect", "intercept"]
+    confirmed: bool = Field(False, description="The carrier confirmed the interception")
+    note: str = Field("", max_length=1000)
+
+
+class ReshipArgs(_Effect):
+    """Warehouse: ship again once the interception is confirmed."""
+
+    command: Literal["reship"] = "reship"
+    carrier: str = Field(min_length=1, max_length=100)
+    tracking_number: str = Field(min_length=1, max_length=100)
+
+
+class PickUpArgs(_Effect):
+    """Warehouse: courier pick-up of a return arranged (a step; the handoff stays open)."""
+
+    command: Literal["pick_up"] = "pick_up"
+    carrier: str = Field(min_length=1, max_length=100)
+    tracking_number: str | None = Field(None, min_length=1, max_length=100)
+
+
+class TrackReturnArgs(_Effect):
+    """Warehouse: where the return is (a step; the handoff stays open)."""
+
+    command: Literal["track_return"] = "track_return"
+    status: Literal["in_transit", "delivered"]
+    tracking_number: str | None = Field(None, min_length=1, max_length=100)
+    note: str = Field("", max_length=1000)
+
+
+class ReceiveReturnArgs(_Effect):
+    """Warehouse: received and inspected; what passed inspection goes back into stock."""
+
+    command: Literal["receive_return"] = "receive_return"
+    inspection: Literal["passed", "damaged", "wrong_item", "missing_parts"]
+    notes: str = Field("", max_length=2000)
+    restock: list[StockLine] = Field(default_factory=list, max_length=200)
+
+
+class ReissuePartArgs(_Effect):
+    """Warehouse: send a replacement part (tracking number back to the customer)."""
+
+    command: Literal["reissue_part"] = "reissue_part"
+    sku: str = Field(min_length=1, max_length=100)
+    quantity: int = Field(1, ge=1, le=100)
+    carrier: str = Field(min_length=1, max_length=100)
+    tracking_number: str = Field(min_length=1, max_length=100)
+
+
+class ShipReplacementArgs(_Effect):
+    """Warehouse: ship a replacement or a new item (exchange, quality problem)."""
+
+    command: Literal["ship_replacement"] = "ship_replacement"
+    carrier: str = Field(min_length=1, max_length=100)
+    tracking_number: str = Field(min_length=1, max_length=100)
+    items: list[StockLine] = Field(min_length=1, max_length=200)
+
+
+EffectArgs = (
+    RefundArgs
+    | PayoutArgs
+    | ApprovePayoutArgs
+    | CashbackArgs
+    | InvoiceArgs
+    | ShipArgs
+    | UrgeShipmentArgs
+    | OrderChangeArgs
+    | InterceptArgs
+    | ReshipArgs
+    | PickUpArgs
+    | TrackReturnArgs
+    | ReceiveReturnArgs
+    | ReissuePartArgs
+    | ShipReplacementArgs
+)
+
+
 CommandArgs = Annotated[
     ClaimArgs
     | ReplyArgs
@@ -95,7 +273,8 @@ CommandArgs = Annotated[
     | ResolveArgs
     | CloseArgs
     | EscalateArgs
-    | ReassignArgs,
+    | ReassignArgs
+    | EffectArgs,
     Field(discriminator="command"),
 ]
 
@@ -119,11 +298,18 @@ class CommandReply(Contract):
     code: str | None = Field(
         None,
         description="Rejection code: not_owner, not_first_handler, version_conflict, "
-        "handoffs_pending, invalid_transition, invalid_command, unknown_agent, unknown_ticket",
+        "handoffs_pending, invalid_transition, invalid_command, unknown_agent, unknown_ticket; "
+        "for warehouse and finance operations the ledger rule that broke, e.g. "
+        "refund_exceeds_paid, payout_needs_approval, invoice_before_receipt, "
+        "invoice_exceeds_order, stock_would_go_negative (see shared.effects)",
     )
     message: str
     version: int | None = Field(None, description="The ticket's version after the command")
     owner: str | None = Field(None, description="Who owns the ticket now, for display")
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What an operation recorded (refund id, tracking number...), if any",
+    )
 
 
 class HandoffRequested(Contract):

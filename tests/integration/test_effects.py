@@ -1,0 +1,576 @@
+"""Warehouse and finance operations against the real broker and database (issue 5, SPEC §7, §10)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel
+from typer.testing import CliRunner
+
+from services.aftersales.service import SERVICE as AFTERSALES
+from services.finance.service import SERVICE as FINANCE
+from services.intake.service import SERVICE as INTAKE
+from services.warehouse.service import SERVICE as WAREHOUSE
+from shared.bootstrap import RunningService, Service, start_service
+from shared.cli.main import app
+from shared.client import publish_ticket
+from shared.config import Settings, get_settings
+from shared.db import Pool
+from shared.domain.roster import FixedClock
+from shared.messaging import EXCHANGE, amqp_message
+from shared.models import Envelope
+from shared.models.commands import (
+    ApprovePayoutArgs,
+    CommandArgs,
+    CommandReply,
+    HandOffArgs,
+    InterceptArgs,
+    InvoiceArgs,
+    PayoutArgs,
+    PickUpArgs,
+    ReceiveReturnArgs,
+    RefundArgs,
+    ReshipArgs,
+    ShipArgs,
+    StockLine,
+    TicketCommand,
+    TrackReturnArgs,
+)
+from tests.helpers import WorkerProcesses, contact, depth, take_all, wait_until
+
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: day shift
+
+ROSTER = [
+    ("a1", "李娜", ["aftersales"], ["day"]),
+    ("w1", "赵仓", ["warehouse"], ["day"]),
+    ("f1", "钱财", ["finance"], ["day"]),
+    ("s1", "孙主管", ["supervisor"], ["day"]),
+]
+
+LEDGERS = (
+    "refunds",
+    "order_payments",
+    "payouts",
+    "payout_approvals",
+    "cashback_register",
+    "invoices",
+    "shipments",
+    "stock_movements",
+    "returns",
+    "interceptions",
+)
+
+
+async def _roster(db: Pool) -> None:
+    await db.executemany(
+        "INSERT INTO agents (id, name, roles, shifts, online) VALUES ($1, $2, $3, $4, true)",
+        ROSTER,
+    )
+
+
+async def _start(settings: Settings, services: Sequence[Service]) -> list[RunningService]:
+    clock = FixedClock(T0)
+    return [await start_service(s, settings, clock=clock) for s in services]
+
+
+@pytest.fixture
+async def desk(settings: Settings, db: Pool, broker: object) -> AsyncIterator[None]:
+    """Intake, after-sales, two warehouse and two finance replicas, in this process."""
+    await _roster(db)
+    running = await _start(settings, [INTAKE, AFTERSALES, WAREHOUSE, WAREHOUSE, FINANCE, FINANCE])
+    yield
+    for r in running:
+        await r.stop()
+
+
+async def ask(
+    settings: Settings,
+    ticket_id: str,
+    actor: str,
+    args: CommandArgs,
+    *,
+    queue: str,
+    message_id: str | None = None,
+    copies: int = 1,
+) -> list[CommandReply]:
+    """Publish the command `copies` times (same message id) to `queue`; every answer."""
+    envelope = Envelope.wrap(
+        TicketCommand(ticket_id=ticket_id, actor_id=actor, args=args),
+        producer="test",
+        correlation_id=ticket_id,
+        message_id=message_id,
+    )
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    answers: list[CommandReply] = []
+    async with connection:
+        channel = await connection.channel()
+        replies = await channel.declare_queue(exclusive=True, auto_delete=True)
+        exchange = await channel.get_exchange(EXCHANGE)
+        for _ in range(copies):
+            message = amqp_message(envelope)
+            message.reply_to = replies.name
+            await exchange.publish(message, routing_key=queue)
+        async with replies.iterator(timeout=20) as incoming:
+            async for answer in incoming:
+                await answer.ack()
+                answers.append(CommandReply.model_validate(json.loads(answer.body)["payload"]))
+                if len(answers) == copies:
+                    break
+    return answers
+
+
+async def one(
+    settings: Settings, ticket_id: str, actor: str, args: CommandArgs, *, queue: str
+) -> CommandReply:
+    return (await ask(settings, ticket_id, actor, args, queue=queue))[0]
+
+
+async def new_ticket(settings: Settings, db: Pool, name: str, **order: Any) -> str:
+    """An after-sales ticket on a paid order of 59.00, with a1 as its first handler."""
+    await publish_ticket(settings.amqp_url, contact(name, subject="我要退货", order_id=f"o-{name}"))
+
+    async def assigned() -> bool:
+        owner = await db.fetchval("SELECT owner_agent_id FROM tickets WHERE external_id = $1", name)
+        return bool(owner == "a1")
+
+    await wait_until(assigned, what="auto-assignment")
+    tid = await db.fetchval("SELECT id FROM tickets WHERE external_id = $1", name)
+    if order:
+        await db.execute(
+            "UPDATE tickets SET order_data = order_data || $2::jsonb WHERE id = $1", tid, order
+        )
+    return str(tid)
+
+
+async def hand_off(settings: Settings, db: Pool, tid: str, role: str, action: str) -> str:
+    reply = await one(
+        settings, tid, "a1", HandOffArgs(role=role, action=action), queue="aftersales"
+    )
+    assert reply.accepted, reply
+    state = await _state(db, tid)
+    return str(state["handoffs"][-1]["id"])
+
+
+async def _state(db: Pool, tid: str) -> dict[str, Any]:
+    state: dict[str, Any] = await db.fetchval("SELECT state FROM tickets WHERE id = $1", tid)
+    return state
+
+
+async def _has(channel: AbstractChannel, queue: str) -> bool:
+    return await depth(channel, queue) > 0
+
+
+async def count(db: Pool, sql: str, *args: object) -> int:
+    return int(await db.fetchval(sql, *args))
+
+
+async def ledger_rows(db: Pool) -> dict[str, int]:
+    return {t: await count(db, f"SELECT count(*) FROM {t}") for t in LEDGERS}
+
+
+def refund(handoff_id: str, amount: str, **extra: Any) -> RefundArgs:
+    return RefundArgs(handoff_id=handoff_id, amount=Decimal(amount), reason="退货退款", **extra)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+async def test_ten_deliveries_to_two_finance_replicas_make_one_refund_and_one_result(
+    settings: Settings, db: Pool, desk: None
+) -> None:
+    tid = await new_ticket(settings, db, "dup-1")
+    h = await hand_off(settings, db, tid, "finance", "refund")
+
+    answers = await ask(
+        settings, tid, "f1", refund(h, "59.00"), queue="finance", message_id="dup-m1", copies=10
+    )
+
+    assert len(answers) == 10
+    assert all(a.accepted for a in answers), answers[0]
+    assert {a.data["refund_id"] for a in answers} == {f"RF-{h}"}
+    assert await count(db, "SELECT count(*) FROM refunds") == 1
+    assert await db.fetchval("SELECT refunded FROM order_payments") == Decimal("59.00")
+    assert await count(db, "SELECT count(*) FROM inbox WHERE message_id = 'dup-m1'") == 1
+    history = await db.fetch(
+        "SELECT action FROM ticket_history WHERE ticket_id = $1 AND action = 'RecordResult'", tid
+    )
+    assert len(history) == 1
+    [handoff] = (await _state(db, tid))["handoffs"]
+    assert handoff["result"]["outcome"] == "done"
+    assert handoff["result"]["data"]["refund_id"] == f"RF-{h}"
+    row = await db.fetchrow("SELECT owner_agent_id, status FROM tickets WHERE id = $1", tid)
+    assert row is not None and (row["owner_agent_id"], row["status"]) == ("a1", "in_progress")
+
+    # A new command for the same task (another message id) is refused: one refund per task.
+    again = await one(settings, tid, "f1", refund(h, "1.00"), queue="finance")
+    assert (again.accepted, again.code) == (False, "invalid_transition")
+    assert await count(db, "SELECT count(*) FROM refunds") == 1
+
+
+async def _rejected(
+    settings: Settings, db: Pool, tid: str, actor: str, args: CommandArgs, code: str
+) -> CommandReply:
+    before = (await ledger_rows(db), await _state(db, tid))
+    history = await count(db, "SELECT count(*) FROM ticket_history WHERE ticket_id = $1", tid)
+    reply = await one(settings, tid, actor, args, queue="finance")
+    assert (reply.accepted, reply.code) == (False, code), reply
+    assert (await ledger_rows(db), await _state(db, tid)) == before
+    assert await count(db, "SELECT count(*) FROM ticket_history WHERE ticket_id = $1", tid) == (
+        history
+    )
+    return reply
+
+
+async def test_refund_above_paid_is_rejected_with_the_figures(
+    settings: Settings, db: Pool, desk: None
+) -> None:
+    tid = await new_ticket(settings, db, "over-1")
+    h = await hand_off(settings, db, tid, "finance", "refund")
+    reply = await _rejected(settings, db, tid, "f1", refund(h, "60.00"), "refund_exceeds_paid")
+    assert reply.message == "paid 59.00, refunded 0.00, asked 60.00"
+
+
+async def test_second_refund_past_paid_is_rejected_and_can_return_to_first_handler(
+    settings: Settings, db: Pool, desk: None
+) -> None:
+    tid = await new_ticket(settings, db, "over-2")
+    h1 = await hand_off(settings, db, tid, "finance", "refund")
+    h2 = await hand_off(settings, db, tid, "finance", "refund")
+    assert (await one(settings, tid, "f1", refund(h1, "40.00"), queue="finance")).accepted
+
+    reply = await _rejected(settings, db, tid, "f1", refund(h2, "30.00"), "refund_exceeds_paid")
+    assert reply.message == "paid 59.00, refunded 40.00, asked 30.00"
+
+    taken = await one(
+        settings, tid, "f1", refund(h2, "1.00", refund_id=f"RF-{h1}"), queue="finance"
+    )
+    assert (taken.code, taken.message) == (
+        "refund_id_taken",
+        f"refund id RF-{h1} is already registered for {h1}",
+    )
+
+    # Returned to the first handler as failed, with the reason; still no ledger row.
+    back = await one(
+        settings, tid, "f1", refund(h2, "30.00", return_on_violation=True), queue="finance"
+    )
+    assert (back.accepted, back.code) == (False, "refund_exceeds_paid")
+    assert await count(db, "SELECT count(*) FROM refunds") == 1
+    assert await db.fetchval("SELECT refunded FROM order_payments") == Decimal("40.00")
+    result = (await _state(db, tid))["handoffs"][1]["result"]
+    assert result["outcome"] == "failed"
+    assert (
+        result["data"]["reason"] == "refund_exceeds_paid: paid 59.00, refunded 40.00, asked 30.00"
+    )
+    row = await db.fetchrow("SELECT owner_agent_id, status FROM tickets WHERE id = $1", tid)
+    assert row is not None and (row["owner_agent_id"], row["status"]) == ("a1", "in_progress")
+
+
+async def test_the_database_refuses_refunds_past_paid_whatever_the_code_does(
+    settings: Settings, db: Pool, desk: None
+) -> None:
+    import asyncpg
+
+    tid = await new_ticket(settings, db, "db-1")
+    await db.execute("INSERT INTO order_payments (order_id, paid) VALUES ('o-db-1', 59.00)")
+    insert = """INSERT INTO refunds (refund_id, ticket_id, handoff_id, order_id, amount, reason,
+                                     by_agent, at, message_id)
+                VALUES ($1, $2, $1, 'o-db-1', $3, 'r', 'f1', now(), 'm')"""
+    await db.execute(insert, "R1", tid, Decimal("40.00"))
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.execute(insert, "R2", tid, Decimal("30.00"))
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await db.execute(insert, "R1", tid, Decimal("1.00"))
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await db.execute("DELETE FROM refunds")
+
+
+async def test_compensation_above_threshold_needs_a_supervisor_approval(
+    settings: Settings, db: Pool, desk: None
+) -> None:
+    tid = await new_ticket(settings, db, "comp-1")
+    h = await hand_off(settings, db, tid, "finance", "payout")
+    pay = PayoutArgs(handoff_id=h, amount=Decimal("80.00"))
+    reply = await _rejected(settings, db, tid, "f1", pay, "payout_needs_approval")
+    assert "above the approval threshold 50.00" in reply.message
+    refused = await one(
+        settings,
+        tid,
+        "f1",
+        ApprovePayoutArgs(handoff_id=h, amount=Decimal("80.00")),
+        queue="finance",
+    )
+    assert refused.code == "approval_needs_supervisor"
+
+    approved = await one(
+        settings,
+        tid,
+        "s1",
+        ApprovePayoutArgs(handoff_id=h, amount=Decimal("80.00")),
+        queue="finance",
+    )
+    assert approved.accepted, approved
+    answers = await ask(settings, tid, "f1", pay, queue="finance", copies=3)
+    assert all(a.accepted for a in answers)
+    row = await db.fetchrow("SELECT amount, approval_required, approved_amount FROM payouts")
+    assert row is not None and tuple(row) == (Decimal("80.00"), True, Decimal("80.00"))
+    assert await count(db, "SELECT count(*) FROM payouts") == 1
+
+
+@pytest.mark.parametrize(
+    ("signed", "amount", "code", "message"),
+    [
+        (True, "60.00", "invoice_exceeds_order", "order o-inv amount 59.00, asked 60.00"),
+        (False, "59.00", "invoice_before_receipt", "order o-inv has no confirmed receipt"),
+    ],
+)
+async def test_invoice_rules(
+    settings: Settings, db: Pool, desk: None, signed: bool, amount: str, code: str, message: str
+) -> None:
+    order = {"signed_at": T0.isoformat()} if signed else {}
+    tid = await new_ticket(settings, db, "inv", **order)
+    h = await hand_off(settings, db, tid, "finance", "invoice")
+    args = InvoiceArgs(
+        handoff_id=h, title="某公司", amount=Decimal(amount), quantity=1, einvoice_id="E-1"
+    )
+    reply = await _rejected(settings, db, tid, "f1", args, code)
+    assert reply.message.startswith(message)
+    if signed:
+        ok = await one(
+            settings,
+            tid,
+            "f1",
+            args.model_copy(update={"amount": Decimal("59.00")}),
+            queue="finance",
+        )
+        assert ok.accepted and ok.data["einvoice_id"] == "E-1"
+
+
+async def test_a_full_return_ends_with_the_first_handler_and_totals_match(
+    settings: Settings, db: Pool, desk: None, channel: AbstractChannel
+) -> None:
+    await db.execute("INSERT INTO stock (sku, on_hand) VALUES ('CUP-1', 5)")
+    tid = await new_ticket(settings, db, "ret-1")
+    pick = await hand_off(settings, db, tid, "warehouse", "pick_up_return")
+    steps: list[CommandArgs] = [
+        PickUpArgs(handoff_id=pick, carrier="SF", tracking_number="SF100"),
+        TrackReturnArgs(handoff_id=pick, status="in_transit"),
+        TrackReturnArgs(handoff_id=pick, status="delivered"),
+    ]
+    for step in steps:
+        reply = await one(settings, tid, "w1", step, queue="warehouse")
+        assert reply.accepted, reply
+    assert (await _state(db, tid))["handoffs"][0]["result"] is None  # steps keep it open
+
+    # Damaged goods go nowhere: rejected, nothing moves.
+    bad = await one(
+        settings,
+        tid,
+        "w1",
+        ReceiveReturnArgs(
+            handoff_id=pick, inspection="damaged", restock=[StockLine(sku="CUP-1", quantity=1)]
+        ),
+        queue="warehouse",
+    )
+    assert bad.code == "restock_after_failed_inspection"
+    received = await one(
+        settings,
+        tid,
+        "w1",
+        ReceiveReturnArgs(
+            handoff_id=pick,
+            inspection="passed",
+            notes="完好",
+            restock=[StockLine(sku="CUP-1", quantity=1)],
+        ),
+        queue="warehouse",
+    )
+    assert received.accepted, received
+    assert received.owner is not None and "a1" in received.owner  # back with the first handler
+
+    h = await hand_off(settings, db, tid, "finance", "refund")
+    refunded = await one(settings, tid, "f1", refund(h, "59.00"), queue="finance")
+    assert refunded.accepted, refunded
+
+    state = await _state(db, tid)
+    assert [x["result"]["outcome"] for x in state["handoffs"]] == ["done", "done"]
+    assert state["handoffs"][0]["result"]["data"]["restocked"] == [{"sku": "CUP-1", "quantity": 1}]
+    assert state["owner"]["agent"]["id"] == "a1"
+    assert await db.fetchval("SELECT on_hand FROM stock WHERE sku = 'CUP-1'") == 6
+    assert await db.fetchval("SELECT sum(delta) FROM stock_movements WHERE sku = 'CUP-1'") == 1
+    assert await db.fetchval("SELECT status FROM returns") == "received"
+    paid = await db.fetchrow("SELECT paid, refunded FROM order_payments")
+    assert paid is not None and tuple(paid) == (Decimal("59.00"), Decimal("59.00"))
+    assert await db.fetchval("SELECT sum(amount) FROM refunds") == paid["refunded"]
+
+    returned = await count(
+        db,
+        """SELECT count(*) FROM ticket_history WHERE ticket_id = $1 AND action = 'RecordResult'
+             AND (detail->>'returned_to_first_handler')::boolean""",
+        tid,
+    )
+    assert returned == 2
+
+    async def returned_twice() -> bool:  # the ticket.returned messages were taken by a1's desk
+        return await depth(channel, "aftersales") == 0
+
+    await wait_until(returned_twice, what="the results back with the first handler")
+
+
+async def test_finance_killed_after_commit_before_ack_refunds_once(
+    settings: Settings, db: Pool, channel: AbstractChannel, tmp_path: Path
+) -> None:
+    await _roster(db)
+    running = await _start(settings, [INTAKE, AFTERSALES])
+    workers = WorkerProcesses(tmp_path)
+    try:
+        tid = await new_ticket(settings, db, "kill-1")
+        h = await hand_off(settings, db, tid, "finance", "refund")
+        # The task's notice would be the first message the dying worker handles: take it away.
+        await wait_until(lambda: _has(channel, "finance"), what="the task in the finance queue")
+        assert len(await take_all(channel, "finance")) == 1
+        dying = workers.start("finance", settings, failpoints="after_commit")
+
+        async def killed() -> bool:
+            return dying.proc.poll() is not None
+
+        sent = asyncio.create_task(
+            ask(settings, tid, "f1", refund(h, "59.00"), queue="finance", message_id="kill-m1")
+        )
+        await wait_until(killed, what="the finance worker's SIGKILL after commit")
+        assert dying.proc.returncode == -9
+        assert await count(db, "SELECT count(*) FROM refunds") == 1  # committed, never acked
+        workers.start("finance", settings)
+        [answer] = await asyncio.wait_for(sent, timeout=30)  # the redelivery answers
+        assert answer.accepted and answer.data["refund_id"] == f"RF-{h}"
+        assert await count(db, "SELECT count(*) FROM refunds") == 1
+        assert await db.fetchval("SELECT refunded FROM order_payments") == Decimal("59.00")
+        assert await count(db, "SELECT count(*) FROM inbox WHERE message_id = 'kill-m1'") == 1
+    finally:
+        await workers.close()
+        for r in running:
+            await r.stop()
+
+
+async def ticketq(settings: Settings, *args: str) -> tuple[int, str]:
+    """One `ticketq` invocation, as a process would run it: (exit code, stdout + stderr)."""
+
+    def call() -> tuple[int, str]:
+        env = {
+            "TICKETQ_AMQP_URL": settings.amqp_url,
+            "TICKETQ_DATABASE_URL": settings.database_url,
+        }
+        get_settings.cache_clear()
+        try:
+            result = CliRunner().invoke(app, list(args), env=env)
+        finally:
+            get_settings.cache_clear()
+        return result.exit_code, result.stdout + result.stderr
+
+    return await asyncio.to_thread(call)
+
+
+async def test_finance_and_warehouse_staff_work_through_the_cli(
+    settings: Settings, db: Pool, desk: None
+) -> None:
+    await db.execute("INSERT INTO stock (sku, on_hand) VALUES ('CUP-1', 1)")
+    tid = await new_ticket(settings, db, "cli-1")
+    h = await hand_off(settings, db, tid, "finance", "refund")
+    code, out = await ticketq(settings, "finance", "tasks", "--json")
+    assert code == 0, out
+    assert [(t["ticket_id"], t["handoff_id"]) for t in json.loads(out)] == [(tid, h)]
+    code, out = await ticketq(settings, "finance", "tasks")
+    assert code == 0 and h in out and "refund" in out, out
+    assert (await ticketq(settings, "warehouse", "tasks"))[1].strip() == "(no task waiting)"
+
+    refund_cmd = ("finance", "refund", tid, h, "--reason", "退货", "--as", "f1")
+    code, out = await ticketq(settings, *refund_cmd, "--amount", "60.00")
+    assert code == 1
+    assert "rejected (refund_exceeds_paid): paid 59.00, refunded 0.00, asked 60.00" in out
+    code, out = await ticketq(settings, *refund_cmd, "--amount", "59.00", "--json")
+    assert code == 0, out
+    assert json.loads(out)["data"]["refund_id"] == f"RF-{h}"
+    assert json.loads((await ticketq(settings, "finance", "tasks", "--json"))[1]) == []
+    code, out = await ticketq(settings, "finance", "ledger", "--ticket", tid, "--json")
+    assert [r["amount"] for r in json.loads(out)["refunds"]] == ["59.00"]
+    code, out = await ticketq(settings, "finance", "ledger")
+    assert code == 0 and f"RF-{h}" in out and "59.00" in out, out
+
+    ship = await hand_off(settings, db, tid, "warehouse", "ship")
+    ship_cmd = ("warehouse", "ship", tid, ship, "--carrier", "SF", "--tracking", "SF1", "--as")
+    code, out = await ticketq(settings, *ship_cmd, "w1", "--item", "CUP-1=2")
+    assert (code, "stock_would_go_negative" in out) == (1, True), out
+    code, out = await ticketq(settings, *ship_cmd, "w1", "--item", "CUP-1=1")
+    assert code == 0 and "tracking number SF1" in out, out
+    code, out = await ticketq(settings, "warehouse", "stock", "--json")
+    assert [(s["sku"], s["on_hand"], s["moved"]) for s in json.loads(out)] == [("CUP-1", 0, -1)]
+    code, out = await ticketq(settings, "warehouse", "stock")
+    assert code == 0 and "CUP-1" in out, out
+
+
+async def test_one_shipment_per_task_and_reship_waits_for_the_interception(
+    settings: Settings, db: Pool, desk: None
+) -> None:
+    await db.execute("INSERT INTO stock (sku, on_hand) VALUES ('CUP-1', 3)")
+    tid = await new_ticket(settings, db, "ship-1")
+    h = await hand_off(settings, db, tid, "warehouse", "ship")
+    line = [StockLine(sku="CUP-1", quantity=2)]
+    ship = ShipArgs(handoff_id=h, carrier="SF", tracking_number="SF1", items=line)
+    stranger = await one(settings, tid, "f1", ship, queue="warehouse")
+    assert stranger.code == "not_owner"
+    wrong = await one(settings, tid, "w1", refund(h, "1.00"), queue="warehouse")
+    assert wrong.code == "invalid_command"  # a refund is no warehouse task
+    assert (await one(settings, tid, "w1", ship, queue="warehouse")).accepted
+    again = await one(
+        settings, tid, "w1", ship.model_copy(update={"tracking_number": "SF2"}), queue="warehouse"
+    )
+    assert again.code == "invalid_transition"
+    assert await count(db, "SELECT count(*) FROM shipments") == 1
+    assert await db.fetchval("SELECT on_hand FROM stock WHERE sku = 'CUP-1'") == 1
+
+    h2 = await hand_off(settings, db, tid, "warehouse", "intercept_and_reship")
+    reship = ReshipArgs(handoff_id=h2, carrier="SF", tracking_number="SF3")
+    early = await one(settings, tid, "w1", reship, queue="warehouse")
+    assert (early.code, early.message) == (
+        "interception_not_confirmed",
+        "the interception is not requested; reship once the carrier confirms it",
+    )
+    for confirmed in (False, True):
+        step = InterceptArgs(handoff_id=h2, mode="intercept", confirmed=confirmed)
+        assert (await one(settings, tid, "w1", step, queue="warehouse")).accepted
+    shipped = await one(settings, tid, "w1", reship, queue="warehouse")
+    assert shipped.accepted and shipped.data["tracking_number"] == "SF3"
+    kinds = await db.fetch("SELECT kind FROM shipments ORDER BY id")
+    assert [r["kind"] for r in kinds] == ["ship", "reship"]
+    assert await db.fetchval("SELECT on_hand FROM stock WHERE sku = 'CUP-1'") == 1
+
+
+async def test_two_replicas_shipping_the_last_unit_at_once_ship_it_once(
+    settings: Settings, db: Pool, desk: None
+) -> None:
+    await db.execute("INSERT INTO stock (sku, on_hand) VALUES ('CUP-1', 1)")
+    tickets = [await new_ticket(settings, db, f"last-{i}") for i in range(2)]
+    tasks = [await hand_off(settings, db, tid, "warehouse", "ship") for tid in tickets]
+    line = [StockLine(sku="CUP-1", quantity=1)]
+    replies = await asyncio.gather(
+        *(
+            one(
+                settings,
+                tid,
+                "w1",
+                ShipArgs(handoff_id=h, carrier="SF", tracking_number=f"SF-{h}", items=line),
+                queue="warehouse",
+            )
+            for tid, h in zip(tickets, tasks, strict=True)
+        )
+    )
+    assert sorted(str(r.code) for r in replies) == ["None", "stock_would_go_negative"]
+    assert await db.fetchval("SELECT on_hand FROM stock WHERE sku = 'CUP-1'") == 0
+    assert await count(db, "SELECT count(*) FROM shipments") == 1
