@@ -164,7 +164,7 @@ def approve_payout(handoff_id: HandoffId, amount: AmountOpt) -> CommandArgs:
 def cashback(
     handoff_id: HandoffId,
     amount: AmountOpt,
-    note: Annotated[str, typer.Option("--note")] = "",
+    note: Annotated[str | None, typer.Option("--note")] = None,
 ) -> CommandArgs:
     """Record an entry in the cash-back register."""
     return build(CashbackArgs, handoff_id=handoff_id, amount=money(amount), note=note)

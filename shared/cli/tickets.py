@@ -756,7 +756,10 @@ def parse_deadline(text: str, now: datetime) -> datetime:
 
 
 def build(factory: Callable[..., C], **values: Any) -> C:
-    """Command arguments from the options; invalid values are a usage error (exit 2)."""
+    """Command arguments from the options; invalid values are a usage error (exit 2).
+
+    An option not given (None) is left to the model's default."""
+    values = {name: value for name, value in values.items() if value is not None}
     for name, value in values.items():
         if isinstance(value, str) and not value.strip():
             raise typer.BadParameter(f"{name} must not be blank")

@@ -148,7 +148,7 @@ def intercept(
     confirmed: Annotated[
         bool, typer.Option("--confirmed/--requested", help="Interception state")
     ] = False,
-    note: Annotated[str, typer.Option("--note")] = "",
+    note: Annotated[str | None, typer.Option("--note")] = None,
 ) -> CommandArgs:
     """Redirect a shipped parcel, or record its interception requested / confirmed."""
     mode: Literal["redirect", "intercept"] = "redirect" if redirect else "intercept"
@@ -189,7 +189,7 @@ def track_return(
         bool, typer.Option("--delivered/--in-transit", help="Where the return is")
     ] = False,
     tracking: Annotated[str | None, typer.Option("--tracking")] = None,
-    note: Annotated[str, typer.Option("--note")] = "",
+    note: Annotated[str | None, typer.Option("--note")] = None,
 ) -> CommandArgs:
     """Record where the return is (the task stays open)."""
     status: Literal["in_transit", "delivered"] = "delivered" if delivered else "in_transit"
@@ -204,7 +204,7 @@ def receive_return(
     inspection: Annotated[
         str, typer.Option("--inspection", help="passed, damaged, wrong_item or missing_parts")
     ],
-    notes: Annotated[str, typer.Option("--notes")] = "",
+    notes: Annotated[str | None, typer.Option("--notes")] = None,
     restock: Annotated[
         list[str] | None,
         typer.Option("--restock", metavar="SKU=QTY", help="Back into stock; repeatable"),

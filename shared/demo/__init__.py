@@ -178,60 +178,31 @@ async def walk_through(
     env: dict[str, str], say: Callable[[str], None], ticket: str, first_handler: str
 ) -> None:
     """Seed 000 (客服流程化规范): the first handler hands off a pick-up and a refund at once;
-    both results come back to them; only they resolve and close."""
+    the warehouse receives the return and restocks it, finance refunds (once, never more than
+    was paid); both results come back to the first handler, who alone resolves and closes."""
     say(f"--- {ticket}: the wrong item, from first handler to closed, through the agent CLI ---")
-    fh = ("--as", first_handler)
-    steps: list[tuple[tuple[str, ...], int]] = [
-        (("reply", ticket, "您好,麻烦拍一下收到的商品照片", *fh), 0),
-        (("handoff", ticket, "--to", "warehouse", "--action", "pick_up_return", *fh), 0),
+    steps = [  # (what an agent types, the exit code it must give)
+        ("reply {t} 您好,麻烦拍一下收到的商品照片 --as {fh}", 0),
+        ("handoff {t} --to warehouse --action pick_up_return --as {fh}", 0),
+        ("handoff {t} --to finance --action refund --data amount=89.00 --as {fh}", 0),
+        ("close {t} --as liuyang", 1),  # another agent: not_owner
+        ("warehouse pick-up {t} {t}-H1 --carrier SF --tracking SF1234567890 --as chenqiang", 0),
         (
-            (
-                "handoff",
-                ticket,
-                "--to",
-                "finance",
-                "--action",
-                "refund",
-                "--data",
-                "amount=89.00",
-                *fh,
-            ),
+            "warehouse receive-return {t} {t}-H1 --inspection passed --restock MUG-GR=1"
+            " --as chenqiang",
             0,
         ),
-        (("close", ticket, "--as", "liuyang"), 1),  # another agent: not_owner
-        (
-            (
-                "result",
-                ticket,
-                f"{ticket}-H1",
-                "--done",
-                "--data",
-                "tracking=SF1234567890",
-                "--as",
-                "chenqiang",
-            ),
-            0,
-        ),
-        (("close", ticket, "--as", "chenqiang"), 1),  # the warehouse: not_first_handler
-        (
-            (
-                "result",
-                ticket,
-                f"{ticket}-H2",
-                "--done",
-                "--data",
-                "refund_id=RF-0001",
-                "--as",
-                "yangjing",
-            ),
-            0,
-        ),
-        (("resolve", ticket, "退货已取件,退款 89.00 已原路退回", *fh), 0),
-        (("close", ticket, *fh), 0),
-        (("tickets", "show", ticket), 0),
+        ("close {t} --as chenqiang", 1),  # the warehouse: not_first_handler
+        ("finance refund {t} {t}-H2 --amount 120.00 --reason 发错货 --as yangjing", 1),  # > paid
+        ("finance refund {t} {t}-H2 --amount 89.00 --reason 发错货 --as yangjing", 0),
+        ("resolve {t} 退货已入库,退款89.00已原路退回 --as {fh}", 0),
+        ("close {t} --as {fh}", 0),
+        ("tickets show {t}", 0),
     ]
-    for args, expect in steps:
-        await run_cli(env, say, *args, expect=expect)
+    for line, expect in steps:
+        await run_cli(
+            env, say, *shlex.split(line.format(t=ticket, fh=first_handler)), expect=expect
+        )
 
 
 async def _consumed(channel: aio_pika.abc.AbstractChannel, queue: str) -> bool | None:

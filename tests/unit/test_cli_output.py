@@ -210,3 +210,11 @@ def test_reply_text() -> None:
     )
     rejected = {**accepted, "accepted": False, "code": "not_owner", "message": "owned by x"}
     assert _reply_text(rejected) == "rejected (not_owner): owned by x"
+
+
+def test_an_option_not_given_falls_back_to_the_models_default() -> None:
+    from shared.cli.tickets import build
+    from shared.models.commands import ReceiveReturnArgs
+
+    args = build(ReceiveReturnArgs, handoff_id="T-H1", inspection="passed", notes=None)
+    assert args.notes == ""
