@@ -32,6 +32,7 @@ from shared.config import Settings
 from shared.db.tickets import ticket_state
 from shared.domain import ticket as domain
 from shared.domain.roles import Role, TicketKind
+from shared.logging import configure_logging
 from shared.models import Envelope
 from shared.models.commands import RefundArgs, TicketCommand
 
@@ -218,6 +219,7 @@ def main() -> None:
     parser.add_argument("--duplicates", type=float, default=0.1, help="share published twice")
     args = parser.parse_args()
     base = Settings()
+    configure_logging("warning")
     print(
         f"effects benchmark: {args.n} refunds, {args.duplicates:.0%} delivered twice, "
         f"{os.cpu_count()} cores"

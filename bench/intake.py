@@ -24,9 +24,10 @@ import aio_pika
 import asyncpg
 
 from shared import messaging
-from shared.client import TicketPublisher
+from shared.client import TicketPublisher, contact_message_id
 from shared.config import Settings
 from shared.db import migrate
+from shared.logging import configure_logging
 from shared.models.tickets import Channel, Customer, Order, SubmitTicket
 
 BATCH = 500
@@ -83,7 +84,9 @@ def tickets(n: int, tag: str) -> list[SubmitTicket]:
     ]
 
 
-async def run(base: Settings, amqp_url: str, tag: str, n: int, replicas: int) -> dict[str, float]:
+async def run(
+    base: Settings, amqp_url: str, tag: str, n: int, replicas: int, rate: float | None
+) -> dict[str, float]:
     settings = base.model_copy(
         update={"amqp_url": amqp_url, "database_url": await fresh_database(base, tag)}
     )
@@ -126,11 +129,17 @@ async def run(base: Settings, amqp_url: str, tag: str, n: int, replicas: int) ->
         batch = tickets(n, tag)
         started = time.perf_counter()
         async with TicketPublisher(settings.amqp_url, producer="bench") as publisher:
-            for i in range(0, n, BATCH):
-                chunk = batch[i : i + BATCH]
-                now = time.perf_counter()
-                for message_id in await publisher.publish_many(chunk):
-                    sent_at[message_id] = now
+            # A burst (the whole load at once: latency is mostly time queued), or a steady
+            # `rate` in small batches (latency of the pipeline itself, below capacity).
+            step = BATCH if rate is None else max(1, int(rate // 20))
+            for i in range(0, n, step):
+                if rate is not None:
+                    await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+                chunk = batch[i : i + step]
+                now = time.perf_counter()  # before: a result may be back before the confirm
+                for ticket in chunk:
+                    sent_at[contact_message_id(ticket)] = now
+                await publisher.publish_many(chunk)
         await asyncio.wait_for(done.wait(), timeout=600)
     finally:
         for proc in workers:
@@ -154,14 +163,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=10_000, help="tickets per run")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--rate", type=float, help="publish at this many tickets/s instead of all at once"
+    )
     args = parser.parse_args()
     base = Settings()
-    print(f"intake benchmark: {args.n} tickets, {os.cpu_count()} cores")
+    configure_logging("warning")
+    load = "all at once" if args.rate is None else f"at {args.rate:.0f}/s"
+    print(f"intake benchmark: {args.n} tickets published {load}, {os.cpu_count()} cores")
     print(f"{'replicas':>8} {'tickets/s':>10} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}")
     for replicas in args.replicas:
         tag = f"r{replicas}_{int(time.time())}"
         amqp_url = bench_vhost(base, tag)
-        r = asyncio.run(run(base, amqp_url, tag, args.n, replicas))
+        r = asyncio.run(run(base, amqp_url, tag, args.n, replicas, args.rate))
         if amqp_url != base.amqp_url:
             _rabbitmqctl("delete_vhost", f"ticketq-bench-{tag}")
         print(
