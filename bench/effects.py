@@ -18,15 +18,14 @@ import asyncio
 import json
 import os
 import random
-import sys
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import aio_pika
 import asyncpg
+from aio_pika.abc import AbstractChannel
 
-from bench.intake import _rabbitmqctl, bench_vhost, fresh_database
+from bench.harness import bench_environment, broker_channel, workers
 from shared import messaging
 from shared.config import Settings
 from shared.db.tickets import ticket_state
@@ -134,33 +133,19 @@ async def count(conn: asyncpg.Connection[asyncpg.Record], sql: str) -> int:
     return int(await conn.fetchval(sql))
 
 
-async def run(
-    base: Settings, amqp_url: str, tag: str, n: int, replicas: int, share: float
+async def run(base: Settings, tag: str, n: int, replicas: int, share: float) -> dict[str, float]:
+    async with bench_environment(base, tag) as settings, broker_channel(settings) as channel:
+        ids = await prepare(settings.database_url, n, tag)
+        publish, dups = commands(ids, share)
+        async with workers("finance", settings, replicas, channel):
+            return await measure(settings, channel, publish, dups, n)
+
+
+async def measure(
+    settings: Settings, channel: AbstractChannel, publish: list[Envelope], dups: int, n: int
 ) -> dict[str, float]:
-    settings = base.model_copy(
-        update={"amqp_url": amqp_url, "database_url": await fresh_database(base, tag)}
-    )
-    ids = await prepare(settings.database_url, n, tag)
-    publish, dups = commands(ids, share)
-    connection = await aio_pika.connect_robust(settings.amqp_url)
-    channel = await connection.channel()
-    await messaging.declare_topology(channel, settings)
-    env = {
-        **os.environ,
-        "TICKETQ_AMQP_URL": settings.amqp_url,
-        "TICKETQ_DATABASE_URL": settings.database_url,
-        "TICKETQ_LOG_LEVEL": "warning",
-    }
-    workers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shared.cli.main", "worker", "finance", env=env
-        )
-        for _ in range(replicas)
-    ]
     db = await asyncpg.connect(settings.database_url)
     try:
-        while (await messaging.queue_stats(channel, "finance"))[1] < replicas:  # noqa: ASYNC110
-            await asyncio.sleep(0.1)  # polling the broker: there is no event to wait on
         exchange = await channel.get_exchange(messaging.EXCHANGE)
         started = time.perf_counter()
         for i in range(0, len(publish), BATCH):
@@ -195,14 +180,6 @@ async def run(
         )
     finally:
         await db.close()
-        for proc in workers:
-            proc.terminate()
-        for proc in workers:
-            await proc.wait()
-        await connection.close()
-        admin = await asyncpg.connect(base.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "ticketq_bench_{tag}" WITH (FORCE)')
-        await admin.close()
     return {
         "refunds_per_s": n / elapsed,
         "deliveries_per_s": len(publish) / elapsed,
@@ -231,10 +208,7 @@ def main() -> None:
     failed = False
     for replicas in args.replicas:
         tag = f"e{replicas}_{int(time.time())}"
-        amqp_url = bench_vhost(base, tag)
-        r = asyncio.run(run(base, amqp_url, tag, args.n, replicas, args.duplicates))
-        if amqp_url != base.amqp_url:
-            _rabbitmqctl("delete_vhost", f"ticketq-bench-{tag}")
+        r = asyncio.run(run(base, tag, args.n, replicas, args.duplicates))
         print(
             f"{replicas:>8} {r['refunds_per_s']:>10.0f} {r['deliveries_per_s']:>13.0f} "
             f"{r['duplicates_sent']:>10.0f} {r['results']:>8.0f} {r['duplicate_effects']:>18.0f}"

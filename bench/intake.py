@@ -12,55 +12,20 @@ import argparse
 import asyncio
 import json
 import os
-import shlex
 import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
-import asyncpg
+from aio_pika.abc import AbstractChannel
 
-from shared import messaging
+from bench.harness import bench_environment, broker_channel, workers
 from shared.client import TicketPublisher, contact_message_id
 from shared.config import Settings
-from shared.db import migrate
 from shared.logging import configure_logging
 from shared.models.tickets import Channel, Customer, Order, SubmitTicket
 
 BATCH = 500
-
-
-def _with_path(url: str, path: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + path))
-
-
-def _rabbitmqctl(*args: str) -> None:
-    ctl = os.environ["TICKETQ_RABBITMQCTL"]
-    subprocess.run([*shlex.split(ctl), *args], check=True, capture_output=True)
-
-
-def bench_vhost(base: Settings, tag: str) -> str:
-    """A vhost of the run's own when rabbitmqctl is at hand, else the configured one."""
-    if not os.environ.get("TICKETQ_RABBITMQCTL"):
-        return base.amqp_url
-    vhost = f"ticketq-bench-{tag}"
-    user = urlsplit(base.amqp_url).username or "guest"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-    return _with_path(base.amqp_url, vhost)
-
-
-async def fresh_database(base: Settings, tag: str) -> str:
-    db = f"ticketq_bench_{tag}"
-    admin = await asyncpg.connect(base.database_url)
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    await admin.close()
-    url = _with_path(base.database_url, db)
-    await migrate(url)
-    return url
 
 
 def tickets(n: int, tag: str) -> list[SubmitTicket]:
@@ -85,26 +50,19 @@ def tickets(n: int, tag: str) -> list[SubmitTicket]:
 
 
 async def run(
-    base: Settings, amqp_url: str, tag: str, n: int, replicas: int, rate: float | None
+    base: Settings, tag: str, n: int, replicas: int, rate: float | None
 ) -> dict[str, float]:
-    settings = base.model_copy(
-        update={"amqp_url": amqp_url, "database_url": await fresh_database(base, tag)}
-    )
-    connection = await aio_pika.connect_robust(settings.amqp_url)
-    channel = await connection.channel()
-    await messaging.declare_topology(channel, settings)
-    env = {
-        **os.environ,
-        "TICKETQ_AMQP_URL": settings.amqp_url,
-        "TICKETQ_DATABASE_URL": settings.database_url,
-        "TICKETQ_LOG_LEVEL": "warning",
-    }
-    workers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shared.cli.main", "worker", "intake", env=env
-        )
-        for _ in range(replicas)
-    ]
+    async with (
+        bench_environment(base, tag) as settings,
+        broker_channel(settings) as channel,
+        workers("intake", settings, replicas, channel),
+    ):
+        return await measure(settings, channel, tag, n, rate)
+
+
+async def measure(
+    settings: Settings, channel: AbstractChannel, tag: str, n: int, rate: float | None
+) -> dict[str, float]:
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     done = asyncio.Event()
@@ -119,37 +77,24 @@ async def run(
         if len(latencies) >= n:
             done.set()
 
-    try:
-        while (await messaging.queue_stats(channel, "intake"))[1] < replicas:  # noqa: ASYNC110
-            await asyncio.sleep(0.1)  # polling the broker: there is no event to wait on
-        reader = await connection.channel()
-        await reader.set_qos(prefetch_count=1000)
-        for queue in ("presale", "aftersales"):
-            await (await reader.get_queue(queue)).consume(on_routed)
-        batch = tickets(n, tag)
-        started = time.perf_counter()
-        async with TicketPublisher(settings.amqp_url, producer="bench") as publisher:
-            # A burst (the whole load at once: latency is mostly time queued), or a steady
-            # `rate` in small batches (latency of the pipeline itself, below capacity).
-            step = BATCH if rate is None else max(1, int(rate // 20))
-            for i in range(0, n, step):
-                if rate is not None:
-                    await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
-                chunk = batch[i : i + step]
-                now = time.perf_counter()  # before: a result may be back before the confirm
-                for ticket in chunk:
-                    sent_at[contact_message_id(ticket)] = now
-                await publisher.publish_many(chunk)
-        await asyncio.wait_for(done.wait(), timeout=600)
-    finally:
-        for proc in workers:
-            proc.terminate()
-        for proc in workers:
-            await proc.wait()
-        await connection.close()
-        admin = await asyncpg.connect(base.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "ticketq_bench_{tag}" WITH (FORCE)')
-        await admin.close()
+    await channel.set_qos(prefetch_count=1000)
+    for queue in ("presale", "aftersales"):
+        await (await channel.get_queue(queue)).consume(on_routed)
+    batch = tickets(n, tag)
+    started = time.perf_counter()
+    async with TicketPublisher(settings.amqp_url, producer="bench") as publisher:
+        # A burst (the whole load at once: latency is mostly time queued), or a steady
+        # `rate` in small batches (latency of the pipeline itself, below capacity).
+        step = BATCH if rate is None else max(1, int(rate // 20))
+        for i in range(0, n, step):
+            if rate is not None:
+                await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            chunk = batch[i : i + step]
+            now = time.perf_counter()  # before: a result may be back before the confirm
+            for ticket in chunk:
+                sent_at[contact_message_id(ticket)] = now
+            await publisher.publish_many(chunk)
+    await asyncio.wait_for(done.wait(), timeout=600)
     quantiles = statistics.quantiles(latencies, n=100)
     return {
         "tickets_per_s": n / (last_routed - started),
@@ -174,10 +119,7 @@ def main() -> None:
     print(f"{'replicas':>8} {'tickets/s':>10} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}")
     for replicas in args.replicas:
         tag = f"r{replicas}_{int(time.time())}"
-        amqp_url = bench_vhost(base, tag)
-        r = asyncio.run(run(base, amqp_url, tag, args.n, replicas, args.rate))
-        if amqp_url != base.amqp_url:
-            _rabbitmqctl("delete_vhost", f"ticketq-bench-{tag}")
+        r = asyncio.run(run(base, tag, args.n, replicas, args.rate))
         print(
             f"{replicas:>8} {r['tickets_per_s']:>10.0f} {r['p50_ms']:>9.1f} "
             f"{r['p95_ms']:>9.1f} {r['p99_ms']:>9.1f}"

@@ -1,0 +1,104 @@
+"""What every benchmark needs: servers of the run's own, and worker processes to measure."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractChannel
+
+from shared import messaging
+from shared.config import Settings
+from shared.db import migrate
+
+
+def _with_path(url: str, path: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + path))
+
+
+def _rabbitmqctl(*args: str) -> None:
+    ctl = os.environ["TICKETQ_RABBITMQCTL"]
+    subprocess.run([*shlex.split(ctl), *args], check=True, capture_output=True)
+
+
+async def _admin(base: Settings, sql: str) -> None:
+    admin = await asyncpg.connect(base.database_url)
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def bench_environment(base: Settings, tag: str) -> AsyncIterator[Settings]:
+    """A migrated database and (when `TICKETQ_RABBITMQCTL` is set, as `make` sets it) a vhost
+    of the run's own, the topology declared; both removed afterwards."""
+    db, vhost = f"ticketq_bench_{tag}", f"ticketq-bench-{tag}"
+    ctl = bool(os.environ.get("TICKETQ_RABBITMQCTL"))
+    amqp_url = base.amqp_url
+    if ctl:
+        user = urlsplit(base.amqp_url).username or "guest"
+        await asyncio.to_thread(_rabbitmqctl, "add_vhost", vhost)
+        await asyncio.to_thread(
+            _rabbitmqctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*"
+        )
+        amqp_url = _with_path(base.amqp_url, vhost)
+    await _admin(base, f'CREATE DATABASE "{db}"')
+    settings = base.model_copy(
+        update={"amqp_url": amqp_url, "database_url": _with_path(base.database_url, db)}
+    )
+    try:
+        await migrate(settings.database_url)
+        yield settings
+    finally:
+        await _admin(base, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        if ctl:
+            await asyncio.to_thread(_rabbitmqctl, "delete_vhost", vhost)
+
+
+@asynccontextmanager
+async def broker_channel(settings: Settings) -> AsyncIterator[AbstractChannel]:
+    """A channel on the run's broker, the topology declared."""
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        await messaging.declare_topology(channel, settings)
+        yield channel
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def workers(
+    name: str, settings: Settings, replicas: int, channel: AbstractChannel
+) -> AsyncIterator[None]:
+    """`replicas` processes of worker `name`, consuming before this yields; stopped after."""
+    env = {
+        **os.environ,
+        "TICKETQ_AMQP_URL": settings.amqp_url,
+        "TICKETQ_DATABASE_URL": settings.database_url,
+        "TICKETQ_LOG_LEVEL": "warning",
+    }
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shared.cli.main", "worker", name, env=env
+        )
+        for _ in range(replicas)
+    ]
+    try:
+        while (await messaging.queue_stats(channel, name))[1] < replicas:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # polling the broker: there is no event to wait on
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            await proc.wait()
