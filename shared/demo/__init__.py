@@ -95,15 +95,18 @@ def demo_env(settings: Settings) -> dict[str, str]:
 
 def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
     log_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        subprocess.Popen(
-            [sys.executable, "-m", "shared.cli.main", "worker", name],
-            env=env,
-            stdout=(log_dir / f"{name}.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        for name in messaging.QUEUES
-    ]
+    workers = []
+    for name in messaging.QUEUES:
+        with (log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own copy
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "shared.cli.main", "worker", name],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return workers
 
 
 async def poll(check: Callable[[], Awaitable[T | None]], *, seconds: float, what: str) -> T:
