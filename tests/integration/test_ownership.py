@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
 
@@ -17,12 +15,11 @@ from services.intake.service import SERVICE as INTAKE
 from services.presale.service import SERVICE as PRESALE
 from services.warehouse.service import SERVICE as WAREHOUSE
 from shared.bootstrap import Service, start_service
+from shared.cli.rpc import send_command
 from shared.client import publish_ticket
 from shared.config import Settings
 from shared.db import Pool
 from shared.domain.roster import FixedClock
-from shared.messaging import EXCHANGE, amqp_message
-from shared.models import Envelope
 from shared.models.commands import (
     ClaimArgs,
     CloseArgs,
@@ -66,25 +63,11 @@ async def desk(settings: Settings, db: Pool, broker: object) -> AsyncIterator[Fi
 async def ask(
     settings: Settings, ticket_id: str, actor: str, args: CommandArgs, *, version: int | None = None
 ) -> CommandReply:
-    """Send a command to the ticket's queue and wait for the answer (request/reply)."""
-    connection = await aio_pika.connect_robust(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        replies = await channel.declare_queue(exclusive=True, auto_delete=True)
-        envelope = Envelope.wrap(
-            TicketCommand(ticket_id=ticket_id, actor_id=actor, expected_version=version, args=args),
-            producer="test",
-            correlation_id=ticket_id,
-        )
-        message = amqp_message(envelope)
-        message.reply_to = replies.name
-        exchange = await channel.get_exchange(EXCHANGE)
-        await exchange.publish(message, routing_key="aftersales")
-        async with replies.iterator(timeout=10) as incoming:
-            async for answer in incoming:
-                await answer.ack()
-                return CommandReply.model_validate(json.loads(answer.body)["payload"])
-    raise AssertionError("no reply")
+    """An agent's command, through the CLI's own request/reply client."""
+    command = TicketCommand(
+        ticket_id=ticket_id, actor_id=actor, expected_version=version, args=args
+    )
+    return await send_command(settings, "aftersales", command)
 
 
 async def ticket_row(db: Pool, ticket_id: str | None = None) -> dict[str, object]:
