@@ -61,10 +61,22 @@ async def test_ticket_history_is_append_only(db: Pool) -> None:
         "TRUNCATE": "TRUNCATE ticket_history",
     }
     for operation, sql in refusals.items():
-        with pytest.raises(asyncpg.InsufficientPrivilegeError, match=f"{operation} refused"):
+        with pytest.raises(
+            asyncpg.InsufficientPrivilegeError,
+            match=f"ticket_history is append-only: {operation} refused",
+        ):
             await db.execute(sql)
     rows = await db.fetch("SELECT ticket_id, action FROM ticket_history")
     assert [(r["ticket_id"], r["action"]) for r in rows] == [("T1", "opened")]
+
+
+async def test_pii_reveals_are_append_only_and_say_so(db: Pool) -> None:
+    await insert_ticket(db, "T1", order_id=None)
+    await db.execute("INSERT INTO pii_reveals (agent_id, ticket_id) VALUES ('s1', 'T1')")
+    with pytest.raises(
+        asyncpg.InsufficientPrivilegeError, match="pii_reveals is append-only: DELETE refused"
+    ):
+        await db.execute("DELETE FROM pii_reveals")
 
 
 async def test_an_order_has_at_most_one_open_ticket(db: Pool) -> None:

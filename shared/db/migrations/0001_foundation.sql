@@ -83,15 +83,16 @@ CREATE TABLE ticket_history (
 );
 CREATE INDEX ticket_history_ticket ON ticket_history (ticket_id, id);
 
-CREATE FUNCTION refuse_history_change() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Refuses any change to an append-only table (this one, and the ledgers and logs after it).
+CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'ticket_history is append-only: % refused', TG_OP
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END $$;
 
 CREATE TRIGGER ticket_history_append_only
     BEFORE UPDATE OR DELETE ON ticket_history
-    FOR EACH ROW EXECUTE FUNCTION refuse_history_change();
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
 CREATE TRIGGER ticket_history_no_truncate
     BEFORE TRUNCATE ON ticket_history
-    FOR EACH STATEMENT EXECUTE FUNCTION refuse_history_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();

@@ -3,12 +3,6 @@
 -- One row per handoff (UNIQUE handoff_id): never a second refund, payout or shipment per task.
 -- Ledger rows are append-only, except the running totals and the stock levels they move.
 
-CREATE FUNCTION refuse_ledger_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END $$;
-
 -- --- Finance ---------------------------------------------------------------------------------
 
 -- What was paid for an order (from the ticket's order at its first refund) and what was
@@ -46,7 +40,7 @@ END $$;
 CREATE TRIGGER refunds_total AFTER INSERT ON refunds
     FOR EACH ROW EXECUTE FUNCTION add_refund_to_total();
 CREATE TRIGGER refunds_append_only BEFORE UPDATE OR DELETE ON refunds
-    FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change();
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
 
 -- A supervisor's approval of a compensation payout, per finance handoff (§7 Compensation).
 CREATE TABLE payout_approvals (
@@ -79,7 +73,7 @@ CREATE TABLE payouts (
     CONSTRAINT payout_within_approval CHECK (approved_amount IS NULL OR amount <= approved_amount)
 );
 CREATE TRIGGER payouts_append_only BEFORE UPDATE OR DELETE ON payouts
-    FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change();
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
 
 CREATE TABLE cashback_register (
     id          bigserial     PRIMARY KEY,
@@ -94,7 +88,7 @@ CREATE TABLE cashback_register (
     message_id  text          NOT NULL
 );
 CREATE TRIGGER cashback_append_only BEFORE UPDATE OR DELETE ON cashback_register
-    FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change();
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
 
 -- Only after confirmed receipt (received_at NOT NULL), never above the order's amount.
 CREATE TABLE invoices (
@@ -116,7 +110,7 @@ CREATE TABLE invoices (
     CONSTRAINT invoice_sent CHECK (einvoice_id IS NOT NULL OR tracking_number IS NOT NULL)
 );
 CREATE TRIGGER invoices_append_only BEFORE UPDATE OR DELETE ON invoices
-    FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change();
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
 
 -- --- Warehouse -------------------------------------------------------------------------------
 
@@ -141,7 +135,7 @@ CREATE TABLE stock_movements (
     UNIQUE (handoff_id, sku, reason)
 );
 CREATE TRIGGER stock_movements_append_only BEFORE UPDATE OR DELETE ON stock_movements
-    FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change();
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
 
 -- One shipment per ship / reissue / replacement / reship task.
 CREATE TABLE shipments (
@@ -159,7 +153,7 @@ CREATE TABLE shipments (
 );
 CREATE INDEX shipments_order ON shipments (order_id);
 CREATE TRIGGER shipments_append_only BEFORE UPDATE OR DELETE ON shipments
-    FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change();
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
 
 -- A parcel being redirected or intercepted (a reship waits for `confirmed`).
 CREATE TABLE interceptions (

@@ -9,4 +9,4 @@ CREATE INDEX pii_reveals_ticket ON pii_reveals (ticket_id, at);
 
 CREATE TRIGGER pii_reveals_append_only
     BEFORE UPDATE OR DELETE ON pii_reveals
-    FOR EACH ROW EXECUTE FUNCTION refuse_history_change();
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
