@@ -83,10 +83,11 @@ async def apply_command(tx: Transaction, msg: Incoming[TicketCommand]) -> Outcom
     ticket = await load_ticket(tx.conn, command.ticket_id)
     if ticket is None:
         return _reject(tx, command.ticket_id, "unknown_ticket", "no such ticket", None)
-    if isinstance(command.args, effects.EFFECT_ARGS):
-        return await apply_operation(tx, command, command.args, ticket)
     try:
-        decision = decide(ticket, await _domain_command(tx, command, ticket))
+        actor = await _actor(tx.conn, command.actor_id)
+        if isinstance(command.args, effects.EFFECT_ARGS):
+            return await apply_operation(tx, command, command.args, ticket, actor)
+        decision = decide(ticket, await _domain_command(tx, command, ticket, actor))
     except UnknownReference as exc:
         return _reject(tx, ticket.id, exc.code, str(exc), ticket)
     except ValueError as exc:  # the domain refuses to build it: a blank text, a past deadline
@@ -119,11 +120,12 @@ def _reject(
     return Outcome(f"rejected:{code}", ticket_id)
 
 
-async def _agent_ref(conn: Connection, agent_id: str) -> domain.AgentRef:
+async def _actor(conn: Connection, agent_id: str) -> domain.Actor:
+    """The roster's agent as the domain sees them, with their roles."""
     agent = await load_agent(conn, agent_id)
     if agent is None:
         raise UnknownReference("unknown_agent", f"no agent {agent_id!r} on the roster")
-    return agent.ref
+    return domain.Actor(agent.id, agent.name, agent.roles)
 
 
 class _Common(TypedDict):
@@ -133,12 +135,11 @@ class _Common(TypedDict):
     expected_version: int | None
 
 
-async def _domain_command(tx: Transaction, cmd: TicketCommand, ticket: Ticket) -> domain.Command:
-    agent = await load_agent(tx.conn, cmd.actor_id)
-    if agent is None:
-        raise UnknownReference("unknown_agent", f"no agent {cmd.actor_id!r} on the roster")
+async def _domain_command(
+    tx: Transaction, cmd: TicketCommand, ticket: Ticket, actor: domain.Actor
+) -> domain.Command:
     common = _Common(
-        actor=domain.Actor(agent.id, agent.name, agent.roles),
+        actor=actor,
         at=tx.now,
         message_id=tx.cause.message_id,
         expected_version=cmd.expected_version,
@@ -172,13 +173,13 @@ async def _domain_command(tx: Transaction, cmd: TicketCommand, ticket: Ticket) -
                 problem=args.problem,
                 actions_taken=args.actions_taken,
                 customer_demand=args.customer_demand,
-                responsible=await _agent_ref(tx.conn, args.responsible_id),
+                responsible=(await _actor(tx.conn, args.responsible_id)).ref,
                 deadline=args.deadline,
             )
         case ReassignArgs():
             return domain.ReassignFirstHandler(
                 **common,
-                new_first_handler=await _agent_ref(tx.conn, args.new_first_handler_id),
+                new_first_handler=(await _actor(tx.conn, args.new_first_handler_id)).ref,
                 reason=args.reason,
             )
         case _:  # warehouse and finance operations: `apply_operation`
@@ -189,19 +190,13 @@ async def _domain_command(tx: Transaction, cmd: TicketCommand, ticket: Ticket) -
 
 
 async def apply_operation(
-    tx: Transaction, cmd: TicketCommand, args: EffectArgs, ticket: Ticket
+    tx: Transaction, cmd: TicketCommand, args: EffectArgs, ticket: Ticket, actor: domain.Actor
 ) -> Outcome:
     """Ledger row and handoff result in this one transaction, or a rejection writing nothing.
 
     The aggregate's rules come first (a dry run of recording the result: who may, which
     handoff, is it still open), then the ledger's (`effects.apply`). See `shared.effects`.
     """
-    agent = await load_agent(tx.conn, cmd.actor_id)
-    if agent is None:
-        return _reject(
-            tx, ticket.id, "unknown_agent", f"no agent {cmd.actor_id!r} on the roster", ticket
-        )
-    actor = domain.Actor(agent.id, agent.name, agent.roles)
 
     def result(outcome: domain.Outcome, data: dict[str, object]) -> domain.RecordResult:
         return domain.RecordResult(
