@@ -14,9 +14,9 @@ from aio_pika.abc import AbstractRobustConnection
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from shared import messaging
+from shared.clock import Clock, clock_from_env
 from shared.config import Settings, get_settings
 from shared.db import Pool, create_pool
-from shared.domain.roster import Clock, clock_from_env
 from shared.logging import configure_logging
 from shared.observability import Readiness, sample_forever, serve
 from shared.outbox import OutboxRelay

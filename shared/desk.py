@@ -17,6 +17,7 @@ import structlog
 
 from shared import effects
 from shared.bootstrap import Background
+from shared.clock import Clock
 from shared.db import Connection, Pool
 from shared.db.tickets import (
     append_history,
@@ -28,7 +29,7 @@ from shared.db.tickets import (
 )
 from shared.domain import ticket as domain
 from shared.domain.roles import Role
-from shared.domain.roster import Clock, choose_assignee
+from shared.domain.roster import choose_assignee
 from shared.domain.ticket import Accepted, Rejected, Ticket, TicketStatus, decide
 from shared.models.commands import (
     ApprovePayoutArgs,

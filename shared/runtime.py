@@ -30,9 +30,9 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from shared import messaging
+from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.db import Connection, Pool
-from shared.domain.roster import Clock, SystemClock
 from shared.failpoints import failpoint
 from shared.messaging import DeadLetterReason, amqp_message
 from shared.models import MESSAGE_TYPES, Contract, Envelope

@@ -18,16 +18,15 @@ import yaml
 
 from shared.cli.output import Column, Refused, emit, run, table
 from shared.cli.rpc import DbConnection, database
+from shared.clock import Clock, clock_from_env
 from shared.config import get_settings
 from shared.domain.roles import Role
 from shared.domain.roster import (
     SEED_SHIFTS,
     SHOP_TIMEZONE,
     Agent,
-    Clock,
     Roster,
     RosterError,
-    clock_from_env,
 )
 
 roster_app = typer.Typer(help="The roster: agents, their roles and shifts.", no_args_is_help=True)

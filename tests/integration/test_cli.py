@@ -31,9 +31,9 @@ from shared.cli.main import app
 from shared.cli.output import Unreachable
 from shared.cli.rpc import send_command
 from shared.client import publish_ticket
+from shared.clock import FixedClock
 from shared.config import Settings, get_settings
 from shared.db import Pool
-from shared.domain.roster import FixedClock
 from shared.models import Envelope
 from shared.models.commands import ClaimArgs, CommandReply, TicketCommand
 from shared.models.tickets import Customer

@@ -22,9 +22,9 @@ from services.warehouse.service import SERVICE as WAREHOUSE
 from shared.bootstrap import RunningService, Service, start_service
 from shared.cli.main import app
 from shared.client import publish_ticket
+from shared.clock import FixedClock
 from shared.config import Settings, get_settings
 from shared.db import Pool
-from shared.domain.roster import FixedClock
 from shared.messaging import EXCHANGE, amqp_message
 from shared.models import Envelope
 from shared.models.commands import (

@@ -17,9 +17,9 @@ from services.warehouse.service import SERVICE as WAREHOUSE
 from shared.bootstrap import Service, start_service
 from shared.cli.rpc import send_command
 from shared.client import publish_ticket
+from shared.clock import FixedClock
 from shared.config import Settings
 from shared.db import Pool
-from shared.domain.roster import FixedClock
 from shared.models.commands import (
     ClaimArgs,
     CloseArgs,

@@ -8,17 +8,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from shared.clock import Clock, FixedClock, SystemClock
 from shared.domain.roles import Role
 from shared.domain.roster import (
     DAY,
     SEED_SHIFTS,
     Agent,
-    Clock,
-    FixedClock,
     Roster,
     RosterError,
     Shift,
-    SystemClock,
     choose_assignee,
 )
 
