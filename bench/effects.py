@@ -169,14 +169,14 @@ async def measure(
                 db,
                 """SELECT coalesce(sum(n - 1), 0) FROM (
                        SELECT count(*) AS n FROM ticket_history
-                        WHERE action = 'RecordResult' GROUP BY ticket_id) x""",
+                        WHERE action = 'result_recorded' GROUP BY ticket_id) x""",
             )
             + await count(db, "SELECT count(*) FROM order_payments WHERE refunded > paid")
             + await count(db, "SELECT count(*) FROM refunds")
             - n
         )
         results = await count(
-            db, "SELECT count(*) FROM ticket_history WHERE action = 'RecordResult'"
+            db, "SELECT count(*) FROM ticket_history WHERE action = 'result_recorded'"
         )
     finally:
         await db.close()

@@ -7,11 +7,13 @@ from zoneinfo import ZoneInfo
 
 from services.intake.contracts import SubmitTicket
 from services.intake.decide import AttachFollowUp, OpenNewTicket, OpenTicket, route_contact
+from shared import tickets
 from shared.db import Connection
 from shared.messaging.runtime import Incoming, Outcome, Transaction
+from shared.tickets import Actor, Open, Rejected, decide, open_ticket
 from shared.tickets.contracts import FollowUpAttached, TicketRouted
 from shared.tickets.roles import Role
-from shared.tickets.store import append_history
+from shared.tickets.store import insert_ticket, load_ticket, save_decision
 
 SHOP_TIME = ZoneInfo("Asia/Shanghai")
 ACTOR_ID, ACTOR_NAME = "system:intake", "intake"
@@ -19,14 +21,14 @@ ACTOR_ID, ACTOR_NAME = "system:intake", "intake"
 
 async def submit_ticket(tx: Transaction, msg: Incoming[SubmitTicket]) -> Outcome:
     contact, conn = msg.payload, tx.conn
-    open_ticket = None
+    unfinished = None
     if contact.order is not None:
         # Two contacts about one order, on two replicas at once, must not open two tickets.
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"order:{contact.order.id}"
         )
-        open_ticket = await _open_ticket_for_order(conn, contact.order.id)
-    decision = route_contact(contact, open_ticket)
+        unfinished = await _open_ticket_for_order(conn, contact.order.id)
+    decision = route_contact(contact, unfinished)
     follow_up = isinstance(decision, AttachFollowUp)
 
     # The contact row is the dedup claim on (source, external_id), for ever: a re-published
@@ -82,6 +84,10 @@ async def _open_ticket_for_order(conn: Connection, order_id: str) -> OpenTicket 
     )
 
 
+# Intake acts on tickets as this actor (history's who).
+INTAKE = Actor(ACTOR_ID, ACTOR_NAME)
+
+
 async def _open(
     tx: Transaction,
     msg: Incoming[SubmitTicket],
@@ -89,43 +95,35 @@ async def _open(
     decision: OpenNewTicket,
     now: datetime,
 ) -> None:
+    """Born in the aggregate (`open_ticket`), then routed to its role's queue."""
     contact, order = msg.payload, msg.payload.order
-    await tx.conn.execute(
-        """INSERT INTO tickets (id, kind, status, channel, priority, source, external_id,
-                               customer_id, customer, order_id, order_data, subject, body,
-                               attachments, owner_role, opened_at)
-           VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
-        ticket_id,
-        decision.kind.value,
-        contact.channel.value,
-        contact.priority.value,
-        contact.source,
-        contact.external_id,
-        contact.customer.id,
-        contact.customer.model_dump(mode="json"),
-        order.id if order else None,
-        order.model_dump(mode="json") if order else None,
-        contact.subject,
-        contact.text,
-        [a.model_dump(mode="json") for a in contact.attachments],
-        decision.role.value,
-        contact.occurred_at,
+    opened = open_ticket(
+        Open(
+            actor=INTAKE,
+            at=now,
+            message_id=msg.envelope.message_id,
+            ticket_id=ticket_id,
+            kind=decision.kind,
+            role=decision.role,
+        )
     )
-    await append_history(
+    await insert_ticket(
         tx.conn,
-        ticket_id=ticket_id,
-        at=now,
-        actor_id=ACTOR_ID,
-        actor_name=ACTOR_NAME,
-        action="opened",
-        message_id=msg.envelope.message_id,
-        detail={
-            "kind": decision.kind.value,
-            "routed_to": decision.role.value,
+        opened,
+        {
+            "channel": contact.channel.value,
+            "priority": contact.priority.value,
             "source": contact.source,
             "external_id": contact.external_id,
+            "customer_id": contact.customer.id,
+            "customer": contact.customer.model_dump(mode="json"),
+            "order_id": order.id if order else None,
+            "order_data": order.model_dump(mode="json") if order else None,
+            "subject": contact.subject,
+            "body": contact.text,
+            "attachments": [a.model_dump(mode="json") for a in contact.attachments],
+            "opened_at": contact.occurred_at,
         },
-        reason="classified from the contact",
     )
     tx.emit(
         decision.role.value,
@@ -146,26 +144,23 @@ async def _open(
 async def _attach(
     tx: Transaction, msg: Incoming[SubmitTicket], decision: AttachFollowUp, now: datetime
 ) -> None:
+    """The contact joins the ticket through the aggregate; a resolved ticket reopens."""
     contact = msg.payload
-    await tx.conn.execute(
-        "UPDATE tickets SET updated_at = $2 WHERE id = $1", decision.ticket_id, now
+    ticket = await load_ticket(tx.conn, decision.ticket_id)
+    assert ticket is not None  # found open under the order's lock
+    attached = decide(
+        ticket,
+        tickets.AttachFollowUp(
+            actor=INTAKE,
+            at=now,
+            message_id=msg.envelope.message_id,
+            source=contact.source,
+            external_id=contact.external_id,
+        ),
     )
-    await append_history(
-        tx.conn,
-        ticket_id=decision.ticket_id,
-        at=now,
-        actor_id=ACTOR_ID,
-        actor_name=ACTOR_NAME,
-        action="follow_up_attached",
-        message_id=msg.envelope.message_id,
-        detail={
-            "source": contact.source,
-            "external_id": contact.external_id,
-            "routed_to": decision.role.value,
-            "agent_id": decision.agent_id,
-        },
-        reason="the customer already has an unfinished ticket for this order",
-    )
+    if isinstance(attached, Rejected):  # only a closed ticket refuses; intake never picks one
+        raise RuntimeError(f"follow-up refused by {ticket.id}: {attached.message}")
+    await save_decision(tx.conn, attached)
     tx.emit(
         decision.role.value,
         FollowUpAttached(

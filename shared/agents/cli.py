@@ -8,7 +8,7 @@ silently half-applied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,9 +19,10 @@ import yaml
 from shared.agents.roster import (
     SEED_SHIFTS,
     SHOP_TIMEZONE,
-    Agent,
     Roster,
     RosterError,
+    agent_from_row,
+    seed_roster,
 )
 from shared.cli.db import DbConnection, database
 from shared.cli.output import Column, Refused, emit, run, table
@@ -38,16 +39,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 def clock() -> Clock:
     """The clock that says who is on shift "now": the services' (`TICKETQ_CLOCK_START`)."""
     return clock_from_env()
-
-
-def seed_roster(agents: Sequence[Agent] = ()) -> Roster:
-    """A roster with seed 000's shifts, for asking who is on shift (agents need not be in it)."""
-    return Roster(agents=tuple(agents))
-
-
-def agent_from_row(row: Mapping[str, Any]) -> Agent:
-    roles = frozenset(Role(r) for r in row["roles"] if r in {x.value for x in Role})
-    return Agent(row["id"], row["name"], roles, tuple(row["shifts"]), bool(row["online"]))
 
 
 # --------------------------------------------------------------------------------------------

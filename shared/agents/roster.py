@@ -8,9 +8,10 @@ the clock; `Clock` is the seam through which services get "now".
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.tickets import SYSTEM, AgentRef
@@ -168,6 +169,16 @@ def choose_assignee(
         if after_last:
             return after_last[0]
     return tied[0]
+
+
+def seed_roster(agents: Sequence[Agent] = ()) -> Roster:
+    """A roster with seed 000's shifts, for asking who is on shift (agents need not be in it)."""
+    return Roster(agents=tuple(agents))
+
+
+def agent_from_row(row: Mapping[str, Any]) -> Agent:
+    roles = frozenset(Role(r) for r in row["roles"] if r in {x.value for x in Role})
+    return Agent(row["id"], row["name"], roles, tuple(row["shifts"]), bool(row["online"]))
 
 
 # --------------------------------------------------------------------------------------------

@@ -97,6 +97,9 @@ class Transaction:
     now: datetime
     outbox: list[tuple[str, Envelope]] = field(default_factory=list)
     reply: Contract | None = None
+    # What a re-sent request gets instead of `reply`, when the answer must not be kept as sent
+    # (it carries personal data): stored answers live in the database.
+    kept_reply: Contract | None = None
 
     def emit(self, queue: str, payload: Contract, *, ticket_id: str | None) -> Envelope:
         """Queue a message for `queue`; it is published only if the transaction commits."""
@@ -323,11 +326,18 @@ class Worker:
             if tx.reply is not None and reply_to:
                 reply = tx.envelope(tx.reply, ticket_id=envelope.correlation_id)
                 answer = reply.model_dump_json().encode()
+                kept = answer
+                if tx.kept_reply is not None:
+                    kept = (
+                        reply.model_copy(update={"payload": tx.kept_reply.model_dump(mode="json")})
+                        .model_dump_json()
+                        .encode()
+                    )
                 await conn.execute(
                     "INSERT INTO replies (consumer, message_id, body) VALUES ($1, $2, $3)",
                     scope,
                     envelope.message_id,
-                    answer,
+                    kept,
                 )
             failpoint("before_commit")
         if tx.outbox:

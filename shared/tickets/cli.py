@@ -21,15 +21,16 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import TypeAdapter
 
-from shared.agents.cli import agent_from_row, clock, seed_roster
+from shared.agents.cli import clock
 from shared.agents.roster import SHOP_TIMEZONE
-from shared.cli.commands import JsonOpt, TicketId, build, ticket_action
-from shared.cli.db import DbConnection, database
+from shared.cli.commands import JsonOpt, TicketId, build, send_command, ticket_action
+from shared.cli.db import database
 from shared.cli.output import (
     Column,
     Refused,
     cell,
     emit,
+    fail,
     fields,
     run,
     shop_time,
@@ -37,7 +38,6 @@ from shared.cli.output import (
 )
 from shared.config import get_settings
 from shared.messaging.envelope import Contract
-from shared.pii import mask, mask_detail, mask_text
 from shared.tickets import HANDOFF_ROLES, EscalationCategory, Ticket, TicketStatus
 from shared.tickets.contracts import (
     ClaimArgs,
@@ -49,8 +49,16 @@ from shared.tickets.contracts import (
     RecordResultArgs,
     ReplyArgs,
     ResolveArgs,
+    RevealTicket,
 )
-from shared.tickets.read_model import open_tasks
+from shared.tickets.read_model import (
+    Page,
+    UnknownAgent,
+    list_tickets,
+    masked_view,
+    open_tasks,
+    ticket_view,
+)
 from shared.tickets.roles import Role
 
 tickets_app = typer.Typer(help="Read tickets: list and show.", no_args_is_help=True)
@@ -72,127 +80,6 @@ def _owner_text(role: str, agent_id: str | None, name: str | None) -> str:
     if agent_id is None:
         return f"{role} (queue)"
     return f"{role} {name or '?'} ({agent_id})"
-
-
-async def list_tickets(
-    conn: DbConnection,
-    *,
-    role: str | None = None,
-    owner: str | None = None,
-    status: str | None = None,
-    waiting_for: str | None = None,
-    absent_first_handler: bool = False,
-    include_closed: bool = False,
-    limit: int = 100,
-    now: datetime | None = None,
-) -> list[dict[str, Any]]:
-    """Tickets matching every filter given, oldest first (see `tickets_list` for the filters)."""
-    where: list[str] = []
-    params: list[Any] = []
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
-    if role is not None:
-        where.append(f"t.owner_role = {param(role)}")
-    if owner is not None:
-        where.append(f"t.owner_agent_id = {param(owner)}")
-    if status is not None:
-        where.append(f"t.status = {param(status)}")
-    elif not include_closed:
-        where.append("t.status <> 'closed'")
-    if waiting_for is not None:
-        roles = await conn.fetchval("SELECT roles FROM agents WHERE id = $1", waiting_for)
-        if roles is None:
-            raise Refused(f"no agent {waiting_for!r} in the roster", code="unknown_agent")
-        me, mine = param(waiting_for), param(list(roles))
-        where.append(
-            f"""t.status <> 'closed' AND (
-                  t.owner_agent_id = {me}
-               OR (t.owner_agent_id IS NULL AND t.owner_role = ANY({mine}::text[]))
-               OR EXISTS (
-                    SELECT 1 FROM jsonb_array_elements(coalesce(t.state->'handoffs', '[]')) h
-                     WHERE jsonb_typeof(coalesce(h->'result', 'null')) = 'null'
-                       AND jsonb_typeof(coalesce(h->'taken_by', 'null')) = 'null'
-                       AND h->>'role' = ANY({mine}::text[])))"""
-        )
-    if absent_first_handler:
-        where.append(
-            "t.status <> 'closed' AND t.first_handler_id IS NOT NULL"
-            " AND t.owner_agent_id = t.first_handler_id"
-        )
-    sql = f"""
-        SELECT t.id, t.kind, t.status, t.priority, t.channel, t.version, t.opened_at,
-               t.updated_at, t.subject, t.customer->>'nick' AS customer,
-               t.owner_role, t.owner_agent_id,
-               coalesce(t.state->'owner'->'agent'->>'name', o.name) AS owner_name,
-               t.first_handler_id,
-               coalesce(t.state->'first_handler'->>'name', f.name) AS first_handler_name,
-               f.id IS NOT NULL AS first_handler_known, f.online AS first_handler_online,
-               f.roles AS first_handler_roles, f.shifts AS first_handler_shifts,
-               (SELECT count(*) FROM jsonb_array_elements(coalesce(t.state->'handoffs', '[]')) h
-                 WHERE jsonb_typeof(coalesce(h->'result', 'null')) = 'null') AS open_handoffs
-          FROM tickets t
-          LEFT JOIN agents o ON o.id = t.owner_agent_id
-          LEFT JOIN agents f ON f.id = t.first_handler_id
-         {"WHERE " + " AND ".join(where) if where else ""}
-         ORDER BY t.opened_at, t.id"""
-    if not absent_first_handler:
-        sql += f" LIMIT {param(limit)}"
-    rows = await conn.fetch(sql, *params)
-    at = now or clock().now()
-    roster = seed_roster()
-    out = []
-    for r in rows:
-        absence = None
-        if r["first_handler_id"] is not None:
-            if not r["first_handler_known"]:
-                absence = "not in roster"
-            elif not r["first_handler_online"]:
-                absence = "offline"
-            else:
-                agent = agent_from_row(
-                    {
-                        "id": r["first_handler_id"],
-                        "name": r["first_handler_name"] or "",
-                        "roles": r["first_handler_roles"],
-                        "shifts": r["first_handler_shifts"],
-                        "online": True,
-                    }
-                )
-                absence = None if roster.on_shift(agent, at) else "off shift"
-        if absent_first_handler and absence is None:
-            continue
-        out.append(
-            {
-                "id": r["id"],
-                "kind": r["kind"],
-                "status": r["status"],
-                "priority": r["priority"],
-                "channel": r["channel"],
-                "version": r["version"],
-                "owner": {
-                    "role": r["owner_role"],
-                    "agent": None
-                    if r["owner_agent_id"] is None
-                    else {"id": r["owner_agent_id"], "name": r["owner_name"]},
-                },
-                "first_handler": None
-                if r["first_handler_id"] is None
-                else {
-                    "id": r["first_handler_id"],
-                    "name": r["first_handler_name"],
-                    "absent": absence,
-                },
-                "open_handoffs": r["open_handoffs"],
-                "customer": r["customer"],
-                "subject": mask_text(r["subject"]),
-                "opened_at": r["opened_at"],
-                "updated_at": r["updated_at"],
-            }
-        )
-    return out[:limit]
 
 
 def _list_text(tickets: Sequence[Mapping[str, Any]], show_absence: bool) -> str:
@@ -255,184 +142,45 @@ def tickets_list(
         ),
     ] = False,
     include_closed: Annotated[bool, typer.Option("--all", help="Include closed tickets")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many")] = 100,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Tickets per page")] = 100,
+    page: Annotated[int, typer.Option("--page", min=1, help="Which page (1: newest)")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
-    """List tickets, oldest first. Filters combine (all must hold)."""
+    """List tickets, newest first, a page at a time; says how many matched (on stderr, so
+    --json stays a plain list). Filters combine (all must hold)."""
 
-    async def go() -> list[dict[str, Any]]:
+    async def go() -> Page:
         async with database(get_settings()) as conn:
-            return await list_tickets(
-                conn,
-                role=role.value if role else None,
-                owner=owner,
-                status=status.value if status else None,
-                waiting_for=waiting_for,
-                absent_first_handler=absent_first_handler,
-                include_closed=include_closed,
-                limit=limit,
-            )
+            try:
+                return await list_tickets(
+                    conn,
+                    role=role.value if role else None,
+                    owner=owner,
+                    status=status.value if status else None,
+                    waiting_for=waiting_for,
+                    absent_first_handler=absent_first_handler,
+                    include_closed=include_closed,
+                    limit=limit,
+                    offset=(page - 1) * limit,
+                    now=clock().now(),
+                )
+            except UnknownAgent as exc:
+                raise Refused(str(exc), code="unknown_agent") from None
 
-    tickets = run(go())
-    emit(tickets, as_json=as_json, text=lambda: _list_text(tickets, absent_first_handler))
+    found = run(go())
+    emit(found.rows, as_json=as_json, text=lambda: _list_text(found.rows, absent_first_handler))
+    shown = f"{found.offset + 1}-{found.offset + len(found.rows)}" if found.rows else "none"
+    more = found.offset + len(found.rows) < found.total
+    if more or not as_json:
+        typer.echo(
+            f"{shown} of {found.total} matching"
+            + (f"; --page {page + 1} for more" if more else ""),
+            err=True,
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # tickets show
-
-
-async def is_supervisor(conn: DbConnection, agent_id: str) -> bool:
-    roles = await conn.fetchval("SELECT roles FROM agents WHERE id = $1", agent_id)
-    return roles is not None and Role.SUPERVISOR.value in roles
-
-
-async def load_ticket(conn: DbConnection, ticket_id: str) -> dict[str, Any]:
-    """Everything about one ticket, unmasked: the caller masks (`masked_view`)."""
-    row = await conn.fetchrow(
-        """SELECT t.*, o.name AS owner_name, f.name AS first_handler_name
-             FROM tickets t
-             LEFT JOIN agents o ON o.id = t.owner_agent_id
-             LEFT JOIN agents f ON f.id = t.first_handler_id
-            WHERE t.id = $1""",
-        ticket_id,
-    )
-    if row is None:
-        raise Refused(f"no ticket {ticket_id!r}", code="unknown_ticket")
-    contacts = await conn.fetch(
-        """SELECT source, external_id, is_follow_up, channel, subject, body, message_id,
-                  occurred_at, received_at
-             FROM ticket_contacts WHERE ticket_id = $1 ORDER BY occurred_at, received_at""",
-        ticket_id,
-    )
-    history = await conn.fetch(
-        """SELECT at, actor_id, actor_name, action, reason, detail, message_id
-             FROM ticket_history WHERE ticket_id = $1 ORDER BY id""",
-        ticket_id,
-    )
-    state = TICKET.validate_python(row["state"]) if row["state"] is not None else None
-    return _view(dict(row), state, [dict(c) for c in contacts], [dict(h) for h in history])
-
-
-def _ref(agent: Any) -> dict[str, str] | None:
-    return None if agent is None else {"id": agent.id, "name": agent.name}
-
-
-def _view(
-    row: Mapping[str, Any],
-    state: Ticket | None,
-    contacts: Sequence[Mapping[str, Any]],
-    history: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
-    owner: dict[str, Any]
-    if state is not None:
-        owner = {"role": state.owner.role.value, "agent": _ref(state.owner.agent)}
-        fh = _ref(state.first_handler)
-        fh_role = state.first_handler_role.value
-    else:  # nobody touched it since intake: queued for its role
-        agent = row["owner_agent_id"]
-        owner = {
-            "role": row["owner_role"],
-            "agent": None if agent is None else {"id": agent, "name": row["owner_name"]},
-        }
-        fh = (
-            None
-            if row["first_handler_id"] is None
-            else {"id": row["first_handler_id"], "name": row["first_handler_name"]}
-        )
-        fh_role = row["first_handler_role"] or row["owner_role"]
-    tracking = fh is not None and (owner["agent"] is None or owner["agent"]["id"] != fh["id"])
-    handoffs = []
-    for h in state.handoffs if state else ():
-        result = h.result
-        handoffs.append(
-            {
-                "id": h.id,
-                "role": h.role.value,
-                "action": h.task.action,
-                "data": dict(h.task.data),
-                "opened_at": h.opened_at,
-                "opened_by": _ref(h.opened_by),
-                "taken_by": _ref(h.taken_by),
-                "state": result.outcome
-                if result
-                else ("taken" if h.taken_by else "waiting for " + h.role.value),
-                "result": None
-                if result is None
-                else {
-                    "outcome": result.outcome,
-                    "data": dict(result.data),
-                    "at": result.at,
-                    "by": _ref(result.by),
-                },
-            }
-        )
-    escalation = None
-    if state is not None and state.escalation is not None:
-        e = state.escalation
-        escalation = {
-            "handoff_id": e.handoff_id,
-            "category": e.category.value,
-            "customer_info": dict(e.customer_info),
-            "problem": e.problem,
-            "actions_taken": e.actions_taken,
-            "customer_demand": e.customer_demand,
-            "responsible": _ref(e.responsible),
-            "deadline": e.deadline,
-            "opened_at": e.opened_at,
-            "opened_by": _ref(e.opened_by),
-        }
-    return {
-        "id": row["id"],
-        "kind": row["kind"],
-        "status": row["status"],
-        "version": row["version"],
-        "channel": row["channel"],
-        "priority": row["priority"],
-        "source": row["source"],
-        "external_id": row["external_id"],
-        "opened_at": row["opened_at"],
-        "updated_at": row["updated_at"],
-        "subject": row["subject"],
-        "body": row["body"],
-        "customer": row["customer"],
-        "order": row["order_data"],
-        "attachments": row["attachments"],
-        "owner": owner,
-        "first_handler": None if fh is None else {**fh, "role": fh_role, "tracking": tracking},
-        "first_response_at": state.first_response_at if state else None,
-        "resolution": state.resolution if state else None,
-        "resolved_at": state.resolved_at if state else None,
-        "closed_at": state.closed_at if state else None,
-        "handoffs": handoffs,
-        "escalation": escalation,
-        "contacts": [dict(c) for c in contacts],
-        "history": [dict(h) for h in history],
-    }
-
-
-def masked_view(view: Mapping[str, Any]) -> dict[str, Any]:
-    """The ticket with customer data masked: everything the customer or agents wrote about
-    them (texts, task and result data, history details); agents' names stay."""
-    out = dict(view)
-    for key in ("subject", "body", "resolution"):
-        out[key] = mask_text(view[key]) if view[key] is not None else None
-    for key in ("customer", "order", "attachments"):
-        out[key] = mask(view[key])
-    out["handoffs"] = [mask_detail(h) for h in view["handoffs"]]
-    out["escalation"] = mask_detail(view["escalation"]) if view["escalation"] else None
-    out["contacts"] = [
-        {**c, "subject": mask_text(c["subject"]), "body": mask_text(c["body"])}
-        for c in view["contacts"]
-    ]
-    out["history"] = [
-        {
-            **h,
-            "reason": mask_text(h["reason"]) if h["reason"] else h["reason"],
-            "detail": mask_detail(h["detail"]),
-        }
-        for h in view["history"]
-    ]
-    return out
 
 
 def _agent_text(ref: Mapping[str, Any] | None) -> str:
@@ -607,26 +355,29 @@ def tickets_show(
 ) -> None:
     """One ticket: owner, first handler, handoffs, contacts and its whole history."""
 
-    async def go() -> dict[str, Any]:
-        async with database(get_settings()) as conn:
-            if reveal:
-                if actor is None:
-                    raise Refused("--reveal needs --as AGENT_ID (a supervisor)")
-                if not await is_supervisor(conn, actor):
-                    raise Refused(
-                        f"--reveal is for supervisors only; {actor!r} has no supervisor role "
-                        "in the roster (personal data stays masked)"
-                    )
-            view = await load_ticket(conn, ticket_id)
-            if reveal:  # recorded before anything is shown
-                await conn.execute(
-                    "INSERT INTO pii_reveals (agent_id, ticket_id) VALUES ($1, $2)",
-                    actor,
-                    ticket_id,
+    if reveal:  # through the worker, which checks the role and records the reveal first
+        if actor is None:
+            fail(Refused("--reveal needs --as AGENT_ID (a supervisor)"))
+        reply = run(send_command(get_settings(), RevealTicket(ticket_id=ticket_id, actor_id=actor)))
+        if not reply.accepted:
+            fail(
+                Refused(
+                    f"--reveal is for supervisors only: {reply.message} (personal data stays "
+                    "masked)",
+                    code=reply.code,
                 )
-            return view
+            )
+        view: dict[str, Any] = reply.data
+    else:
 
-    view = run(go())
+        async def go() -> dict[str, Any] | None:
+            async with database(get_settings()) as conn:
+                return await ticket_view(conn, ticket_id)
+
+        found = run(go())
+        if found is None:
+            fail(Refused(f"no ticket {ticket_id!r}", code="unknown_ticket"))
+        view = found
     shown = {**view, "revealed": True} if reveal else {**masked_view(view), "revealed": False}
     emit(shown, as_json=as_json, text=lambda: show_text(shown))
 

@@ -17,7 +17,7 @@ from shared.tickets.model import (
     require_aware,
     require_text,
 )
-from shared.tickets.roles import Role
+from shared.tickets.roles import Role, TicketKind
 
 # --------------------------------------------------------------------------------------------
 # Commands. Each is checked for shape when built (a ValueError is a malformed command, not a
@@ -34,6 +34,32 @@ class _CommandBase:
     def __post_init__(self) -> None:
         require_aware(self.at, "at")
         require_text(self.message_id, "message_id")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Open(_CommandBase):
+    """Intake opens a ticket for a new contact, in `role`'s queue (§5.1): its birth."""
+
+    ticket_id: str
+    kind: TicketKind
+    role: Role
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_text(self.ticket_id, "ticket_id")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttachFollowUp(_CommandBase):
+    """A new contact from the customer joins their unfinished ticket (§4, 未处理完毕顾客); a
+    resolved one reopens to its first handler, so the customer's message is not stuck."""
+
+    source: str
+    external_id: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_text(self.external_id, "external_id")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,7 +172,8 @@ class ReassignFirstHandler(_CommandBase):
 
 
 Command: TypeAlias = (
-    Claim
+    AttachFollowUp
+    | Claim
     | Assign
     | Reply
     | HandOff
@@ -158,6 +185,29 @@ Command: TypeAlias = (
 )
 
 
-def action_of(command: Command) -> str:
-    """The command's name in the history (its action column)."""
+# The history's one vocabulary (its action column): what happened, in the past tense. Steps of
+# a warehouse or finance task that do not finish it are `step_recorded` (shared.tickets.operations).
+ACTIONS: Mapping[type[Command | Open], str] = {
+    Open: "opened",
+    AttachFollowUp: "follow_up_attached",
+    Claim: "claimed",
+    Assign: "assigned",
+    Reply: "replied",
+    HandOff: "handed_off",
+    RecordResult: "result_recorded",
+    Resolve: "resolved",
+    Close: "closed",
+    Escalate: "escalated",
+    ReassignFirstHandler: "first_handler_reassigned",
+}
+STEP_RECORDED = "step_recorded"
+
+
+def action_of(command: Command | Open) -> str:
+    """What the command did, as the history says it."""
+    return ACTIONS[type(command)]
+
+
+def command_name(command: Command | Open) -> str:
+    """The command as people call it, for messages: Claim, HandOff..."""
     return type(command).__name__

@@ -203,6 +203,13 @@ class OperationCommand(OnTicket):
     """A role's operation on one of its handoffs; each role's worker has its own type."""
 
 
+class RevealTicket(OnTicket):
+    """A supervisor asks for a ticket with its personal data unmasked (SPEC §10): recorded in
+    `pii_reveals` before it is answered; anyone else is refused."""
+
+    TYPE: ClassVar[str] = "ticket.reveal"
+
+
 class CommandReply(Contract):
     """Accepted, or rejected with the rule that broke and a message for the agent."""
 

@@ -53,11 +53,13 @@ from typing import TypeAlias, assert_never
 
 from shared.tickets.commands import (
     Assign,
+    AttachFollowUp,
     Claim,
     Close,
     Command,
     Escalate,
     HandOff,
+    Open,
     ReassignFirstHandler,
     RecordResult,
     Reply,
@@ -65,6 +67,7 @@ from shared.tickets.commands import (
     action_of,
 )
 from shared.tickets.events import (
+    ContactAttached,
     Event,
     EventFactory,
     FirstHandlerReassigned,
@@ -75,6 +78,7 @@ from shared.tickets.events import (
     TicketClaimed,
     TicketClosed,
     TicketEscalated,
+    TicketOpened,
     TicketReplied,
     TicketRequeued,
     TicketResolved,
@@ -90,6 +94,7 @@ from shared.tickets.model import (
     Task,
     Ticket,
     TicketStatus,
+    new_ticket,
 )
 from shared.tickets.roles import Role
 from shared.tickets.rules import (
@@ -126,7 +131,7 @@ class HistoryEntry:
     at: datetime
     actor_id: str
     actor_name: str
-    action: str  # the command's name, e.g. "HandOff"
+    action: str  # what happened, e.g. "handed_off" (commands.ACTIONS)
     detail: Mapping[str, object]  # JSON-ready
     reason: str | None
     message_id: str
@@ -152,6 +157,8 @@ def decide(ticket: Ticket, command: Command) -> Decision:
     ):
         return rejected
     match command:
+        case AttachFollowUp():
+            return _attach_follow_up(ticket, command)
         case Claim():
             return _claim(ticket, command)
         case Assign():
@@ -172,6 +179,39 @@ def decide(ticket: Ticket, command: Command) -> Decision:
             return _reassign_first_handler(ticket, command)
         case _:
             assert_never(command)
+
+
+def open_ticket(command: Open) -> Accepted:
+    """A ticket's birth (§5.1): queued in its role's queue, no agent yet, version 1."""
+    ticket = new_ticket(command.ticket_id, command.kind, command.role, command.at)
+    stamp = Stamp(ticket_id=ticket.id, version=ticket.version, at=command.at, by=command.actor.ref)
+    return Accepted(
+        ticket=ticket,
+        events=(TicketOpened(**stamp, kind=command.kind, role=command.role),),
+        history=_history(
+            command, {"kind": command.kind.value, "routed_to": command.role.value}, None
+        ),
+    )
+
+
+def _attach_follow_up(ticket: Ticket, command: AttachFollowUp) -> Decision:
+    reopened = ticket.status is TicketStatus.RESOLVED
+    after = _settled(replace(ticket, resolution=None, resolved_at=None)) if reopened else ticket
+    return _accept(
+        ticket,
+        after,
+        command,
+        lambda stamp: (ContactAttached(**stamp, owner=after.owner, reopened=reopened),),
+        {
+            "source": command.source,
+            "external_id": command.external_id,
+            "owner": _owner_detail(after.owner),
+            "reopened": reopened,
+        },
+        reason="the customer wrote again; the ticket is back with its first handler"
+        if reopened
+        else None,
+    )
 
 
 def _claim(ticket: Ticket, command: Claim) -> Decision:
@@ -480,7 +520,13 @@ def _accept(
 ) -> Accepted:
     ticket = replace(after, version=before.version + 1)
     stamp = Stamp(ticket_id=ticket.id, version=ticket.version, at=command.at, by=command.actor.ref)
-    history = HistoryEntry(
+    return Accepted(ticket=ticket, events=events(stamp), history=_history(command, detail, reason))
+
+
+def _history(
+    command: Command | Open, detail: Mapping[str, object], reason: str | None
+) -> HistoryEntry:
+    return HistoryEntry(
         at=command.at,
         actor_id=command.actor.id,
         actor_name=command.actor.name,
@@ -489,7 +535,6 @@ def _accept(
         reason=reason,
         message_id=command.message_id,
     )
-    return Accepted(ticket=ticket, events=events(stamp), history=history)
 
 
 def _ref_detail(agent: AgentRef) -> dict[str, str]:

@@ -35,10 +35,12 @@ from shared.tickets.contracts import (
     RecordResultArgs,
     ReplyArgs,
     ResolveArgs,
+    RevealTicket,
     TicketCommand,
     TicketReturned,
     TicketRouted,
 )
+from shared.tickets.read_model import ticket_view
 from shared.tickets.roles import Role
 from shared.tickets.store import (
     load_agent,
@@ -61,12 +63,49 @@ class UnknownReference(Exception):
         self.code = code
 
 
+async def reveal_ticket(tx: Transaction, msg: Incoming[RevealTicket]) -> Outcome:
+    """Supervisors only; the reveal is recorded in the same transaction as the answer."""
+    asked = msg.payload
+    try:
+        actor = await actor_of(tx.conn, asked.actor_id)
+    except UnknownReference as exc:
+        return reject(tx, asked.ticket_id, exc.code, str(exc), None)
+    if not domain.is_supervisor(actor):
+        log.warning("reveal_refused", ticket_id=asked.ticket_id, agent_id=actor.id)
+        return reject(
+            tx,
+            asked.ticket_id,
+            "supervisor_only",
+            f"only a supervisor sees personal data unmasked; {actor.id} is not one",
+            None,
+        )
+    view = await ticket_view(tx.conn, asked.ticket_id)
+    if view is None:
+        return reject(tx, asked.ticket_id, "unknown_ticket", "no such ticket", None)
+    await tx.conn.execute(
+        "INSERT INTO pii_reveals (agent_id, ticket_id, at) VALUES ($1, $2, $3)",
+        actor.id,
+        asked.ticket_id,
+        tx.now,
+    )
+    answer = {
+        "ticket_id": asked.ticket_id,
+        "accepted": True,
+        "message": f"revealed to {actor.name} ({actor.id}); recorded",
+        "version": view["version"],
+    }
+    tx.reply = CommandReply(**answer, data=view)
+    tx.kept_reply = CommandReply(**answer)  # a re-sent request is told, not shown again
+    return Outcome("revealed", asked.ticket_id)
+
+
 def desk_handlers(role: Role) -> dict[type[Contract], Handler]:
     """What a ticket desk (pre-sale, after-sales) runs: agents' commands on tickets, new
     tickets and follow-ups for its role, results coming back; after-sales also takes tasks
     handed to it."""
     handlers: dict[type[Contract], Handler] = {
         TicketCommand: apply_command,
+        RevealTicket: reveal_ticket,
         TicketRouted: ticket_routed,
         FollowUpAttached: follow_up_arrived,
         TicketReturned: ticket_returned,
@@ -80,13 +119,14 @@ def desk_handlers(role: Role) -> dict[type[Contract], Handler]:
 
 
 async def apply_command(tx: Transaction, msg: Incoming[TicketCommand]) -> Outcome:
-    command = msg.payload
-    ticket = await load_ticket(tx.conn, command.ticket_id)
+    sent = msg.payload
+    ticket = await load_ticket(tx.conn, sent.ticket_id)
     if ticket is None:
-        return reject(tx, command.ticket_id, "unknown_ticket", "no such ticket", None)
+        return reject(tx, sent.ticket_id, "unknown_ticket", "no such ticket", None)
     try:
-        actor = await actor_of(tx.conn, command.actor_id)
-        decision = decide(ticket, await _domain_command(tx, command, ticket, actor))
+        actor = await actor_of(tx.conn, sent.actor_id)
+        command = await _domain_command(tx, sent, ticket, actor)
+        decision = decide(ticket, command)
     except UnknownReference as exc:
         return reject(tx, ticket.id, exc.code, str(exc), ticket)
     except ValueError as exc:  # the domain refuses to build it: a blank text, a past deadline
@@ -98,7 +138,7 @@ async def apply_command(tx: Transaction, msg: Incoming[TicketCommand]) -> Outcom
     tx.reply = CommandReply(
         ticket_id=new.id,
         accepted=True,
-        message=f"{decision.history.action} accepted; owner: {new.owner}",
+        message=f"{domain.command_name(command)} accepted; owner: {new.owner}",
         version=new.version,
         owner=str(new.owner),
     )

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TypeAlias, TypedDict
 
 from shared.tickets.model import AgentRef, Escalation, HandoffResult, Owner, Task
-from shared.tickets.roles import Role
+from shared.tickets.roles import Role, TicketKind
 
 # --------------------------------------------------------------------------------------------
 # Events: what happened, for the outbox. Each says which ticket, at which version, when, by whom.
@@ -27,6 +27,18 @@ class Stamp(TypedDict):
     version: int
     at: datetime
     by: AgentRef
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketOpened(_EventBase):
+    kind: TicketKind
+    role: Role
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContactAttached(_EventBase):
+    owner: Owner
+    reopened: bool  # it was resolved: back with its first handler
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,7 +114,9 @@ class FirstHandlerReassigned(_EventBase):
 
 
 Event: TypeAlias = (
-    TicketClaimed
+    TicketOpened
+    | ContactAttached
+    | TicketClaimed
     | TicketAssigned
     | TicketReplied
     | HandoffRequested

@@ -223,7 +223,7 @@ def operation_handler(role: Role, operations: Operations) -> Handler:
                 at=tx.now,
                 actor_id=actor.id,
                 actor_name=actor.name,
-                action=args.command,
+                action=domain.STEP_RECORDED,
                 message_id=tx.cause.message_id,
                 detail={"handoff_id": handoff.id, "operation": args.command, **done.data},
             )

@@ -6,11 +6,35 @@ view sees it, unless a caller that may reveal it asks otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from shared.agents.roster import agent_from_row, seed_roster
 from shared.db import Connection
-from shared.pii import mask_detail
+from shared.pii import mask, mask_detail, mask_text
+from shared.tickets import Ticket
 from shared.tickets.roles import Role
+
+TICKET = TypeAdapter(Ticket)
+
+
+class UnknownAgent(LookupError):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"no agent {agent_id!r} in the roster")
+        self.agent_id = agent_id
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing, and how many matched in all."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    offset: int
 
 
 async def open_tasks(conn: Connection, role: Role) -> list[dict[str, Any]]:
@@ -28,3 +52,284 @@ async def open_tasks(conn: Connection, role: Role) -> list[dict[str, Any]]:
         role.value,
     )
     return [{**dict(r), "data": mask_detail(r["data"] or {})} for r in rows]
+
+
+async def list_tickets(
+    conn: Connection,
+    *,
+    role: str | None = None,
+    owner: str | None = None,
+    status: str | None = None,
+    waiting_for: str | None = None,
+    absent_first_handler: bool = False,
+    include_closed: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+    now: datetime,
+) -> Page:
+    """Tickets matching every filter given, newest first, `limit` from `offset`, and how many
+    matched in all (see `ticketq tickets list` for the filters)."""
+    where: list[str] = []
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if role is not None:
+        where.append(f"t.owner_role = {param(role)}")
+    if owner is not None:
+        where.append(f"t.owner_agent_id = {param(owner)}")
+    if status is not None:
+        where.append(f"t.status = {param(status)}")
+    elif not include_closed:
+        where.append("t.status <> 'closed'")
+    if waiting_for is not None:
+        roles = await conn.fetchval("SELECT roles FROM agents WHERE id = $1", waiting_for)
+        if roles is None:
+            raise UnknownAgent(waiting_for)
+        me, mine = param(waiting_for), param(list(roles))
+        where.append(
+            f"""t.status <> 'closed' AND (
+                  t.owner_agent_id = {me}
+               OR (t.owner_agent_id IS NULL AND t.owner_role = ANY({mine}::text[]))
+               OR EXISTS (
+                    SELECT 1 FROM jsonb_array_elements(coalesce(t.state->'handoffs', '[]')) h
+                     WHERE jsonb_typeof(coalesce(h->'result', 'null')) = 'null'
+                       AND jsonb_typeof(coalesce(h->'taken_by', 'null')) = 'null'
+                       AND h->>'role' = ANY({mine}::text[])))"""
+        )
+    if absent_first_handler:
+        where.append(
+            "t.status <> 'closed' AND t.first_handler_id IS NOT NULL"
+            " AND t.owner_agent_id = t.first_handler_id"
+        )
+    sql = f"""
+        SELECT t.id, t.kind, t.status, t.priority, t.channel, t.version, t.opened_at,
+               t.updated_at, t.subject, t.customer->>'nick' AS customer,
+               t.owner_role, t.owner_agent_id,
+               coalesce(t.state->'owner'->'agent'->>'name', o.name) AS owner_name,
+               t.first_handler_id,
+               coalesce(t.state->'first_handler'->>'name', f.name) AS first_handler_name,
+               f.id IS NOT NULL AS first_handler_known, f.online AS first_handler_online,
+               f.roles AS first_handler_roles, f.shifts AS first_handler_shifts,
+               (SELECT count(*) FROM jsonb_array_elements(coalesce(t.state->'handoffs', '[]')) h
+                 WHERE jsonb_typeof(coalesce(h->'result', 'null')) = 'null') AS open_handoffs
+          FROM tickets t
+          LEFT JOIN agents o ON o.id = t.owner_agent_id
+          LEFT JOIN agents f ON f.id = t.first_handler_id
+         {"WHERE " + " AND ".join(where) if where else ""}
+         ORDER BY t.opened_at DESC, t.id DESC"""
+    total = None
+    if not absent_first_handler:  # absence is decided below, row by row
+        where_sql = "WHERE " + " AND ".join(where) if where else ""
+        total = await conn.fetchval(f"SELECT count(*) FROM tickets t {where_sql}", *params)
+        sql += f" LIMIT {param(limit)} OFFSET {param(offset)}"
+    rows = await conn.fetch(sql, *params)
+    roster = seed_roster()
+    out = []
+    for r in rows:
+        absence = None
+        if r["first_handler_id"] is not None:
+            if not r["first_handler_known"]:
+                absence = "not in roster"
+            elif not r["first_handler_online"]:
+                absence = "offline"
+            else:
+                agent = agent_from_row(
+                    {
+                        "id": r["first_handler_id"],
+                        "name": r["first_handler_name"] or "",
+                        "roles": r["first_handler_roles"],
+                        "shifts": r["first_handler_shifts"],
+                        "online": True,
+                    }
+                )
+                absence = None if roster.on_shift(agent, now) else "off shift"
+        if absent_first_handler and absence is None:
+            continue
+        out.append(
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "status": r["status"],
+                "priority": r["priority"],
+                "channel": r["channel"],
+                "version": r["version"],
+                "owner": {
+                    "role": r["owner_role"],
+                    "agent": None
+                    if r["owner_agent_id"] is None
+                    else {"id": r["owner_agent_id"], "name": r["owner_name"]},
+                },
+                "first_handler": None
+                if r["first_handler_id"] is None
+                else {
+                    "id": r["first_handler_id"],
+                    "name": r["first_handler_name"],
+                    "absent": absence,
+                },
+                "open_handoffs": r["open_handoffs"],
+                "customer": r["customer"],
+                "subject": mask_text(r["subject"]),
+                "opened_at": r["opened_at"],
+                "updated_at": r["updated_at"],
+            }
+        )
+    if total is None:
+        return Page(out[offset : offset + limit], len(out), offset)
+    return Page(out, total, offset)
+
+
+async def is_supervisor(conn: Connection, agent_id: str) -> bool:
+    roles = await conn.fetchval("SELECT roles FROM agents WHERE id = $1", agent_id)
+    return roles is not None and Role.SUPERVISOR.value in roles
+
+
+async def ticket_view(conn: Connection, ticket_id: str) -> dict[str, Any] | None:
+    """Everything about one ticket, unmasked: the caller masks (`masked_view`)."""
+    row = await conn.fetchrow(
+        """SELECT t.*, o.name AS owner_name, f.name AS first_handler_name
+             FROM tickets t
+             LEFT JOIN agents o ON o.id = t.owner_agent_id
+             LEFT JOIN agents f ON f.id = t.first_handler_id
+            WHERE t.id = $1""",
+        ticket_id,
+    )
+    if row is None:
+        return None
+    contacts = await conn.fetch(
+        """SELECT source, external_id, is_follow_up, channel, subject, body, message_id,
+                  occurred_at, received_at
+             FROM ticket_contacts WHERE ticket_id = $1 ORDER BY occurred_at, received_at""",
+        ticket_id,
+    )
+    history = await conn.fetch(
+        """SELECT at, actor_id, actor_name, action, reason, detail, message_id
+             FROM ticket_history WHERE ticket_id = $1 ORDER BY id""",
+        ticket_id,
+    )
+    state = TICKET.validate_python(row["state"]) if row["state"] is not None else None
+    return _view(dict(row), state, [dict(c) for c in contacts], [dict(h) for h in history])
+
+
+def _ref(agent: Any) -> dict[str, str] | None:
+    return None if agent is None else {"id": agent.id, "name": agent.name}
+
+
+def _view(
+    row: Mapping[str, Any],
+    state: Ticket | None,
+    contacts: Sequence[Mapping[str, Any]],
+    history: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    owner: dict[str, Any]
+    if state is not None:
+        owner = {"role": state.owner.role.value, "agent": _ref(state.owner.agent)}
+        fh = _ref(state.first_handler)
+        fh_role = state.first_handler_role.value
+    else:  # nobody touched it since intake: queued for its role
+        agent = row["owner_agent_id"]
+        owner = {
+            "role": row["owner_role"],
+            "agent": None if agent is None else {"id": agent, "name": row["owner_name"]},
+        }
+        fh = (
+            None
+            if row["first_handler_id"] is None
+            else {"id": row["first_handler_id"], "name": row["first_handler_name"]}
+        )
+        fh_role = row["first_handler_role"] or row["owner_role"]
+    tracking = fh is not None and (owner["agent"] is None or owner["agent"]["id"] != fh["id"])
+    handoffs = []
+    for h in state.handoffs if state else ():
+        result = h.result
+        handoffs.append(
+            {
+                "id": h.id,
+                "role": h.role.value,
+                "action": h.task.action,
+                "data": dict(h.task.data),
+                "opened_at": h.opened_at,
+                "opened_by": _ref(h.opened_by),
+                "taken_by": _ref(h.taken_by),
+                "state": result.outcome
+                if result
+                else ("taken" if h.taken_by else "waiting for " + h.role.value),
+                "result": None
+                if result is None
+                else {
+                    "outcome": result.outcome,
+                    "data": dict(result.data),
+                    "at": result.at,
+                    "by": _ref(result.by),
+                },
+            }
+        )
+    escalation = None
+    if state is not None and state.escalation is not None:
+        e = state.escalation
+        escalation = {
+            "handoff_id": e.handoff_id,
+            "category": e.category.value,
+            "customer_info": dict(e.customer_info),
+            "problem": e.problem,
+            "actions_taken": e.actions_taken,
+            "customer_demand": e.customer_demand,
+            "responsible": _ref(e.responsible),
+            "deadline": e.deadline,
+            "opened_at": e.opened_at,
+            "opened_by": _ref(e.opened_by),
+        }
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "version": row["version"],
+        "channel": row["channel"],
+        "priority": row["priority"],
+        "source": row["source"],
+        "external_id": row["external_id"],
+        "opened_at": row["opened_at"],
+        "updated_at": row["updated_at"],
+        "subject": row["subject"],
+        "body": row["body"],
+        "customer": row["customer"],
+        "order": row["order_data"],
+        "attachments": row["attachments"],
+        "owner": owner,
+        "first_handler": None if fh is None else {**fh, "role": fh_role, "tracking": tracking},
+        "first_response_at": state.first_response_at if state else None,
+        "resolution": state.resolution if state else None,
+        "resolved_at": state.resolved_at if state else None,
+        "closed_at": state.closed_at if state else None,
+        "handoffs": handoffs,
+        "escalation": escalation,
+        "contacts": [dict(c) for c in contacts],
+        "history": [dict(h) for h in history],
+    }
+
+
+def masked_view(view: Mapping[str, Any]) -> dict[str, Any]:
+    """The ticket with customer data masked: everything the customer or agents wrote about
+    them (texts, task and result data, history details); agents' names stay."""
+    out = dict(view)
+    for key in ("subject", "body", "resolution"):
+        out[key] = mask_text(view[key]) if view[key] is not None else None
+    for key in ("customer", "order", "attachments"):
+        out[key] = mask(view[key])
+    out["handoffs"] = [mask_detail(h) for h in view["handoffs"]]
+    out["escalation"] = mask_detail(view["escalation"]) if view["escalation"] else None
+    out["contacts"] = [
+        {**c, "subject": mask_text(c["subject"]), "body": mask_text(c["body"])}
+        for c in view["contacts"]
+    ]
+    out["history"] = [
+        {
+            **h,
+            "reason": mask_text(h["reason"]) if h["reason"] else h["reason"],
+            "detail": mask_detail(h["detail"]),
+        }
+        for h in view["history"]
+    ]
+    return out

@@ -8,7 +8,7 @@ from shared.tickets.commands import (
     Command,
     ReassignFirstHandler,
     RecordResult,
-    action_of,
+    command_name,
 )
 from shared.tickets.model import (
     SYSTEM,
@@ -283,6 +283,6 @@ def _not_owner(ticket: Ticket, who_may: str, rule: str) -> Rejected:
 def _invalid(ticket: Ticket, command: Command, why: str, rule: str) -> Rejected:
     return Rejected(
         RejectionCode.INVALID_TRANSITION,
-        f"cannot {action_of(command)} ticket {ticket.id}: {why}",
+        f"cannot {command_name(command)} ticket {ticket.id}: {why}",
         rule,
     )

@@ -6,12 +6,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from asyncpg import Record
 from pydantic import TypeAdapter
 
-from shared.agents.roster import Agent, Roster
+from shared.agents.roster import Agent, Roster, agent_from_row
 from shared.db import Connection
-from shared.tickets import Accepted, Ticket, new_ticket
+from shared.tickets import Accepted, HistoryEntry, Ticket, new_ticket
 from shared.tickets.roles import Role, TicketKind
 
 
@@ -43,6 +42,38 @@ async def append_history(
 
 
 _TICKET = TypeAdapter(Ticket)
+
+# What a ticket row holds beside the aggregate's state: the contact it came from.
+CONTACT_COLUMNS = (
+    "channel",
+    "priority",
+    "source",
+    "external_id",
+    "customer_id",
+    "customer",
+    "order_id",
+    "order_data",
+    "subject",
+    "body",
+    "attachments",
+    "opened_at",
+)
+
+
+async def insert_ticket(conn: Connection, opened: Accepted, contact: Mapping[str, Any]) -> None:
+    """A ticket born in the aggregate (`open_ticket`): its row, state and first history entry."""
+    if set(contact) != set(CONTACT_COLUMNS):
+        raise ValueError(f"a new ticket's contact has exactly {', '.join(CONTACT_COLUMNS)}")
+    t = opened.ticket
+    columns = ("id", "kind", "status", "owner_role", "version", "state", *CONTACT_COLUMNS)
+    values = (t.id, t.kind.value, t.status.value, t.owner.role.value, t.version, ticket_state(t))
+    await conn.execute(
+        f"INSERT INTO tickets ({', '.join(columns)}) "
+        f"VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})",
+        *values,
+        *(contact[c] for c in CONTACT_COLUMNS),
+    )
+    await _append(conn, t.id, opened.history)
 
 
 async def load_ticket(conn: Connection, ticket_id: str) -> Ticket | None:
@@ -82,9 +113,13 @@ async def save_decision(conn: Connection, accepted: Accepted) -> None:
         t.version,
         h.at,
     )
+    await _append(conn, t.id, h)
+
+
+async def _append(conn: Connection, ticket_id: str, h: HistoryEntry) -> None:
     await append_history(
         conn,
-        ticket_id=t.id,
+        ticket_id=ticket_id,
         at=h.at,
         actor_id=h.actor_id,
         actor_name=h.actor_name,
@@ -95,26 +130,16 @@ async def save_decision(conn: Connection, accepted: Accepted) -> None:
     )
 
 
-def _agent(row: Record) -> Agent:
-    return Agent(
-        id=row["id"],
-        name=row["name"],
-        roles=frozenset(Role(r) for r in row["roles"]),
-        shifts=tuple(row["shifts"]),
-        online=row["online"],
-    )
-
-
 async def load_roster(conn: Connection) -> Roster:
     rows = await conn.fetch("SELECT id, name, roles, shifts, online FROM agents ORDER BY id")
-    return Roster(agents=tuple(_agent(r) for r in rows))
+    return Roster(agents=tuple(agent_from_row(dict(r)) for r in rows))
 
 
 async def load_agent(conn: Connection, agent_id: str) -> Agent | None:
     row = await conn.fetchrow(
         "SELECT id, name, roles, shifts, online FROM agents WHERE id = $1", agent_id
     )
-    return _agent(row) if row else None
+    return agent_from_row(dict(row)) if row else None
 
 
 async def open_ticket_counts(conn: Connection, role: Role) -> dict[str, int]:

@@ -42,7 +42,7 @@ async def test_two_replicas_assign_each_ticket_once_and_balance_the_load(
         )
     }
     assert loads == {f"a{i}": TICKETS // 4 for i in range(1, 5)}  # fewest-open: exactly even
-    assigned = await db.fetchval("SELECT count(*) FROM ticket_history WHERE action = 'Assign'")
+    assigned = await db.fetchval("SELECT count(*) FROM ticket_history WHERE action = 'assigned'")
     assert assigned == TICKETS  # each ticket assigned once
     for r in replicas:
         assert '"level": "error"' not in r.log()

@@ -353,8 +353,8 @@ async def test_claim_handoff_results_resolve_close_through_the_cli(
     assert closed.exit_code == 0 and closed.json()["accepted"] is True
 
     assert await history(db, tid) == [
-        "opened", "Claim", "Reply", "HandOff", "HandOff", "RecordResult", "RecordResult",
-        "Resolve", "Close",
+        "opened", "claimed", "replied", "handed_off", "handed_off", "result_recorded",
+        "result_recorded", "resolved", "closed",
     ]  # fmt: skip
     final = await cli("tickets", "show", tid, "--json")
     view = final.json()
@@ -369,7 +369,7 @@ async def test_claim_handoff_results_resolve_close_through_the_cli(
     ]
     assert [h["actor_name"] for h in view["history"][1:3]] == ["李娜", "李娜"]
     text = (await cli("tickets", "show", tid)).stdout
-    assert "RecordResult" in text and "杨静 (f1)" in text and "history (Asia/Shanghai)" in text
+    assert "result_recorded" in text and "杨静 (f1)" in text and "history (Asia/Shanghai)" in text
     assert "2026-11-23 10:00:00" in text  # history times are shop local time
     assert tid not in (await cli("tickets", "list", "--json")).stdout  # closed: hidden
     assert tid in (await cli("tickets", "list", "--all", "--status", "closed")).stdout
@@ -392,7 +392,7 @@ async def test_version_conflict_and_retry_with_the_same_command_id(
     assert first.exit_code == again.exit_code == 0, (first, again)
     assert first.json() == again.json()
     assert first.json()["command_id"] == "cmd-42"
-    assert await history(db, tid) == ["opened", "Claim", "HandOff"]
+    assert await history(db, tid) == ["opened", "claimed", "handed_off"]
 
 
 async def test_absent_first_handler_view_and_reassignment(
@@ -422,7 +422,7 @@ async def test_absent_first_handler_view_and_reassignment(
     assert shown["first_handler"]["id"] == "a2" and shown["owner"]["agent"]["id"] == "a2"
     last = shown["history"][-1]
     assert (last["action"], last["actor_id"], last["reason"]) == (
-        "ReassignFirstHandler",
+        "first_handler_reassigned",
         "s1",
         "李娜本周休假",
     )
@@ -499,7 +499,7 @@ async def test_list_filters(settings: Settings, db: Pool, desks: FixedClock, cli
         assert result.exit_code == 0, result
         return [t["id"] for t in result.json()]
 
-    assert await ids() == [pre, after]
+    assert await ids() == [after, pre]  # newest first
     assert await ids("--role", "presale") == [pre]
     assert await ids("--owner", "a2") == [after]
     assert await ids("--status", "queued") == [pre]

@@ -117,7 +117,8 @@ async def test_declaring_the_topology_again_is_harmless(
     assert await depth(channel, "presale.dlq") == 1
     for name in CATALOGUE.queue_names:  # routing still in place: one copy per queue
         await exchange.publish(aio_pika.Message(b"{}"), routing_key=name)
-    assert [await depth(channel, name) for name in CATALOGUE.queue_names] == [1, 2, 1, 1, 1]
+    depths = {name: await depth(channel, name) for name in CATALOGUE.queue_names}
+    assert depths == {name: 2 if name == "presale" else 1 for name in CATALOGUE.queue_names}
 
 
 async def test_declaring_with_other_queue_arguments_is_refused(

@@ -194,7 +194,7 @@ async def test_ten_deliveries_to_two_finance_replicas_make_one_refund_and_one_re
     assert await db.fetchval("SELECT refunded FROM order_payments") == Decimal("59.00")
     assert await count(db, "SELECT count(*) FROM inbox WHERE message_id = 'dup-m1'") == 1
     history = await db.fetch(
-        "SELECT action FROM ticket_history WHERE ticket_id = $1 AND action = 'RecordResult'", tid
+        "SELECT action FROM ticket_history WHERE ticket_id = $1 AND action = 'result_recorded'", tid
     )
     assert len(history) == 1
     [handoff] = (await _state(db, tid))["handoffs"]
@@ -397,7 +397,7 @@ async def test_a_full_return_ends_with_the_first_handler_and_totals_match(
 
     returned = await count(
         db,
-        """SELECT count(*) FROM ticket_history WHERE ticket_id = $1 AND action = 'RecordResult'
+        """SELECT count(*) FROM ticket_history WHERE ticket_id = $1 AND action = 'result_recorded'
              AND (detail->>'returned_to_first_handler')::boolean""",
         tid,
     )

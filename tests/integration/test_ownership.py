@@ -137,14 +137,14 @@ async def test_seed_000_flow_results_return_to_the_first_handler(
     ]
     assert actions == [
         "opened",
-        "Assign",
-        "Reply",
-        "HandOff",
-        "HandOff",
-        "RecordResult",
-        "RecordResult",
-        "Resolve",
-        "Close",
+        "assigned",
+        "replied",
+        "handed_off",
+        "handed_off",
+        "result_recorded",
+        "result_recorded",
+        "resolved",
+        "closed",
     ]
 
 
@@ -186,7 +186,7 @@ async def test_supervisor_reassigns_an_absent_first_handler(
     assert (t["first_handler_id"], t["owner_agent_id"]) == ("a2", "a2")
     reason = await db.fetchval(
         """SELECT reason FROM ticket_history
-           WHERE ticket_id = $1 AND action = 'ReassignFirstHandler'""",
+           WHERE ticket_id = $1 AND action = 'first_handler_reassigned'""",
         tid,
     )
     assert reason == "李娜 off for the week"
@@ -240,3 +240,31 @@ async def test_a_command_the_domain_cannot_build_is_rejected_not_dead_lettered(
     tid = str((await ticket_row(db))["id"])
     refused = await ask(settings, tid, "a1", HandOffArgs(role="presale", action="x"))
     assert (refused.accepted, refused.code) == (False, "invalid_command")
+
+
+async def test_a_follow_up_reopens_a_resolved_ticket_to_its_first_handler(
+    settings: Settings, db: Pool, desk: FixedClock
+) -> None:
+    """The customer writes again after being told the result, before the ticket is closed:
+    the contact joins the ticket, which is back with its first handler, who can act on it."""
+    await publish_ticket(settings.amqp_url, contact("ww-r1", subject="发错货了", order_id="o-r"))
+    await wait_until(lambda: _assigned(db), what="auto-assignment")
+    tid = str((await ticket_row(db))["id"])
+    assert (await ask(settings, tid, "a1", ResolveArgs(summary="已补发"))).accepted
+
+    await publish_ticket(settings.amqp_url, contact("ww-r2", subject="还没收到", order_id="o-r"))
+
+    async def reopened() -> bool:
+        return (await ticket_row(db, tid))["status"] == "in_progress"
+
+    await wait_until(reopened, what="the follow-up to reopen the ticket")
+    t = await ticket_row(db, tid)
+    assert (t["owner_role"], t["owner_agent_id"]) == ("aftersales", "a1")
+    last = await db.fetchrow(
+        "SELECT action, detail FROM ticket_history WHERE ticket_id = $1 ORDER BY id DESC LIMIT 1",
+        tid,
+    )
+    assert last is not None and last["action"] == "follow_up_attached"
+    assert last["detail"]["reopened"] is True
+    assert await db.fetchval("SELECT count(*) FROM tickets") == 1  # no second ticket
+    assert (await ask(settings, tid, "a1", ReplyArgs(text="已为您查询物流"))).accepted

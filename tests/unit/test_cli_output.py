@@ -26,7 +26,8 @@ from shared.cli.output import (
     width,
 )
 from shared.pii import mask_detail
-from shared.tickets.cli import masked_view, parse_data, parse_deadline
+from shared.tickets.cli import parse_data, parse_deadline
+from shared.tickets.read_model import masked_view
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 

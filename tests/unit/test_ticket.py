@@ -14,15 +14,18 @@ from shared.tickets import (
     Actor,
     AgentRef,
     Assign,
+    AttachFollowUp,
     Claim,
     Close,
     Command,
+    ContactAttached,
     Escalate,
     EscalationCategory,
     FirstHandlerReassigned,
     HandOff,
     HandoffRequested,
     HandoffResultRecorded,
+    Open,
     Outcome,
     Owner,
     ReassignFirstHandler,
@@ -37,6 +40,7 @@ from shared.tickets import (
     TicketClaimed,
     TicketClosed,
     TicketEscalated,
+    TicketOpened,
     TicketReplied,
     TicketRequeued,
     TicketResolved,
@@ -44,6 +48,7 @@ from shared.tickets import (
     TicketStatus,
     decide,
     new_ticket,
+    open_ticket,
 )
 from shared.tickets.roles import Role, TicketKind
 
@@ -166,7 +171,7 @@ def test_the_first_claimant_becomes_owner_and_first_handler() -> None:
     assert isinstance(event, TicketClaimed)
     assert event.became_first_handler and event.handoff_id is None
     assert (event.ticket_id, event.version, event.by) == ("T1", 2, LI_NA.ref)
-    assert decision.history.action == "Claim"
+    assert decision.history.action == "claimed"
     assert decision.history.message_id == "m-claim"
     assert (decision.history.actor_id, decision.history.actor_name) == ("a1", "Li Na")
 
@@ -494,7 +499,7 @@ def test_an_off_shift_first_handler_is_reassigned_with_the_reason_in_history() -
     )
     decision = accept(ticket, reassign)
     assert decision.history.reason == reason
-    assert decision.history.action == "ReassignFirstHandler"
+    assert decision.history.action == "first_handler_reassigned"
     assert decision.history.message_id == "m-reassign"
     assert decision.history.actor_name == "Zhou Min"
     assert decision.history.detail["from"] == {"id": "s1", "name": "Chen Jing"}
@@ -622,3 +627,59 @@ def test_a_rejection_changes_nothing() -> None:
     decide(ticket, Claim(actor=ZHAO_LEI, at=at(2), message_id=msg()))
     assert ticket == claimed(presale_ticket(), LI_NA)
     assert ticket.owner.agent == AgentRef("a1", "Li Na")
+
+
+# --- birth and follow-ups ---------------------------------------------------------------------
+
+INTAKE = Actor("system:intake", "intake")
+
+
+def test_a_ticket_is_born_in_the_aggregate_queued_for_its_role() -> None:
+    opened = open_ticket(
+        Open(
+            actor=INTAKE,
+            at=T0,
+            message_id=msg(),
+            ticket_id="T9",
+            kind=TicketKind.RETURN,
+            role=Role.AFTERSALES,
+        )
+    )
+    assert opened.ticket == new_ticket("T9", TicketKind.RETURN, Role.AFTERSALES, T0)
+    assert opened.history.action == "opened"
+    assert opened.history.detail == {"kind": "return", "routed_to": "aftersales"}
+    [event] = opened.events
+    assert isinstance(event, TicketOpened) and (event.version, event.role) == (1, Role.AFTERSALES)
+
+
+def follow_up(minutes: float) -> AttachFollowUp:
+    return AttachFollowUp(
+        actor=INTAKE, at=at(minutes), message_id=msg(), source="im", external_id=f"c-{minutes}"
+    )
+
+
+def test_a_follow_up_on_a_resolved_ticket_reopens_it_to_its_first_handler() -> None:
+    ticket = step(claimed(return_ticket(), CHEN_JING), resolve(CHEN_JING))
+    assert ticket.status is TicketStatus.RESOLVED
+    decision = accept(ticket, follow_up(50))
+    after = decision.ticket
+    assert after.status is TicketStatus.IN_PROGRESS and after.owner.agent == CHEN_JING.ref
+    assert (after.resolution, after.resolved_at) == (None, None)
+    assert decision.history.action == "follow_up_attached"
+    assert decision.history.detail["reopened"] is True
+    [event] = decision.events
+    assert isinstance(event, ContactAttached) and event.reopened
+    # reopened, the first handler can work and resolve it again
+    assert step(after, resolve(CHEN_JING)).status is TicketStatus.RESOLVED
+
+
+def test_a_follow_up_on_an_open_ticket_changes_no_owner_and_a_closed_one_refuses_it() -> None:
+    ticket = claimed(return_ticket(), CHEN_JING)
+    after = accept(ticket, follow_up(10)).ticket
+    assert (after.owner, after.status, after.version) == (
+        ticket.owner,
+        ticket.status,
+        ticket.version + 1,
+    )
+    done = step(step(ticket, resolve(CHEN_JING)), close(CHEN_JING))
+    reject(done, follow_up(60), RejectionCode.INVALID_TRANSITION)
