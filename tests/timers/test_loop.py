@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 PROMPT = 2.0  # seconds of real time a woken loop may take to fire (it takes milliseconds)
 
 
-def counting_loop(settings: Settings, **options: float) -> TimerLoop:
-    return TimerLoop({KIND: count_effect}, database_url=settings.database_url, **options)
+def counting_loop(settings: Settings, batch: int = 200) -> TimerLoop:
+    return TimerLoop({KIND: count_effect}, database_url=settings.database_url, batch=batch)
 
 
 async def fired(pool: Pool) -> None:
