@@ -87,6 +87,11 @@ class TimerLoop:
         self._asleep = False
         self._next: datetime | None = None
 
+    @property
+    def sleeping(self) -> bool:
+        """True while the loop waits for the next due time (between rounds)."""
+        return self._asleep
+
     async def run(self, pool: Pool, clock: Clock) -> None:
         helpers = [
             asyncio.create_task(self._listen_forever(), name="timers-listen"),

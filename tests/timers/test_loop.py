@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from shared.clock import FixedClock
 from shared.config import Settings
@@ -39,27 +40,40 @@ async def _count(pool: Pool) -> int:
 
 
 async def asleep(loop: TimerLoop) -> None:
-    """Wait until the loop finished its round and sleeps (it checks `_asleep` itself)."""
+    """Wait until the loop finished its round and sleeps."""
 
     async def sleeping() -> bool:
-        return loop._asleep
+        return loop.sleeping
 
     await wait_until(sleeping, timeout=PROMPT, what="the loop to sleep")
 
 
+def sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name, {"kind": KIND} if name.endswith("_total") else {}) or 0
+
+
 async def test_fires_when_the_clock_reaches_the_due_time(pool: Pool, settings: Settings) -> None:
     clock, loop = FixedClock(T0), counting_loop(settings)
+    fired_before = sample("ticketq_timers_fired_total")
+    late_before = sample("ticketq_timer_lateness_seconds_sum")
     async with pool.acquire() as conn:
         await arm_one(conn, "t1", T0 + timedelta(minutes=2), T0)
     async with running(loop, pool, clock):
         await asleep(loop)
+
+        async def pending_sampled() -> bool:
+            return sample("ticketq_timers_pending") == 1
+
+        await wait_until(pending_sampled, timeout=PROMPT, what="the pending gauge")
         clock.advance(timedelta(minutes=1, seconds=59))
         await asyncio.sleep(0.2)  # not due yet: nothing may fire
         assert await _count(pool) == 0
         started = time.monotonic()
-        clock.advance(timedelta(seconds=1))
+        clock.advance(timedelta(seconds=3))
         await fired(pool)
         assert time.monotonic() - started < PROMPT
+    assert sample("ticketq_timers_fired_total") == fired_before + 1
+    assert sample("ticketq_timer_lateness_seconds_sum") == late_before + 2  # by the FixedClock
 
 
 async def test_wakes_for_a_nearer_timer_armed_while_it_sleeps(
