@@ -10,7 +10,7 @@ Example (the 2-minute no-response rule)::
             "SELECT owner_agent_id FROM tickets WHERE id = $1", firing.timer.ticket_id
         )
         await record_breach(firing, agent_id=owner)
-        firing.emit("desk", NotifyAgent(agent_id=owner, text="2 min without a reply"),
+        firing.emit("desk", NotifyAgent(agent_id=owner, text="2 min without a reply"),  # yours
                     ticket_id=firing.timer.ticket_id)
 
     loop = TimerLoop({"no_response_2m": no_response}, database_url=..., on_commit=relay.notify)

@@ -58,6 +58,7 @@ async def arm(
     """
     if due_at.tzinfo is None:
         raise ValueError(f"a timer's due time must be timezone-aware, got {due_at!r}")
+    _require_transaction(conn)
     # The UPDATE locks the live generation first, so two concurrent re-arms queue up here;
     # two first arms collide on the unique key instead (a transient error: retried).
     await _cancel(conn, ticket_id, kind)
@@ -96,7 +97,15 @@ def read_notice(text: str) -> tuple[str, float] | None:
 async def cancel(conn: Connection, *, ticket_id: str, kind: str) -> bool:
     """Cancel the ticket's pending timer of `kind`: False if none was pending (never armed,
     cancelled already, or fired already: a firing in progress is waited for)."""
+    _require_transaction(conn)
     return await _cancel(conn, ticket_id, kind)
+
+
+def _require_transaction(conn: Connection) -> None:
+    # Outside one, a re-arm could cancel the old generation and fail to insert the new one,
+    # and a timer could change while the state that caused it did not.
+    if not conn.is_in_transaction():
+        raise RuntimeError("arm() and cancel() belong in the transaction of the state change")
 
 
 async def _cancel(conn: Connection, ticket_id: str, kind: str) -> bool:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from shared.clock import Clock
 from shared.db import Connection, Pool
-from shared.timers import Firing, TimerLoop, arm
+from shared.timers import Firing, TimerLoop, arm, cancel
 
 KIND = "no_response_2m"
 
@@ -36,7 +36,16 @@ async def count_effect(firing: Firing) -> None:
 
 
 async def arm_one(conn: Connection, ticket_id: str, due_at: datetime, now: datetime) -> int:
-    return await arm(conn, ticket_id=ticket_id, kind=KIND, due_at=due_at, clock="business", now=now)
+    """Arm in a transaction of its own (a savepoint inside the caller's, if any)."""
+    async with conn.transaction():
+        return await arm(
+            conn, ticket_id=ticket_id, kind=KIND, due_at=due_at, clock="business", now=now
+        )
+
+
+async def cancel_one(conn: Connection, ticket_id: str) -> bool:
+    async with conn.transaction():
+        return await cancel(conn, ticket_id=ticket_id, kind=KIND)
 
 
 async def bulk_arm(conn: Connection, n: int, due_at: datetime, now: datetime) -> None:

@@ -11,9 +11,17 @@ from prometheus_client import REGISTRY
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.db import Pool, create_pool
-from shared.timers import Firing, TimerLoop, cancel, record_breach
+from shared.timers import Firing, TimerLoop, arm, cancel, record_breach
 from tests.helpers import T0, contact, wait_until
-from tests.timers.support import KIND, arm_one, bulk_arm, count_effect, effects, states
+from tests.timers.support import (
+    KIND,
+    arm_one,
+    bulk_arm,
+    cancel_one,
+    count_effect,
+    effects,
+    states,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +38,9 @@ async def test_generations(pool: Pool) -> None:
         assert await arm_one(conn, "t1", DUE, T0) == 1
         assert await arm_one(conn, "t1", DUE + timedelta(minutes=1), T0) == 2
         assert await arm_one(conn, "t2", DUE, T0) == 1
-        assert await cancel(conn, ticket_id="t1", kind=KIND)
-        assert not await cancel(conn, ticket_id="t1", kind=KIND)
-        assert not await cancel(conn, ticket_id="never", kind=KIND)
+        assert await cancel_one(conn, "t1")
+        assert not await cancel_one(conn, "t1")
+        assert not await cancel_one(conn, "never")
         assert await arm_one(conn, "t1", DUE, T0) == 3
         rows = await conn.fetch(
             "SELECT generation, state FROM timers WHERE ticket_id = 't1' ORDER BY generation"
@@ -44,6 +52,15 @@ async def test_naive_due_time_refused(pool: Pool) -> None:
     async with pool.acquire() as conn:
         with pytest.raises(ValueError, match="timezone-aware"):
             await arm_one(conn, "t1", DUE.replace(tzinfo=None), T0)
+
+
+async def test_arm_and_cancel_outside_a_transaction_refused(pool: Pool) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError, match="transaction of the state change"):
+            await arm(conn, ticket_id="t1", kind=KIND, due_at=DUE, clock="business", now=T0)
+        with pytest.raises(RuntimeError, match="transaction of the state change"):
+            await cancel(conn, ticket_id="t1", kind=KIND)
+        assert await conn.fetchval("SELECT count(*) FROM timers") == 0
 
 
 async def test_old_generation_never_fires(pool: Pool) -> None:
