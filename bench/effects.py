@@ -26,14 +26,14 @@ import asyncpg
 from aio_pika.abc import AbstractChannel
 
 from bench.harness import bench_environment, broker_channel, workers
-from shared import messaging
+from services.finance.contracts import FinanceOperation, RefundArgs
+from shared import tickets as domain
 from shared.config import Settings
-from shared.db.tickets import ticket_state
-from shared.domain import ticket as domain
-from shared.domain.roles import Role, TicketKind
 from shared.logging import configure_logging
-from shared.models import Envelope
-from shared.models.commands import RefundArgs, TicketCommand
+from shared.messaging import topology as messaging
+from shared.messaging.envelope import Envelope
+from shared.tickets.roles import Role, TicketKind
+from shared.tickets.store import ticket_state
 
 BATCH = 500
 AFTERSALES = domain.Actor("a1", "李娜", frozenset({Role.AFTERSALES}))
@@ -109,7 +109,7 @@ def commands(ids: list[str], share: float, seed: int = 5) -> tuple[list[Envelope
     rng = random.Random(seed)
     envelopes = [
         Envelope.wrap(
-            TicketCommand(
+            FinanceOperation(
                 ticket_id=tid,
                 actor_id="f1",
                 args=RefundArgs(handoff_id=f"{tid}-H1", amount=Decimal("59.00"), reason="退货"),

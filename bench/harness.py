@@ -15,9 +15,10 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel
 
-from shared import messaging
+from services.catalogue import CATALOGUE
 from shared.config import Settings
 from shared.db import migrate
+from shared.messaging import topology as messaging
 
 
 def _with_path(url: str, path: str) -> str:
@@ -78,7 +79,7 @@ async def broker_channel(settings: Settings) -> AsyncIterator[AbstractChannel]:
     connection = await aio_pika.connect_robust(settings.amqp_url)
     try:
         channel = await connection.channel()
-        await messaging.declare_topology(channel, settings)
+        await messaging.declare_topology(channel, settings, CATALOGUE.queue_names)
         yield channel
     finally:
         await connection.close()

@@ -20,10 +20,11 @@ import aio_pika
 from aio_pika.abc import AbstractChannel
 
 from bench.harness import bench_environment, broker_channel, workers
-from shared.client import TicketPublisher, contact_message_id
+from services.intake.client import TicketPublisher, contact_message_id
+from services.intake.contracts import SubmitTicket
 from shared.config import Settings
 from shared.logging import configure_logging
-from shared.models.tickets import Channel, Customer, Order, SubmitTicket
+from shared.tickets.contracts import Channel, Customer, Order
 
 BATCH = 500
 

@@ -3,7 +3,7 @@
     python -m contracts.generate           # (re)write the files
     python -m contracts.generate --check   # exit 1, listing the files that are out of date
 
-Everything is derived from `shared.models.MESSAGE_TYPES`, `Envelope` and the topology constants
+Everything is derived from `services.catalogue.CATALOGUE`, `Envelope` and the topology constants
 of `shared.messaging`; the functions building the documents are pure and their output is
 deterministic (byte-identical on every run), so the checked-in files can be compared in tests.
 """
@@ -22,12 +22,16 @@ from urllib.parse import unquote, urlsplit
 import yaml
 from pydantic import BaseModel
 
-from shared import messaging
-from shared.client import INTAKE_QUEUE
+from services.catalogue import CATALOGUE
+from services.intake.client import INTAKE_QUEUE
 from shared.config import Settings
-from shared.models import MESSAGE_TYPES, Envelope, MessageType
+from shared.messaging import topology as messaging
+from shared.messaging.catalogue import MessageType
+from shared.messaging.envelope import Envelope
 
 JsonObject = dict[str, Any]
+
+MESSAGE_TYPES = {kind.name: kind for kind in CATALOGUE.types}
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 
@@ -39,7 +43,10 @@ SCHEMA_BASE_URI = "https://ticketq.example/contracts/"
 API_VERSION = "1.0.0"
 AMQP_BINDING_VERSION = "0.3.0"
 CONTENT_TYPE = "application/json"
-GENERATED_NOTE = "Generated from shared/models by `python -m contracts.generate`; do not edit."
+GENERATED_NOTE = (
+    "Generated from services/catalogue.py and its contracts by `python -m contracts.generate`;"
+    " do not edit."
+)
 
 ENVELOPE_FILE = "envelope.json"
 ASYNCAPI_FILE = "asyncapi.yaml"
@@ -247,7 +254,7 @@ def dead_letter_headers_schema() -> JsonObject:
             },
             messaging.DL_QUEUE: {
                 "type": "string",
-                "enum": list(messaging.QUEUES),
+                "enum": list(CATALOGUE.queue_names),
                 "description": "The work queue it was taken from.",
             },
             messaging.DL_ATTEMPTS: {
@@ -386,7 +393,6 @@ def _dead_letter_channel(queue: str) -> JsonObject:
 
 
 REPLY_CHANNEL = "reply_to"
-REPLY_SUFFIX = "_reply"
 
 
 def _reply_types() -> list[MessageType]:
@@ -395,9 +401,8 @@ def _reply_types() -> list[MessageType]:
 
 
 def _reply_of(kind: MessageType) -> MessageType | None:
-    """The reply to a request type: by convention the type `<name>_reply`, which no queue takes."""
-    reply = MESSAGE_TYPES.get(kind.name + REPLY_SUFFIX)
-    return reply if reply is not None and not reply.queues else None
+    """The reply to a request type, as the catalogue declares it (a type no queue takes)."""
+    return CATALOGUE.of(kind.reply) if kind.reply is not None else None
 
 
 def _reply_channel() -> JsonObject:
@@ -533,12 +538,12 @@ def asyncapi_document() -> JsonObject:
     settings = _default_settings()
     channels: JsonObject = {}
     operations: JsonObject = {}
-    for queue in messaging.QUEUES:
+    for queue in CATALOGUE.queue_names:
         channels[queue] = _work_channel(queue, settings)
         channels[_dlq_channel_id(queue)] = _dead_letter_channel(queue)
     if _reply_types():
         channels[REPLY_CHANNEL] = _reply_channel()
-    for queue in messaging.QUEUES:
+    for queue in CATALOGUE.queue_names:
         kinds = _queue_types(queue)
         plain = [k for k in kinds if _reply_of(k) is None]
         if plain:
@@ -551,7 +556,7 @@ def asyncapi_document() -> JsonObject:
             operations[f"receive.{queue}"] = _receive_operation(queue)
     if _reply_types():
         operations.update(_reply_operations())
-    for queue in messaging.QUEUES:
+    for queue in CATALOGUE.queue_names:
         operations[f"receive.{_dlq_channel_id(queue)}"] = _dead_letter_operation(queue)
 
     messages: JsonObject = {_message_id(k): _message(k) for k in MESSAGE_TYPES.values()}

@@ -6,21 +6,23 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from shared import messaging
 from shared.clock import Clock, clock_from_env
 from shared.config import Settings, get_settings
 from shared.db import Pool, create_pool
 from shared.logging import configure_logging
+from shared.messaging import topology as messaging
+from shared.messaging.catalogue import Catalogue
+from shared.messaging.envelope import Contract
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.runtime import Handler, Route, Worker
 from shared.observability import Readiness, sample_forever, serve
-from shared.outbox import OutboxRelay
-from shared.runtime import Handler, Worker
 
 log = structlog.get_logger(__name__)
 
@@ -30,16 +32,46 @@ Background = Callable[[Pool, Clock], Coroutine[Any, Any, None]]
 
 @dataclass(frozen=True)
 class Service:
-    """A worker: the queue it consumes, a handler per message type it accepts, and any
-    background loops it runs beside them (e.g. assigning tickets that waited)."""
+    """A worker: a handler per message type (keyed by contract) for the queues the catalogue
+    says it consumes, and any background loops it runs beside them.
+
+    Built against the catalogue: a type one of its queues takes without a handler here, or a
+    handler for a type none of its queues takes, is refused at once (drift, not a runtime
+    surprise).
+    """
 
     name: str
-    handlers: Mapping[str, Handler]
+    catalogue: Catalogue
+    handlers: Mapping[type[Contract], Handler]
     background: tuple[Background, ...] = ()
+    routes: Mapping[str, Mapping[str, Route]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        queues = self.catalogue.queues_of(self.name)
+        if not queues:
+            raise ValueError(f"the catalogue gives {self.name!r} no queue to consume")
+        routes = {
+            queue: {kind.name: kind for kind in self.catalogue.accepted(queue)} for queue in queues
+        }
+        taken = {kind.model for by_name in routes.values() for kind in by_name.values()}
+        if missing := sorted(m.TYPE for m in taken - set(self.handlers)):
+            raise ValueError(f"{self.name}: no handler for {', '.join(missing)}")
+        if extra := sorted(m.TYPE for m in set(self.handlers) - taken):
+            raise ValueError(f"{self.name}: none of its queues takes {', '.join(extra)}")
+        object.__setattr__(
+            self,
+            "routes",
+            {
+                queue: {
+                    name: Route(kind, self.handlers[kind.model]) for name, kind in by_name.items()
+                }
+                for queue, by_name in routes.items()
+            },
+        )
 
     @property
-    def queue(self) -> str:
-        return self.name
+    def queues(self) -> tuple[str, ...]:
+        return tuple(self.routes)
 
 
 @dataclass
@@ -47,7 +79,7 @@ class RunningService:
     service: Service
     pool: Pool
     connection: AbstractRobustConnection
-    worker: Worker
+    workers: list[Worker]
     relay: OutboxRelay
     readiness: Readiness
     tasks: list[asyncio.Task[None]]
@@ -59,7 +91,8 @@ class RunningService:
 
     async def stop(self) -> None:
         """Stop consuming, finish what is in hand, publish what it committed, close."""
-        await self.worker.stop()
+        for worker in self.workers:
+            await worker.stop()
         for task in self.tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -85,28 +118,32 @@ async def start_service(
         connection = await messaging.connect(settings, name=service.name)
         opened.push_async_callback(connection.close)
         setup = await connection.channel()
-        await messaging.declare_topology(setup, settings)
+        await messaging.declare_topology(setup, settings, service.catalogue.queue_names)
         await setup.close()
         relay = OutboxRelay(
             pool=pool, channel=await connection.channel(on_return_raises=True), settings=settings
         )
-        worker = Worker(
-            service=service.name,
-            queue=service.queue,
-            handlers=service.handlers,
-            settings=settings,
-            pool=pool,
-            channel=await connection.channel(on_return_raises=True),
-            on_commit=relay.notify,
-            clock=clock,
-        )
+        workers = [
+            Worker(
+                service=service.name,
+                queue=queue,
+                routes=routes,
+                settings=settings,
+                pool=pool,
+                channel=await connection.channel(on_return_raises=True),
+                on_commit=relay.notify,
+                clock=clock,
+            )
+            for queue, routes in service.routes.items()
+        ]
         readiness = Readiness()
         http = None
         if settings.metrics_port is not None:
             http = serve(readiness, settings.metrics_host, settings.metrics_port)
             opened.callback(http.server_close)
             opened.callback(http.shutdown)
-        await worker.start()
+        for worker in workers:
+            await worker.start()
         opened.pop_all()  # from here on, RunningService.stop closes them
     tasks = [
         asyncio.create_task(relay.run(), name=f"{service.name}-outbox-relay"),
@@ -115,15 +152,15 @@ async def start_service(
                 readiness,
                 connection=connection,
                 pool=pool,
-                queue=service.queue,
-                is_consuming=lambda: worker.is_consuming,
+                queues=service.queues,
+                is_consuming=lambda: all(w.is_consuming for w in workers),
             ),
             name=f"{service.name}-sampler",
         ),
         *(asyncio.create_task(loop(pool, clock)) for loop in service.background),
     ]
     log.info("service_started", metrics_port=http.server_port if http else None)
-    return RunningService(service, pool, connection, worker, relay, readiness, tasks, http)
+    return RunningService(service, pool, connection, workers, relay, readiness, tasks, http)
 
 
 async def run_service(service: Service, settings: Settings | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.simple_server import make_server
@@ -21,8 +21,8 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
-from shared import messaging
 from shared.db import Pool
+from shared.messaging import topology as messaging
 
 log = structlog.get_logger(__name__)
 
@@ -105,7 +105,7 @@ async def sample_forever(
     *,
     connection: AbstractRobustConnection,
     pool: Pool,
-    queue: str,
+    queues: Sequence[str],
     is_consuming: Callable[[], bool],
     every: float = 1.0,
 ) -> None:
@@ -116,7 +116,7 @@ async def sample_forever(
         nonlocal channel
         if channel is None or channel.is_closed:
             channel = await connection.channel()
-        for name in (queue, messaging.dead_letter_queue(queue)):
+        for name in (*queues, *map(messaging.dead_letter_queue, queues)):
             depth, consumers = await messaging.queue_stats(channel, name)
             QUEUE_DEPTH.labels(name).set(depth)
             QUEUE_CONSUMERS.labels(name).set(consumers)

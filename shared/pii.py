@@ -89,3 +89,30 @@ def _mask_item(key: object, value: Any, by_key: bool) -> Any:
     if by_key and scalar and isinstance(key, str) and key.lower() in PII_KEYS:
         return mask_value(value)
     return mask(value, by_key=by_key)
+
+
+# Keys under which ticket data holds an agent ({"id", "name"}): their names are not customer data.
+_AGENT_KEYS = frozenset(
+    {"agent", "by", "opened_by", "taken_by", "responsible", "first_handler", "from", "to"}
+)
+
+
+def mask_detail(value: Any) -> Any:
+    """`shared.pii.mask` for structures that also name agents: agent references stay readable."""
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in _AGENT_KEYS and _is_agent_ref(item):
+                out[key] = dict(item)
+            elif isinstance(item, Mapping | list | tuple):
+                out[key] = mask_detail(item)
+            else:
+                out[key] = mask({key: item})[key]
+        return out
+    if isinstance(value, list | tuple):
+        return [mask_detail(v) for v in value]
+    return mask(value)
+
+
+def _is_agent_ref(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"id", "name"}

@@ -19,10 +19,11 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from shared import messaging
+from services.catalogue import CATALOGUE
 from shared.config import Settings
 from shared.db import Pool, create_pool, migrate
 from shared.logging import configure_logging
+from shared.messaging import topology as messaging
 
 BASE = Settings()
 RUN_ID = uuid.uuid4().hex[:8]
@@ -101,10 +102,10 @@ async def broker(settings: Settings) -> AsyncIterator[AbstractRobustConnection]:
     """A connection to a topology freshly declared (our queues emptied first)."""
     connection = await aio_pika.connect_robust(settings.amqp_url)
     channel = await connection.channel()
-    for name in messaging.QUEUES:
+    for name in CATALOGUE.queue_names:
         await channel.queue_delete(name)
         await channel.queue_delete(messaging.dead_letter_queue(name))
-    await messaging.declare_topology(channel, settings)
+    await messaging.declare_topology(channel, settings, CATALOGUE.queue_names)
     await channel.close()
     yield connection
     await connection.close()

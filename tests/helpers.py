@@ -19,11 +19,16 @@ from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from pydantic import ValidationError
 
+from services.finance.contracts import FinanceOperation
+from services.intake.contracts import SubmitTicket
+from services.warehouse.contracts import WarehouseOperation
 from shared.bootstrap import Service, start_service
 from shared.config import Settings
-from shared.messaging import queue_stats
-from shared.models.tickets import Channel, Customer, Order, SubmitTicket
+from shared.messaging.envelope import Contract
+from shared.messaging.topology import queue_stats
+from shared.tickets.contracts import Channel, Customer, OnTicket, Order, TicketCommand
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
@@ -231,3 +236,22 @@ async def captured_logs(level: str = "debug") -> AsyncIterator[list[MutableMappi
         yield captured.entries
     finally:
         structlog.configure(**previous)
+
+
+def command_for(
+    ticket_id: str, actor: str, args: Contract, *, version: int | None = None
+) -> OnTicket:
+    """The message that carries `args`: a ticket command, or its role's operation."""
+    for message_type in (TicketCommand, WarehouseOperation, FinanceOperation):
+        try:
+            return message_type.model_validate(
+                {
+                    "ticket_id": ticket_id,
+                    "actor_id": actor,
+                    "expected_version": version,
+                    "args": args,
+                }
+            )
+        except ValidationError:
+            continue
+    raise TypeError(f"no command carries {type(args).__name__}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from shared.domain.roles import TicketKind
-from shared.models.tickets import Channel, SubmitTicket
+from services.intake.contracts import SubmitTicket
+from shared.tickets.contracts import Channel
+from shared.tickets.roles import TicketKind
 
 # First match wins, so the more specific problems come before the general ones.
 KEYWORDS: tuple[tuple[TicketKind, tuple[str, ...]], ...] = (

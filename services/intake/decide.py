@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.intake.classify import classify
-from shared.domain.roles import Role, TicketKind, role_for_kind
-from shared.models.tickets import SubmitTicket
+from services.intake.contracts import SubmitTicket
+from shared.tickets.roles import Role, TicketKind, role_for_kind
 
 
 @dataclass(frozen=True)

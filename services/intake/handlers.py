@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from services.intake.contracts import SubmitTicket
 from services.intake.decide import AttachFollowUp, OpenNewTicket, OpenTicket, route_contact
 from shared.db import Connection
-from shared.db.tickets import append_history
-from shared.domain.roles import Role
-from shared.models.tickets import FollowUpAttached, SubmitTicket, TicketRouted
-from shared.runtime import Incoming, Outcome, Transaction
+from shared.messaging.runtime import Incoming, Outcome, Transaction
+from shared.tickets.contracts import FollowUpAttached, TicketRouted
+from shared.tickets.roles import Role
+from shared.tickets.store import append_history
 
 SHOP_TIME = ZoneInfo("Asia/Shanghai")
 ACTOR_ID, ACTOR_NAME = "system:intake", "intake"

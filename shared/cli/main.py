@@ -16,13 +16,13 @@ from typing import Annotated
 
 import typer
 
-from shared.cli.agents import agent_app, roster_app
-from shared.cli.dlq import dlq_app
-from shared.cli.finance import finance_app
-from shared.cli.tickets import register_actions, tickets_app
-from shared.cli.warehouse import warehouse_app
+from services.catalogue import CATALOGUE
+from services.finance.cli import finance_app
+from services.warehouse.cli import warehouse_app
+from shared.agents.cli import agent_app, roster_app
 from shared.config import get_settings
-from shared.messaging import QUEUES
+from shared.ops.dlq.cli import dlq_app
+from shared.tickets.cli import register_actions, tickets_app
 
 # No locals in tracebacks: they would print personal data (SPEC §10).
 app = typer.Typer(
@@ -42,13 +42,15 @@ register_actions(app)
 
 
 @app.command()
-def worker(name: Annotated[str, typer.Argument(help=f"One of: {', '.join(QUEUES)}")]) -> None:
+def worker(
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(CATALOGUE.services)}")],
+) -> None:
     """Run one worker until SIGTERM."""
-    if name not in QUEUES:
-        raise typer.BadParameter(f"unknown worker {name!r}; one of {', '.join(QUEUES)}")
+    if name not in CATALOGUE.services:
+        raise typer.BadParameter(f"unknown worker {name!r}; one of {', '.join(CATALOGUE.services)}")
     from shared.bootstrap import run_service
 
-    service = importlib.import_module(f"services.{name}.service").SERVICE
+    service = importlib.import_module(f"services.{name}.worker").SERVICE
     asyncio.run(run_service(service))
 
 
@@ -66,7 +68,7 @@ def publish(
     path: Annotated[Path, typer.Argument(help="JSON file: one envelope or a list of them")],
 ) -> None:
     """Publish envelopes exactly as they are in a file (upstream systems' test tool)."""
-    from shared.client import publish_raw
+    from services.intake.client import publish_raw
 
     data = json.loads(path.read_text(encoding="utf-8"))
     bodies = data if isinstance(data, list) else [data]

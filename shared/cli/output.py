@@ -30,7 +30,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 import typer
 from pydantic import BaseModel
 
-from shared.domain.roster import SHOP_TIMEZONE
+from shared.agents.roster import SHOP_TIMEZONE
 
 T = TypeVar("T")
 

@@ -27,12 +27,13 @@ from typing import Any, TypeVar
 
 import aio_pika
 
-from shared import messaging
-from shared.client import TicketPublisher, publish_raw
+from services.catalogue import CATALOGUE
+from services.intake.client import TicketPublisher, publish_raw
+from services.intake.contracts import SubmitTicket
+from shared.agents.roster import SHOP_TIMEZONE
 from shared.config import Settings
 from shared.db import Pool, create_pool, migrate
-from shared.domain.roster import SHOP_TIMEZONE
-from shared.models.tickets import SubmitTicket
+from shared.messaging import topology as messaging
 
 T = TypeVar("T")
 
@@ -96,7 +97,7 @@ def demo_env(settings: Settings) -> dict[str, str]:
 def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
     log_dir.mkdir(parents=True, exist_ok=True)
     workers = []
-    for name in messaging.QUEUES:
+    for name in CATALOGUE.queue_names:
         with (log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own copy
             workers.append(
                 subprocess.Popen(
@@ -131,8 +132,8 @@ async def run_demo(
     workers = start_workers(env, log_dir)
     try:
         channel = await connection.channel()
-        await messaging.declare_topology(channel, settings)
-        for queue in messaging.QUEUES:
+        await messaging.declare_topology(channel, settings, CATALOGUE.queue_names)
+        for queue in CATALOGUE.queue_names:
             await poll(partial(_consumed, channel, queue), seconds=60, what=f"{queue} worker")
         outcomes = []
         async with TicketPublisher(settings.amqp_url, producer="demo") as publisher:
@@ -189,7 +190,11 @@ async def walk_through(
         ("handoff {t} --to warehouse --action pick_up_return --as {fh}", 0),
         ("handoff {t} --to finance --action refund --data amount=89.00 --as {fh}", 0),
         ("close {t} --as liuyang", 1),  # another agent: not_owner
-        ("warehouse pick-up {t} {t}-H1 --carrier SF --tracking SF1234567890 --as chenqiang", 0),
+        (
+            "warehouse pick-up {t} {t}-H1 --carrier SF --tracking-number SF1234567890"
+            " --as chenqiang",
+            0,
+        ),
         (
             "warehouse receive-return {t} {t}-H1 --inspection passed --restock MUG-GR=1"
             " --as chenqiang",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.intake.service import SERVICE as INTAKE
-from shared.client import TicketPublisher
+from services.intake.client import TicketPublisher
+from services.intake.worker import SERVICE as INTAKE
 from shared.config import Settings
 from shared.db import Pool
 from tests.helpers import WorkerProcess, contact, running, wait_until

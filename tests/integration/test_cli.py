@@ -21,22 +21,21 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from typer.testing import CliRunner
 
-from services.aftersales.service import SERVICE as AFTERSALES
-from services.finance.service import SERVICE as FINANCE
-from services.intake.service import SERVICE as INTAKE
-from services.presale.service import SERVICE as PRESALE
-from services.warehouse.service import SERVICE as WAREHOUSE
+from services.aftersales.worker import SERVICE as AFTERSALES
+from services.finance.worker import SERVICE as FINANCE
+from services.intake.client import publish_ticket
+from services.intake.worker import SERVICE as INTAKE
+from services.presale.worker import SERVICE as PRESALE
+from services.warehouse.worker import SERVICE as WAREHOUSE
 from shared.bootstrap import RunningService, start_service
+from shared.cli.commands import send_command
 from shared.cli.main import app
 from shared.cli.output import Unreachable
-from shared.cli.rpc import send_command
-from shared.client import publish_ticket
 from shared.clock import FixedClock
 from shared.config import Settings, get_settings
 from shared.db import Pool
-from shared.models import Envelope
-from shared.models.commands import ClaimArgs, CommandReply, TicketCommand
-from shared.models.tickets import Customer
+from shared.messaging.envelope import Envelope
+from shared.tickets.contracts import ClaimArgs, CommandReply, Customer, TicketCommand
 from tests.helpers import contact, wait_until
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: the day shift
@@ -324,8 +323,9 @@ async def test_claim_handoff_results_resolve_close_through_the_cli(
         "--json", env=env,
     )  # fmt: skip
     assert pick_up.exit_code == 0 and refund.exit_code == 0, (pick_up, refund)
-    # The pick-up made the warehouse the owner: the refund goes to the warehouse worker.
-    assert refund.json()["accepted"] is True and refund.json()["queue"] == "warehouse"
+    # Whoever owns the ticket now (the warehouse, since the pick-up), commands on it go to
+    # the `tickets` queue, which every desk consumes: the CLI needs no database to send one.
+    assert refund.json()["accepted"] is True and refund.json()["queue"] == "tickets"
 
     # While the work is away, a1 tracks it and the list says who waits for what.
     assert [t["id"] for t in (await cli("tickets", "list", "--waiting-for", "w1", "--json")).json()]
@@ -384,14 +384,13 @@ async def test_version_conflict_and_retry_with_the_same_command_id(
     stale = await cli("reply", tid, "您好", "--version", "1", env=env)
     assert stale.exit_code == 1 and stale.stdout.startswith("rejected (version_conflict)")
 
-    # The first attempt moves the ticket to the warehouse, so the retry lands on the
-    # warehouse's desk: commands are deduplicated system-wide, it gets the first answer.
+    # The first attempt moves the ticket to the warehouse; the retry may land on another
+    # desk's replica: commands are deduplicated system-wide, it gets the first answer.
     args = ("handoff", tid, "--to", "warehouse", "--action", "pick_up", "--command-id", "cmd-42")
     first = await cli(*args, "--json", env=env)
     again = await cli(*args, "--json", env=env)
     assert first.exit_code == again.exit_code == 0, (first, again)
-    assert (first.json()["queue"], again.json()["queue"]) == ("aftersales", "warehouse")
-    assert {**first.json(), "queue": None} == {**again.json(), "queue": None}
+    assert first.json() == again.json()
     assert first.json()["command_id"] == "cmd-42"
     assert await history(db, tid) == ["opened", "Claim", "HandOff"]
 
@@ -447,7 +446,7 @@ async def test_escalation_goes_to_the_supervisor_and_is_shown(
     assert "13812345678" not in shown.stdout  # the customer info is masked
     # Commands on a supervisor-owned ticket go to the first handler's role's worker.
     reply = await cli("reply", tid, "主管正在处理", "--as", "a1", "--json")
-    assert reply.exit_code == 0 and reply.json()["queue"] == "aftersales"
+    assert reply.exit_code == 0 and reply.json()["queue"] == "tickets"
 
     past = await cli(
         "escalate", tid, "--category", "timer_breach", "--problem", "p", "--actions-taken", "a",
@@ -533,7 +532,7 @@ async def test_usage_errors_exit_2(cli: Cli, broker: object) -> None:
         assert result.exit_code == 2, (args, result)
 
 
-async def test_unknown_ticket_is_rejected(cli: Cli, broker: object) -> None:
+async def test_unknown_ticket_is_rejected(cli: Cli, desks: FixedClock) -> None:
     result = await cli("claim", "T-nope", "--as", "a1", "--json")
     assert result.exit_code == 1
     assert result.json()["code"] == "unknown_ticket"
@@ -555,14 +554,15 @@ async def test_unreachable_broker_or_database_exits_3(
     assert "u:p" not in result.stderr  # never the credentials
 
     dead_db = {"TICKETQ_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x"}
-    for args in (["tickets", "list"], ["agent", "list"], ["claim", "T-1", "--as", "p1"]):
+    for args in (["tickets", "list"], ["agent", "list"]):
         result = await cli(*args, env=dead_db)
         assert result.exit_code == 3, (args, result)
         assert "cannot reach the database" in result.stderr and "secret" not in result.stderr
 
-    # Nobody consumes `presale`: nothing is sent, at once.
-    idle = await cli("claim", "T-1", "--as", "p1", "--timeout", "5")
-    assert idle.exit_code == 3 and "no presale worker is running" in idle.stderr
+    # A command needs no database (the worker finds the ticket); nobody consumes `tickets`
+    # here: nothing is sent, at once.
+    idle = await cli("claim", "T-1", "--as", "p1", "--timeout", "5", env=dead_db)
+    assert idle.exit_code == 3 and "no tickets worker is running" in idle.stderr
 
 
 async def test_no_answer_in_time_exits_3_with_the_id_to_retry(
@@ -580,14 +580,14 @@ async def test_no_answer_in_time_exits_3_with_the_id_to_retry(
         taken.append(message)
         await message.ack()
 
-    queue = await channel.get_queue("presale")
+    queue = await channel.get_queue("tickets")
     tag = await queue.consume(keep)
     try:
         silent = await cli("claim", "T-2", "--as", "p1", "--timeout", "0.5")
     finally:
         await queue.cancel(tag)
     assert silent.exit_code == 3, silent
-    assert "no answer from the presale worker within 0.5s" in silent.stderr
+    assert "no answer from the tickets worker within 0.5s" in silent.stderr
     assert taken and taken[0].message_id is not None
     assert f"--command-id {taken[0].message_id}" in silent.stderr
     assert taken[0].reply_to and taken[0].reply_to.startswith("amq.gen-")
@@ -598,7 +598,7 @@ async def test_send_command_matches_the_answer_by_causation_id(
 ) -> None:
     """A stand-in worker answers first with noise and an answer to another command, then the
     real one: only the envelope whose causation id is the command's counts."""
-    queue = await channel.get_queue("presale")
+    queue = await channel.get_queue("tickets")
 
     async def respond(message: AbstractIncomingMessage) -> None:
         await message.ack()
@@ -620,10 +620,10 @@ async def test_send_command_matches_the_answer_by_causation_id(
     tag = await queue.consume(respond)
     try:
         command = TicketCommand(ticket_id="T-9", actor_id="p1", args=ClaimArgs())
-        reply = await send_command(settings, "presale", command, timeout=5, message_id="m-1")
+        reply = await send_command(settings, command, timeout=5, message_id="m-1")
         assert (reply.accepted, reply.message, reply.version) == (True, "right", 2)
     finally:
         await queue.cancel(tag)
 
-    with pytest.raises(Unreachable, match="no presale worker"):
-        await send_command(settings, "presale", command, timeout=5)
+    with pytest.raises(Unreachable, match="no tickets worker"):
+        await send_command(settings, command, timeout=5)

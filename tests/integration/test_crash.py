@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from services.presale.service import SERVICE as PRESALE
-from shared import messaging
-from shared.client import TicketPublisher
+from services.catalogue import CATALOGUE
+from services.intake.client import TicketPublisher
+from services.presale.worker import SERVICE as PRESALE
 from shared.config import Settings
 from shared.db import Pool
+from shared.messaging import topology as messaging
 from tests.helpers import (
     WorkerProcess,
     WorkerProcesses,
@@ -190,10 +191,10 @@ async def test_a_message_that_kills_every_worker_is_dead_lettered_by_the_deliver
     # Queue arguments must match on every declare: this test's topology, and every worker's,
     # has a small delivery limit.
     limited = settings.model_copy(update={"delivery_limit": 3})
-    for name in messaging.QUEUES:
+    for name in CATALOGUE.queue_names:
         await channel.queue_delete(name)
         await channel.queue_delete(messaging.dead_letter_queue(name))
-    await messaging.declare_topology(channel, limited)
+    await messaging.declare_topology(channel, limited, CATALOGUE.queue_names)
 
     async with TicketPublisher(settings.amqp_url, producer="t") as pub:
         poison_id = await pub.publish(contact("chat-poison", subject="退货"))

@@ -10,9 +10,10 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from shared import messaging
+from services.catalogue import CATALOGUE
 from shared.config import Settings
 from shared.db import Pool, migrate, migrations
+from shared.messaging import topology as messaging
 from tests.helpers import depth
 
 
@@ -107,16 +108,16 @@ async def test_declaring_the_topology_again_is_harmless(
     await dlx.publish(aio_pika.Message(b"{}", message_id="m-dead"), routing_key="presale")
 
     # Again, as every replica does at start-up, on one channel and on a fresh one.
-    await messaging.declare_topology(channel, settings)
+    await messaging.declare_topology(channel, settings, CATALOGUE.queue_names)
     fresh = await broker.channel()
-    await messaging.declare_topology(fresh, settings)
+    await messaging.declare_topology(fresh, settings, CATALOGUE.queue_names)
     await fresh.close()
 
     assert await depth(channel, "presale") == 1, "messages survive a redeclare"
     assert await depth(channel, "presale.dlq") == 1
-    for name in messaging.QUEUES:  # routing still in place: one copy per queue
+    for name in CATALOGUE.queue_names:  # routing still in place: one copy per queue
         await exchange.publish(aio_pika.Message(b"{}"), routing_key=name)
-    assert [await depth(channel, name) for name in messaging.QUEUES] == [1, 2, 1, 1, 1]
+    assert [await depth(channel, name) for name in CATALOGUE.queue_names] == [1, 2, 1, 1, 1]
 
 
 async def test_declaring_with_other_queue_arguments_is_refused(
@@ -127,4 +128,4 @@ async def test_declaring_with_other_queue_arguments_is_refused(
     other = settings.model_copy(update={"delivery_limit": settings.delivery_limit + 1})
     ch = await broker.channel()
     with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed, match="x-delivery-limit"):
-        await messaging.declare_topology(ch, other)
+        await messaging.declare_topology(ch, other, CATALOGUE.queue_names)

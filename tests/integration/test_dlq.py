@@ -22,16 +22,17 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from typer.testing import CliRunner, Result
 
-from services.intake.service import SERVICE as INTAKE
-from shared import messaging
+from services.catalogue import CATALOGUE
+from services.intake.client import publish_raw
+from services.intake.worker import SERVICE as INTAKE
 from shared.cli.main import app
-from shared.client import publish_raw
 from shared.config import Settings, get_settings
 from shared.db import Pool
-from shared.messaging import DL_ATTEMPTS, DL_REASON
-from shared.models import Envelope
-from shared.ops import deadletters
-from shared.ops.deadletters import (
+from shared.messaging import topology as messaging
+from shared.messaging.envelope import Envelope
+from shared.messaging.topology import DL_ATTEMPTS, DL_REASON
+from shared.ops.dlq import deadletters
+from shared.ops.dlq.deadletters import (
     LOCK_QUEUE,
     Audit,
     AuditEntry,
@@ -176,7 +177,7 @@ async def test_dead_letters_are_listed_shown_replayed_discarded_and_audited(
     listed = await cli("list", "--json")
     assert listed.exit_code == 0, listed.output
     rows = {r["dlq"]: r for r in json.loads(listed.stdout)}
-    assert list(rows) == [f"{q}.dlq" for q in messaging.QUEUES]
+    assert list(rows) == [f"{q}.dlq" for q in CATALOGUE.queue_names]
     assert rows["intake.dlq"]["messages"] == 3 and rows["presale.dlq"]["messages"] == 0
     assert rows["intake.dlq"]["oldest"] <= rows["intake.dlq"]["newest"]
     assert rows["presale.dlq"]["oldest"] is None

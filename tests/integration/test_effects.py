@@ -15,36 +15,31 @@ import pytest
 from aio_pika.abc import AbstractChannel
 from typer.testing import CliRunner
 
-from services.aftersales.service import SERVICE as AFTERSALES
-from services.finance.service import SERVICE as FINANCE
-from services.intake.service import SERVICE as INTAKE
-from services.warehouse.service import SERVICE as WAREHOUSE
-from shared.bootstrap import RunningService, Service, start_service
-from shared.cli.main import app
-from shared.client import publish_ticket
-from shared.clock import FixedClock
-from shared.config import Settings, get_settings
-from shared.db import Pool
-from shared.messaging import EXCHANGE, amqp_message
-from shared.models import Envelope
-from shared.models.commands import (
-    ApprovePayoutArgs,
-    CommandArgs,
-    CommandReply,
-    HandOffArgs,
+from services.aftersales.worker import SERVICE as AFTERSALES
+from services.finance.contracts import ApprovePayoutArgs, InvoiceArgs, PayoutArgs, RefundArgs
+from services.finance.worker import SERVICE as FINANCE
+from services.intake.client import publish_ticket
+from services.intake.worker import SERVICE as INTAKE
+from services.warehouse.contracts import (
     InterceptArgs,
-    InvoiceArgs,
-    PayoutArgs,
     PickUpArgs,
     ReceiveReturnArgs,
-    RefundArgs,
     ReshipArgs,
     ShipArgs,
     StockLine,
-    TicketCommand,
     TrackReturnArgs,
 )
-from tests.helpers import WorkerProcesses, contact, depth, take_all, wait_until
+from services.warehouse.worker import SERVICE as WAREHOUSE
+from shared.bootstrap import RunningService, Service, start_service
+from shared.cli.commands import queue_of
+from shared.cli.main import app
+from shared.clock import FixedClock
+from shared.config import Settings, get_settings
+from shared.db import Pool
+from shared.messaging.envelope import Contract, Envelope
+from shared.messaging.topology import EXCHANGE, amqp_message
+from shared.tickets.contracts import CommandReply, HandOffArgs
+from tests.helpers import WorkerProcesses, command_for, contact, depth, take_all, wait_until
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: day shift
 
@@ -95,15 +90,18 @@ async def ask(
     settings: Settings,
     ticket_id: str,
     actor: str,
-    args: CommandArgs,
+    args: Contract,
     *,
-    queue: str,
+    queue: str | None = None,
     message_id: str | None = None,
     copies: int = 1,
 ) -> list[CommandReply]:
-    """Publish the command `copies` times (same message id) to `queue`; every answer."""
+    """Publish the command `copies` times (same message id) to `queue` (by default, where the
+    catalogue sends it); every answer."""
+    command = command_for(ticket_id, actor, args)
+    queue = queue or queue_of(command)
     envelope = Envelope.wrap(
-        TicketCommand(ticket_id=ticket_id, actor_id=actor, args=args),
+        command,
         producer="test",
         correlation_id=ticket_id,
         message_id=message_id,
@@ -128,7 +126,7 @@ async def ask(
 
 
 async def one(
-    settings: Settings, ticket_id: str, actor: str, args: CommandArgs, *, queue: str
+    settings: Settings, ticket_id: str, actor: str, args: Contract, *, queue: str | None = None
 ) -> CommandReply:
     return (await ask(settings, ticket_id, actor, args, queue=queue))[0]
 
@@ -151,9 +149,7 @@ async def new_ticket(settings: Settings, db: Pool, name: str, **order: Any) -> s
 
 
 async def hand_off(settings: Settings, db: Pool, tid: str, role: str, action: str) -> str:
-    reply = await one(
-        settings, tid, "a1", HandOffArgs(role=role, action=action), queue="aftersales"
-    )
+    reply = await one(settings, tid, "a1", HandOffArgs(role=role, action=action))
     assert reply.accepted, reply
     state = await _state(db, tid)
     return str(state["handoffs"][-1]["id"])
@@ -189,9 +185,7 @@ async def test_ten_deliveries_to_two_finance_replicas_make_one_refund_and_one_re
     tid = await new_ticket(settings, db, "dup-1")
     h = await hand_off(settings, db, tid, "finance", "refund")
 
-    answers = await ask(
-        settings, tid, "f1", refund(h, "59.00"), queue="finance", message_id="dup-m1", copies=10
-    )
+    answers = await ask(settings, tid, "f1", refund(h, "59.00"), message_id="dup-m1", copies=10)
 
     assert len(answers) == 10
     assert all(a.accepted for a in answers), answers[0]
@@ -210,17 +204,17 @@ async def test_ten_deliveries_to_two_finance_replicas_make_one_refund_and_one_re
     assert row is not None and (row["owner_agent_id"], row["status"]) == ("a1", "in_progress")
 
     # A new command for the same task (another message id) is refused: one refund per task.
-    again = await one(settings, tid, "f1", refund(h, "1.00"), queue="finance")
+    again = await one(settings, tid, "f1", refund(h, "1.00"))
     assert (again.accepted, again.code) == (False, "invalid_transition")
     assert await count(db, "SELECT count(*) FROM refunds") == 1
 
 
 async def _rejected(
-    settings: Settings, db: Pool, tid: str, actor: str, args: CommandArgs, code: str
+    settings: Settings, db: Pool, tid: str, actor: str, args: Contract, code: str
 ) -> CommandReply:
     before = (await ledger_rows(db), await _state(db, tid))
     history = await count(db, "SELECT count(*) FROM ticket_history WHERE ticket_id = $1", tid)
-    reply = await one(settings, tid, actor, args, queue="finance")
+    reply = await one(settings, tid, actor, args)
     assert (reply.accepted, reply.code) == (False, code), reply
     assert (await ledger_rows(db), await _state(db, tid)) == before
     assert await count(db, "SELECT count(*) FROM ticket_history WHERE ticket_id = $1", tid) == (
@@ -244,23 +238,19 @@ async def test_second_refund_past_paid_is_rejected_and_can_return_to_first_handl
     tid = await new_ticket(settings, db, "over-2")
     h1 = await hand_off(settings, db, tid, "finance", "refund")
     h2 = await hand_off(settings, db, tid, "finance", "refund")
-    assert (await one(settings, tid, "f1", refund(h1, "40.00"), queue="finance")).accepted
+    assert (await one(settings, tid, "f1", refund(h1, "40.00"))).accepted
 
     reply = await _rejected(settings, db, tid, "f1", refund(h2, "30.00"), "refund_exceeds_paid")
     assert reply.message == "paid 59.00, refunded 40.00, asked 30.00"
 
-    taken = await one(
-        settings, tid, "f1", refund(h2, "1.00", refund_id=f"RF-{h1}"), queue="finance"
-    )
+    taken = await one(settings, tid, "f1", refund(h2, "1.00", refund_id=f"RF-{h1}"))
     assert (taken.code, taken.message) == (
         "refund_id_taken",
         f"refund id RF-{h1} is already registered for {h1}",
     )
 
     # Returned to the first handler as failed, with the reason; still no ledger row.
-    back = await one(
-        settings, tid, "f1", refund(h2, "30.00", return_on_violation=True), queue="finance"
-    )
+    back = await one(settings, tid, "f1", refund(h2, "30.00", return_on_violation=True))
     assert (back.accepted, back.code) == (False, "refund_exceeds_paid")
     assert await count(db, "SELECT count(*) FROM refunds") == 1
     assert await db.fetchval("SELECT refunded FROM order_payments") == Decimal("40.00")
@@ -305,7 +295,6 @@ async def test_compensation_above_threshold_needs_a_supervisor_approval(
         tid,
         "f1",
         ApprovePayoutArgs(handoff_id=h, amount=Decimal("80.00")),
-        queue="finance",
     )
     assert refused.code == "approval_needs_supervisor"
 
@@ -314,10 +303,9 @@ async def test_compensation_above_threshold_needs_a_supervisor_approval(
         tid,
         "s1",
         ApprovePayoutArgs(handoff_id=h, amount=Decimal("80.00")),
-        queue="finance",
     )
     assert approved.accepted, approved
-    answers = await ask(settings, tid, "f1", pay, queue="finance", copies=3)
+    answers = await ask(settings, tid, "f1", pay, copies=3)
     assert all(a.accepted for a in answers)
     row = await db.fetchrow("SELECT amount, approval_required, approved_amount FROM payouts")
     assert row is not None and tuple(row) == (Decimal("80.00"), True, Decimal("80.00"))
@@ -348,7 +336,6 @@ async def test_invoice_rules(
             tid,
             "f1",
             args.model_copy(update={"amount": Decimal("59.00")}),
-            queue="finance",
         )
         assert ok.accepted and ok.data["einvoice_id"] == "E-1"
 
@@ -359,13 +346,13 @@ async def test_a_full_return_ends_with_the_first_handler_and_totals_match(
     await db.execute("INSERT INTO stock (sku, on_hand) VALUES ('CUP-1', 5)")
     tid = await new_ticket(settings, db, "ret-1")
     pick = await hand_off(settings, db, tid, "warehouse", "pick_up_return")
-    steps: list[CommandArgs] = [
+    steps: list[Contract] = [
         PickUpArgs(handoff_id=pick, carrier="SF", tracking_number="SF100"),
         TrackReturnArgs(handoff_id=pick, status="in_transit"),
         TrackReturnArgs(handoff_id=pick, status="delivered"),
     ]
     for step in steps:
-        reply = await one(settings, tid, "w1", step, queue="warehouse")
+        reply = await one(settings, tid, "w1", step)
         assert reply.accepted, reply
     assert (await _state(db, tid))["handoffs"][0]["result"] is None  # steps keep it open
 
@@ -377,7 +364,6 @@ async def test_a_full_return_ends_with_the_first_handler_and_totals_match(
         ReceiveReturnArgs(
             handoff_id=pick, inspection="damaged", restock=[StockLine(sku="CUP-1", quantity=1)]
         ),
-        queue="warehouse",
     )
     assert bad.code == "restock_after_failed_inspection"
     received = await one(
@@ -390,13 +376,12 @@ async def test_a_full_return_ends_with_the_first_handler_and_totals_match(
             notes="完好",
             restock=[StockLine(sku="CUP-1", quantity=1)],
         ),
-        queue="warehouse",
     )
     assert received.accepted, received
     assert received.owner is not None and "a1" in received.owner  # back with the first handler
 
     h = await hand_off(settings, db, tid, "finance", "refund")
-    refunded = await one(settings, tid, "f1", refund(h, "59.00"), queue="finance")
+    refunded = await one(settings, tid, "f1", refund(h, "59.00"))
     assert refunded.accepted, refunded
 
     state = await _state(db, tid)
@@ -442,7 +427,7 @@ async def test_finance_killed_after_commit_before_ack_refunds_once(
             return dying.proc.poll() is not None
 
         sent = asyncio.create_task(
-            ask(settings, tid, "f1", refund(h, "59.00"), queue="finance", message_id="kill-m1")
+            ask(settings, tid, "f1", refund(h, "59.00"), message_id="kill-m1")
         )
         await wait_until(killed, what="the finance worker's SIGKILL after commit")
         assert dying.proc.returncode == -9
@@ -504,15 +489,45 @@ async def test_finance_and_warehouse_staff_work_through_the_cli(
     assert code == 0 and f"RF-{h}" in out and "59.00" in out, out
 
     ship = await hand_off(settings, db, tid, "warehouse", "ship")
-    ship_cmd = ("warehouse", "ship", tid, ship, "--carrier", "SF", "--tracking", "SF1", "--as")
-    code, out = await ticketq(settings, *ship_cmd, "w1", "--item", "CUP-1=2")
+    ship_cmd = (
+        "warehouse",
+        "ship",
+        tid,
+        ship,
+        "--carrier",
+        "SF",
+        "--tracking-number",
+        "SF1",
+        "--as",
+    )
+    code, out = await ticketq(settings, *ship_cmd, "w1", "--items", "CUP-1=2")
     assert (code, "stock_would_go_negative" in out) == (1, True), out
-    code, out = await ticketq(settings, *ship_cmd, "w1", "--item", "CUP-1=1")
+    code, out = await ticketq(settings, *ship_cmd, "w1", "--items", "CUP-1=1")
     assert code == 0 and "tracking number SF1" in out, out
     code, out = await ticketq(settings, "warehouse", "stock", "--json")
     assert [(s["sku"], s["on_hand"], s["moved"]) for s in json.loads(out)] == [("CUP-1", 0, -1)]
     code, out = await ticketq(settings, "warehouse", "stock")
     assert code == 0 and "CUP-1" in out, out
+
+
+async def test_each_roles_operations_run_only_in_its_own_worker(
+    settings: Settings, db: Pool, desk: None, channel: AbstractChannel
+) -> None:
+    """A warehouse operation published to finance's queue is refused there (dead-lettered
+    `unknown_type`, nothing written); the same operation on its own queue is applied."""
+    tid = await new_ticket(settings, db, "route-1")
+    h = await hand_off(settings, db, tid, "warehouse", "pick_up")
+    pick_up = PickUpArgs(handoff_id=h, carrier="SF", tracking_number="SF9")
+    misrouted = asyncio.create_task(ask(settings, tid, "w1", pick_up, queue="finance"))
+    await wait_until(lambda: _has(channel, "finance.dlq"), what="the refusal")
+    misrouted.cancel()
+    [dead] = await take_all(channel, "finance.dlq")
+    assert dead.headers["tq-dl-reason"] == "unknown_type"
+    assert "warehouse.operation" in str(dead.headers["tq-dl-error"])
+    assert await count(db, "SELECT count(*) FROM returns") == 0
+
+    assert (await one(settings, tid, "w1", pick_up)).accepted  # to `warehouse`, by the catalogue
+    assert await count(db, "SELECT count(*) FROM returns") == 1
 
 
 async def test_one_shipment_per_task_and_reship_waits_for_the_interception(
@@ -523,29 +538,27 @@ async def test_one_shipment_per_task_and_reship_waits_for_the_interception(
     h = await hand_off(settings, db, tid, "warehouse", "ship")
     line = [StockLine(sku="CUP-1", quantity=2)]
     ship = ShipArgs(handoff_id=h, carrier="SF", tracking_number="SF1", items=line)
-    stranger = await one(settings, tid, "f1", ship, queue="warehouse")
+    stranger = await one(settings, tid, "f1", ship)
     assert stranger.code == "not_owner"
-    wrong = await one(settings, tid, "w1", refund(h, "1.00"), queue="warehouse")
+    wrong = await one(settings, tid, "w1", refund(h, "1.00"))
     assert wrong.code == "invalid_command"  # a refund is no warehouse task
-    assert (await one(settings, tid, "w1", ship, queue="warehouse")).accepted
-    again = await one(
-        settings, tid, "w1", ship.model_copy(update={"tracking_number": "SF2"}), queue="warehouse"
-    )
+    assert (await one(settings, tid, "w1", ship)).accepted
+    again = await one(settings, tid, "w1", ship.model_copy(update={"tracking_number": "SF2"}))
     assert again.code == "invalid_transition"
     assert await count(db, "SELECT count(*) FROM shipments") == 1
     assert await db.fetchval("SELECT on_hand FROM stock WHERE sku = 'CUP-1'") == 1
 
     h2 = await hand_off(settings, db, tid, "warehouse", "intercept_and_reship")
     reship = ReshipArgs(handoff_id=h2, carrier="SF", tracking_number="SF3")
-    early = await one(settings, tid, "w1", reship, queue="warehouse")
+    early = await one(settings, tid, "w1", reship)
     assert (early.code, early.message) == (
         "interception_not_confirmed",
         "the interception is not requested; reship once the carrier confirms it",
     )
     for confirmed in (False, True):
         step = InterceptArgs(handoff_id=h2, mode="intercept", confirmed=confirmed)
-        assert (await one(settings, tid, "w1", step, queue="warehouse")).accepted
-    shipped = await one(settings, tid, "w1", reship, queue="warehouse")
+        assert (await one(settings, tid, "w1", step)).accepted
+    shipped = await one(settings, tid, "w1", reship)
     assert shipped.accepted and shipped.data["tracking_number"] == "SF3"
     kinds = await db.fetch("SELECT kind FROM shipments ORDER BY id")
     assert [r["kind"] for r in kinds] == ["ship", "reship"]
@@ -566,7 +579,6 @@ async def test_two_replicas_shipping_the_last_unit_at_once_ship_it_once(
                 tid,
                 "w1",
                 ShipArgs(handoff_id=h, carrier="SF", tracking_number=f"SF-{h}", items=line),
-                queue="warehouse",
             )
             for tid, h in zip(tickets, tasks, strict=True)
         )

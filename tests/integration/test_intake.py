@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aio_pika.abc import AbstractChannel
 
-from services.intake.service import SERVICE as INTAKE
-from shared.client import TicketPublisher, publish_raw
+from services.intake.client import TicketPublisher, publish_raw
+from services.intake.worker import SERVICE as INTAKE
 from shared.config import Settings
 from shared.db import Pool
-from shared.messaging import (
+from shared.messaging.envelope import Envelope
+from shared.messaging.topology import (
     ATTEMPT,
     DL_ATTEMPTS,
     DL_ERROR,
@@ -17,7 +18,6 @@ from shared.messaging import (
     EXCHANGE,
     amqp_message,
 )
-from shared.models import Envelope
 from tests.helpers import body, contact, depth, running, take_all, wait_until
 
 

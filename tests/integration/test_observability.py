@@ -14,9 +14,9 @@ import pytest
 from aio_pika.abc import AbstractChannel
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.intake.service import SERVICE as INTAKE
+from services.intake.client import publish_raw, publish_ticket
+from services.intake.worker import SERVICE as INTAKE
 from shared.bootstrap import start_service
-from shared.client import publish_raw, publish_ticket
 from shared.config import Settings
 from tests.helpers import contact, depth, wait_until
 

@@ -9,18 +9,18 @@ from datetime import UTC, datetime
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from services.aftersales.service import SERVICE as AFTERSALES
-from services.finance.service import SERVICE as FINANCE
-from services.intake.service import SERVICE as INTAKE
-from services.presale.service import SERVICE as PRESALE
-from services.warehouse.service import SERVICE as WAREHOUSE
+from services.aftersales.worker import SERVICE as AFTERSALES
+from services.finance.worker import SERVICE as FINANCE
+from services.intake.client import publish_ticket
+from services.intake.worker import SERVICE as INTAKE
+from services.presale.worker import SERVICE as PRESALE
+from services.warehouse.worker import SERVICE as WAREHOUSE
 from shared.bootstrap import Service, start_service
-from shared.cli.rpc import send_command
-from shared.client import publish_ticket
+from shared.cli.commands import send_command
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.db import Pool
-from shared.models.commands import (
+from shared.tickets.contracts import (
     ClaimArgs,
     CloseArgs,
     CommandArgs,
@@ -67,7 +67,7 @@ async def ask(
     command = TicketCommand(
         ticket_id=ticket_id, actor_id=actor, expected_version=version, args=args
     )
-    return await send_command(settings, "aftersales", command)
+    return await send_command(settings, command)
 
 
 async def ticket_row(db: Pool, ticket_id: str | None = None) -> dict[str, object]:

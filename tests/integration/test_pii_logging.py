@@ -22,13 +22,13 @@ import pytest
 import structlog
 from aio_pika.abc import AbstractChannel
 
-from shared.client import TicketPublisher, publish_raw
+from services.intake.client import TicketPublisher, publish_raw
 from shared.config import Settings
 from shared.db import Pool
 from shared.logging import configure_logging
-from shared.messaging import DL_ERROR, DL_REASON
-from shared.models import Envelope
-from shared.models.tickets import Customer
+from shared.messaging.envelope import Envelope
+from shared.messaging.topology import DL_ERROR, DL_REASON
+from shared.tickets.contracts import Customer
 from tests.helpers import (
     WorkerProcesses,
     contact,

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from aio_pika.abc import AbstractChannel
 
-from shared.client import TicketPublisher
+from services.intake.client import TicketPublisher
+from services.intake.contracts import SubmitTicket
 from shared.config import Settings
 from shared.db import Pool
-from shared.messaging import queue_stats
-from shared.models.tickets import SubmitTicket
+from shared.messaging.topology import queue_stats
 from tests.helpers import WorkerProcesses, contact, depth, handled, wait_until
 
 LONE = 1_000  # contacts about no order: one inquiry ticket each, pre-sale

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from services.intake.classify import classify
-from shared.domain.roles import Role, TicketKind, role_for_kind
-from shared.models.tickets import Channel
+from shared.tickets.contracts import Channel
+from shared.tickets.roles import Role, TicketKind, role_for_kind
 from tests.helpers import contact
 
 K = TicketKind

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import typer
 
+from shared.cli.commands import _reply_text
 from shared.cli.output import (
     Column,
     cell,
@@ -24,7 +25,8 @@ from shared.cli.output import (
     truncate,
     width,
 )
-from shared.cli.tickets import _reply_text, mask_detail, masked_view, parse_data, parse_deadline
+from shared.pii import mask_detail
+from shared.tickets.cli import masked_view, parse_data, parse_deadline
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
@@ -213,8 +215,8 @@ def test_reply_text() -> None:
 
 
 def test_an_option_not_given_falls_back_to_the_models_default() -> None:
-    from shared.cli.tickets import build
-    from shared.models.commands import ReceiveReturnArgs
+    from services.warehouse.contracts import ReceiveReturnArgs
+    from shared.cli.commands import build
 
     args = build(ReceiveReturnArgs, handoff_id="T-H1", inspection="passed", notes=None)
     assert args.notes == ""

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from shared import messaging
+from services.catalogue import CATALOGUE
 from shared.cli.main import app
-from shared.ops.deadletters import (
+from shared.messaging import topology as messaging
+from shared.ops.dlq.deadletters import (
     NO_TYPE,
     DeadLetter,
     Filter,
@@ -185,7 +186,7 @@ def test_a_filter_describes_itself_for_the_audit_log() -> None:
 
 def test_queue_names() -> None:
     assert dead_letter_queue("intake") == dead_letter_queue("intake.dlq") == "intake.dlq"
-    assert dead_letter_queues() == [f"{q}.dlq" for q in messaging.QUEUES]
+    assert dead_letter_queues() == [f"{q}.dlq" for q in CATALOGUE.queue_names]
     assert dead_letter_queues(["finance", "intake.dlq"]) == ["intake.dlq", "finance.dlq"]
     with pytest.raises(ValueError, match="unknown queue"):
         dead_letter_queue("ticketq")

@@ -8,7 +8,7 @@ happens to hold the ticket during a handoff.
 from __future__ import annotations
 
 from services.intake.decide import AttachFollowUp, OpenNewTicket, OpenTicket, route_contact
-from shared.domain.roles import Role, TicketKind
+from shared.tickets.roles import Role, TicketKind
 from tests.helpers import contact
 
 

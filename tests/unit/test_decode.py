@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from services.intake.service import SERVICE as INTAKE
-from shared.models import Envelope
-from shared.models.tickets import Customer, SubmitTicket
-from shared.runtime import InvalidMessage, decode
+from services.intake.contracts import SubmitTicket
+from services.intake.worker import SERVICE as INTAKE
+from shared.messaging.envelope import Envelope
+from shared.messaging.runtime import InvalidMessage, decode
+from shared.tickets.contracts import Customer
 from tests.helpers import contact
 
 PHONE = "13812345678"
@@ -37,12 +38,12 @@ def with_payload(**changes: Any) -> dict[str, Any]:
 
 def refused(body: bytes) -> InvalidMessage:
     with pytest.raises(InvalidMessage) as caught:
-        decode(body, INTAKE.handlers)
+        decode(body, INTAKE.routes["intake"])
     return caught.value
 
 
 def test_a_good_message_decodes_to_its_envelope_and_typed_payload() -> None:
-    envelope, payload = decode(encode(good()), INTAKE.handlers)
+    envelope, payload = decode(encode(good()), INTAKE.routes["intake"])
     assert envelope.message_id == "m-1" and envelope.type == "ticket.submit"
     assert isinstance(payload, SubmitTicket)
     assert payload.external_id == "chat-1" and payload.customer.phone == PHONE

@@ -10,7 +10,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import shared.observability  # noqa: F401  (registers the metrics)
-from shared.messaging import QUEUES
+from services.catalogue import CATALOGUE
 
 ROOT = Path(__file__).parents[2]
 
@@ -36,7 +36,7 @@ def test_compose_runs_every_worker_and_prometheus_scrapes_them() -> None:
         for name, svc in compose["services"].items()
         if svc.get("command", [None])[:2] == ["ticketq", "worker"]
     }
-    assert {name: cmd[2] for name, cmd in workers.items()} == {q: q for q in QUEUES}
+    assert {name: cmd[2] for name, cmd in workers.items()} == {s: s for s in CATALOGUE.services}
     scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     names = scrape["scrape_configs"][0]["dns_sd_configs"][0]["names"]
-    assert sorted(names) == sorted(QUEUES)
+    assert sorted(names) == sorted(CATALOGUE.services)

@@ -8,9 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from shared.clock import Clock, FixedClock, SystemClock
-from shared.domain.roles import Role
-from shared.domain.roster import (
+from shared.agents.roster import (
     DAY,
     SEED_SHIFTS,
     Agent,
@@ -19,6 +17,8 @@ from shared.domain.roster import (
     Shift,
     choose_assignee,
 )
+from shared.clock import Clock, FixedClock, SystemClock
+from shared.tickets.roles import Role
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

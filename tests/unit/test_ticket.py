@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.domain.roles import Role, TicketKind
-from shared.domain.ticket import (
+from shared.tickets import (
     SYSTEM,
     Accepted,
     Actor,
@@ -46,6 +45,7 @@ from shared.domain.ticket import (
     decide,
     new_ticket,
 )
+from shared.tickets.roles import Role, TicketKind
 
 T0 = datetime(2024, 6, 3, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 

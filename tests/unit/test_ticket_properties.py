@@ -13,9 +13,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain import ticket as ticket_module
-from shared.domain.roles import Role, TicketKind
-from shared.domain.ticket import (
+from shared import tickets as ticket_module
+from shared.tickets import (
     HANDOFF_ROLES,
     SYSTEM,
     Accepted,
@@ -42,6 +41,7 @@ from shared.domain.ticket import (
     is_supervisor,
     new_ticket,
 )
+from shared.tickets.roles import Role, TicketKind
 
 T0 = datetime(2024, 6, 3, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 

@@ -1,0 +1,76 @@
+"""The one place where each queue and each message type of ticketq is declared.
+
+Topology (`shared.messaging.topology.declare_topology`), worker registration (each room's
+`worker.py` is checked against it at start-up), the contracts and AsyncAPI
+(`contracts/generate.py`) and docker-compose's workers all derive from `CATALOGUE`;
+tests/test_catalogue.py fails on drift.
+"""
+
+from __future__ import annotations
+
+from services.finance.contracts import FinanceOperation
+from services.intake.contracts import SubmitTicket
+from services.warehouse.contracts import WarehouseOperation
+from shared.messaging.catalogue import Catalogue, MessageType, Queue
+from shared.tickets.contracts import (
+    CommandReply,
+    FollowUpAttached,
+    HandoffRequested,
+    TicketCommand,
+    TicketReturned,
+    TicketRouted,
+)
+
+DESKS = ("presale", "aftersales")  # the roles that open and close tickets with customers
+
+CATALOGUE = Catalogue(
+    queues=(
+        Queue("intake", ("intake",), "Customer contacts from upstream systems"),
+        Queue("presale", ("presale",), "Pre-sale tickets: new, follow-ups, results back"),
+        Queue("aftersales", ("aftersales",), "After-sales tickets and tasks handed to after-sales"),
+        Queue("warehouse", ("warehouse",), "Warehouse tasks and the warehouse's operations"),
+        Queue("finance", ("finance",), "Finance tasks and finance's operations"),
+        # Agents' commands on tickets: any desk (pre-sale or after-sales replica) applies them,
+        # so a sender needs to know nothing about the ticket to send one.
+        Queue("tickets", DESKS, "Agents' commands on tickets (request/reply)"),
+    ),
+    types=(
+        MessageType(SubmitTicket, ("intake",), "An upstream system submits a customer contact"),
+        MessageType(TicketRouted, DESKS, "Intake routed a new ticket to a role's queue"),
+        MessageType(
+            FollowUpAttached, DESKS, "A follow-up contact was attached to an unfinished ticket"
+        ),
+        MessageType(
+            TicketCommand,
+            ("tickets",),
+            "An agent's command on a ticket (request/reply: set reply_to)",
+            any_queue=True,
+            reply=CommandReply,
+        ),
+        MessageType(
+            WarehouseOperation,
+            ("warehouse",),
+            "A warehouse operation on a warehouse handoff (request/reply: set reply_to)",
+            reply=CommandReply,
+        ),
+        MessageType(
+            FinanceOperation,
+            ("finance",),
+            "A finance operation on a finance handoff (request/reply: set reply_to)",
+            reply=CommandReply,
+        ),
+        MessageType(
+            CommandReply, (), "The answer to a command or operation, sent to its reply_to queue"
+        ),
+        MessageType(
+            HandoffRequested,
+            ("aftersales", "warehouse", "finance"),
+            "Work handed to a role with a task",
+        ),
+        MessageType(
+            TicketReturned,
+            DESKS,
+            "Every handoff has a result: the ticket is back with its first handler",
+        ),
+    ),
+)

@@ -1,0 +1,41 @@
+"""Intake's message: a customer contact from an upstream system (SPEC §2, §4).
+
+What intake sends on (`ticket.routed`, `ticket.follow_up_attached`) is the ticket kernel's
+(`shared.tickets.contracts`), as are the ticket's parts (customer, order).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import AwareDatetime, Field
+
+from shared.messaging.envelope import Contract
+from shared.tickets.contracts import Attachment, Channel, Customer, Order, Priority
+from shared.tickets.roles import TicketKind
+
+
+class SubmitTicket(Contract):
+    """A customer contact from an upstream system: a new ticket, or a follow-up to an open one."""
+
+    TYPE: ClassVar[str] = "ticket.submit"
+
+    source: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        description="The upstream system, e.g. `im-gateway`; with `external_id`, the dedup key",
+        examples=["im-gateway"],
+    )
+    external_id: str = Field(
+        min_length=1, max_length=200, description="The contact's id in the upstream system"
+    )
+    channel: Channel
+    customer: Customer
+    order: Order | None = Field(None, description="The order the contact is about, if any")
+    subject: str = Field(min_length=1, max_length=200)
+    text: str = Field("", max_length=10_000)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+    priority: Priority = Priority.NORMAL
+    kind: TicketKind | None = Field(
+        None, description="Kind, when the upstream system knows it (e.g. an unpaid-order reminder)"
+    )
+    occurred_at: AwareDatetime = Field(description="When the customer made contact")

@@ -1,0 +1,62 @@
+"""`ticketq warehouse ...`: the warehouse's tasks, operations and stock (SPEC §7).
+
+`tasks` lists the handoffs waiting for the warehouse; each operation is derived from its argument
+model (`services.warehouse.contracts`) and sent to the warehouse worker, which alone applies it.
+Steps of a return (`pick-up`, `track-return`) and an interception (`intercept --mode intercept`)
+keep the task open; `receive-return`, `ship`, `reissue-part`, `ship-replacement`, `reship`,
+`urge-shipment` and `change-order` finish it and send the result back to the first handler.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from services.warehouse.contracts import WarehouseOperation
+from shared.cli.commands import JsonOpt, operation_commands
+from shared.cli.db import database
+from shared.cli.output import Column, emit, run, table
+from shared.config import get_settings
+from shared.tickets.cli import tasks_command
+from shared.tickets.roles import Role
+
+warehouse_app = typer.Typer(
+    help="Warehouse: tasks waiting, shipments, returns, stock.", no_args_is_help=True
+)
+tasks_command(warehouse_app, Role.WAREHOUSE)
+operation_commands(warehouse_app, WarehouseOperation)
+
+
+@warehouse_app.command("stock")
+def stock(
+    sku: Annotated[str | None, typer.Option("--sku", help="Only this SKU")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stock levels, and the net movement tasks made to each (shipments, restocks)."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with database(get_settings()) as conn:
+            rows = await conn.fetch(
+                """SELECT s.sku, s.on_hand, coalesce(sum(m.delta), 0) AS moved, s.updated_at
+                     FROM stock s LEFT JOIN stock_movements m ON m.sku = s.sku
+                    WHERE s.sku = coalesce($1, s.sku)
+                    GROUP BY s.sku ORDER BY s.sku""",
+                sku,
+            )
+            return [dict(r) for r in rows]
+
+    levels = run(go())
+    emit(
+        levels,
+        as_json=as_json,
+        text=lambda: table(
+            levels,
+            [
+                "sku",
+                Column("on_hand", "ON HAND", align="right"),
+                Column("moved", "MOVEMENTS", align="right"),
+                "updated_at",
+            ],
+        ),
+    )

@@ -1,0 +1,276 @@
+"""`ticketq roster load` and `ticketq agent online|offline|list`: the roster in the database (§3).
+
+The `agents` table holds each agent's id, name, roles, shift names and presence; the shifts
+themselves are seed 000's (day, half_day, night, Asia/Shanghai), which is what every service
+uses, so a roster file that defines other shifts or another time zone is refused rather than
+silently half-applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from shared.agents.roster import (
+    SEED_SHIFTS,
+    SHOP_TIMEZONE,
+    Agent,
+    Roster,
+    RosterError,
+)
+from shared.cli.db import DbConnection, database
+from shared.cli.output import Column, Refused, emit, run, table
+from shared.clock import Clock, clock_from_env
+from shared.config import get_settings
+from shared.tickets.roles import Role
+
+roster_app = typer.Typer(help="The roster: agents, their roles and shifts.", no_args_is_help=True)
+agent_app = typer.Typer(help="Agents: presence and who is on shift.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
+
+
+def clock() -> Clock:
+    """The clock that says who is on shift "now": the services' (`TICKETQ_CLOCK_START`)."""
+    return clock_from_env()
+
+
+def seed_roster(agents: Sequence[Agent] = ()) -> Roster:
+    """A roster with seed 000's shifts, for asking who is on shift (agents need not be in it)."""
+    return Roster(agents=tuple(agents))
+
+
+def agent_from_row(row: Mapping[str, Any]) -> Agent:
+    roles = frozenset(Role(r) for r in row["roles"] if r in {x.value for x in Role})
+    return Agent(row["id"], row["name"], roles, tuple(row["shifts"]), bool(row["online"]))
+
+
+# --------------------------------------------------------------------------------------------
+# roster load
+
+
+def read_roster(path: Path) -> tuple[Roster, set[str]]:
+    """The roster in a YAML file, and the ids of agents whose `online` the file sets.
+
+    Raises `Refused` with where and what is wrong.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Refused(f"{path}: cannot read it: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise Refused(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise Refused(f"{path}: expected a mapping with `agents:` at the top, got {data!r:.60}")
+    try:
+        roster = Roster.from_mapping(data)
+    except RosterError as exc:
+        raise Refused(f"{path}: {exc}") from None
+    if roster.shifts != SEED_SHIFTS or roster.timezone != SHOP_TIMEZONE:
+        names = ", ".join(f"{s.name} {s.start:%H:%M}-{s.end:%H:%M}" for s in SEED_SHIFTS)
+        raise Refused(
+            f"{path}: the services work seed 000's shifts ({names}, {SHOP_TIMEZONE.key}); "
+            "other `shifts:` or `timezone:` cannot be loaded, remove them"
+        )
+    sets_online = {
+        str(raw["id"])
+        for raw in data.get("agents") or []
+        if isinstance(raw, Mapping) and "online" in raw
+    }
+    return roster, sets_online
+
+
+async def load_roster(
+    conn: DbConnection, roster: Roster, sets_online: set[str], *, replace: bool
+) -> dict[str, list[str]]:
+    """Upsert the roster's agents in one transaction; with `replace`, remove the others.
+
+    An existing agent keeps their presence unless the file sets `online`. Removing an agent
+    who owns or tracks an unfinished ticket is refused: a supervisor reassigns those first.
+    """
+    added: list[str] = []
+    updated: list[str] = []
+    removed: list[str] = []
+    async with conn.transaction():
+        for agent in roster.agents:
+            inserted = await conn.fetchval(
+                """INSERT INTO agents (id, name, roles, shifts, online)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (id) DO UPDATE
+                      SET name = EXCLUDED.name, roles = EXCLUDED.roles,
+                          shifts = EXCLUDED.shifts,
+                          online = CASE WHEN $6 THEN EXCLUDED.online ELSE agents.online END,
+                          updated_at = now()
+                   RETURNING xmax = 0""",
+                agent.id,
+                agent.name,
+                sorted(r.value for r in agent.roles),
+                list(agent.shifts),
+                agent.online,
+                agent.id in sets_online,
+            )
+            (added if inserted else updated).append(agent.id)
+        if replace:
+            keep = [a.id for a in roster.agents]
+            busy = await conn.fetch(
+                """SELECT a.id, count(t.id) AS n
+                     FROM agents a
+                     JOIN tickets t ON t.status <> 'closed'
+                                   AND (t.owner_agent_id = a.id OR t.first_handler_id = a.id)
+                    WHERE NOT a.id = ANY($1::text[])
+                    GROUP BY a.id ORDER BY a.id""",
+                keep,
+            )
+            if busy:
+                who = ", ".join(f"{r['id']} ({r['n']})" for r in busy)
+                raise Refused(
+                    "--replace would remove agents who own or track unfinished tickets: "
+                    f"{who}; reassign those tickets first (nothing was changed)"
+                )
+            rows = await conn.fetch(
+                "DELETE FROM agents WHERE NOT id = ANY($1::text[]) RETURNING id", keep
+            )
+            removed = sorted(r["id"] for r in rows)
+    return {"added": added, "updated": updated, "removed": removed}
+
+
+@roster_app.command("load")
+def roster_load(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="The roster, YAML"),
+    ],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Remove the agents that are not in the file")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load agents, roles and shifts from a YAML file (added or updated in one transaction)."""
+
+    async def go() -> tuple[Roster, dict[str, list[str]]]:
+        roster, sets_online = read_roster(file)
+        async with database(get_settings()) as conn:
+            return roster, await load_roster(conn, roster, sets_online, replace=replace)
+
+    roster, changes = run(go())
+    emit(
+        {"file": str(file), **changes},
+        as_json=as_json,
+        text=lambda: (
+            f"loaded {len(roster.agents)} agents from {file}: {len(changes['added'])} added, "
+            f"{len(changes['updated'])} updated, {len(changes['removed'])} removed"
+            + (f" ({', '.join(changes['removed'])})" if changes["removed"] else "")
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# agent online / offline / list
+
+
+async def set_online(conn: DbConnection, agent_id: str, online: bool) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        """UPDATE agents SET online = $2, updated_at = now() WHERE id = $1
+           RETURNING id, name, online""",
+        agent_id,
+        online,
+    )
+    if row is None:
+        raise Refused(f"no agent {agent_id!r} in the roster", code="unknown_agent")
+    return dict(row)
+
+
+def _presence(agent_id: str, online: bool, as_json: bool) -> None:
+    async def go() -> dict[str, Any]:
+        async with database(get_settings()) as conn:
+            return await set_online(conn, agent_id, online)
+
+    agent = run(go())
+    state = "online" if online else "offline"
+    emit(agent, as_json=as_json, text=lambda: f"{agent['name']} ({agent['id']}) is now {state}")
+
+
+@agent_app.command("online")
+def agent_online(
+    agent_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False
+) -> None:
+    """Mark an agent online: auto-assignment may give them tickets while on shift."""
+    _presence(agent_id, True, as_json)
+
+
+@agent_app.command("offline")
+def agent_offline(
+    agent_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False
+) -> None:
+    """Mark an agent offline: auto-assignment passes them by."""
+    _presence(agent_id, False, as_json)
+
+
+async def list_agents(
+    conn: DbConnection, at: datetime, *, role: str | None = None
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT a.id, a.name, a.roles, a.shifts, a.online,
+                  count(t.id) FILTER (WHERE t.owner_agent_id = a.id
+                                        AND t.status <> 'resolved') AS open_tickets,
+                  count(t.id) FILTER (WHERE t.first_handler_id = a.id) AS tracks
+             FROM agents a
+             LEFT JOIN tickets t ON t.status <> 'closed'
+                                AND (t.owner_agent_id = a.id OR t.first_handler_id = a.id)
+            WHERE $1::text IS NULL OR $1 = ANY(a.roles)
+            GROUP BY a.id ORDER BY a.id""",
+        role,
+    )
+    roster = seed_roster()
+    return [
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "roles": list(r["roles"]),
+            "shifts": list(r["shifts"]),
+            "online": r["online"],
+            "on_shift": roster.on_shift(agent_from_row(dict(r)), at),
+            "open_tickets": r["open_tickets"],
+            "tracks": r["tracks"],
+        }
+        for r in rows
+    ]
+
+
+@agent_app.command("list")
+def agent_list(
+    role: Annotated[Role | None, typer.Option("--role", help="Only agents with this role")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every agent: roles, shifts, presence, on shift now, open tickets and tickets tracked.
+
+    OPEN counts the unresolved tickets the agent owns (the load auto-assignment balances);
+    TRACKS the unfinished tickets they are first handler of, wherever the work is now.
+    """
+    at = clock().now()
+
+    async def go() -> list[dict[str, Any]]:
+        async with database(get_settings()) as conn:
+            return await list_agents(conn, at, role=role.value if role else None)
+
+    agents = run(go())
+    columns = [
+        Column("id"),
+        Column("name"),
+        Column("roles"),
+        Column("shifts"),
+        Column("online"),
+        Column("on_shift", "ON SHIFT"),
+        Column("open_tickets", "OPEN", align="right"),
+        Column("tracks", align="right"),
+    ]
+    emit(
+        {"at": at, "agents": agents},
+        as_json=as_json,
+        text=lambda: table(agents, columns, empty="no agents: load a roster first"),
+    )

@@ -1,1 +1,0 @@
-"""Pure domain logic: no I/O, time passed in, rejections named by the rule they break."""

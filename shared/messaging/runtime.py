@@ -1,0 +1,381 @@
+"""The one consumer runtime every worker uses.
+
+For each delivery: decode and validate (invalid → dead-letter at once with the reason);
+then, in one PostgreSQL transaction, record the message id in the inbox (a redelivered or
+re-published message is then a no-op), run the handler, write the outgoing messages to the
+outbox; commit; then ack. The outbox relay publishes what was committed. Transient failures
+are retried with backoff, bounded; past the bound the message is dead-lettered with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from shared.clock import Clock, SystemClock
+from shared.config import Settings
+from shared.db import Connection, Pool
+from shared.failpoints import failpoint
+from shared.messaging import topology as messaging
+from shared.messaging.catalogue import MessageType
+from shared.messaging.envelope import Contract, Envelope
+from shared.messaging.topology import DeadLetterReason, amqp_message
+from shared.observability import record_handled
+
+log = structlog.get_logger(__name__)
+
+P = TypeVar("P", bound=Contract)
+
+# Failures worth another try: the database or network hiccupped, or a concurrent
+# transaction won a race (serialization, deadlock, a unique key taken meanwhile).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.UniqueViolationError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+class InvalidMessage(Exception):
+    """The message can never be handled: dead-letter it at once."""
+
+    def __init__(self, reason: DeadLetterReason, error: str) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.reason = reason
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Incoming(Generic[P]):
+    envelope: Envelope
+    payload: P
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler did, for the log line and metrics: e.g. `created`, `follow_up`."""
+
+    label: str
+    ticket_id: str | None = None
+
+
+@dataclass
+class Transaction:
+    """A handler's unit of work: its connection inside the transaction, the time, its outbox,
+    and the answer to send back when the message asked for one (`reply_to`)."""
+
+    conn: Connection
+    service: str
+    cause: Envelope
+    now: datetime
+    outbox: list[tuple[str, Envelope]] = field(default_factory=list)
+    reply: Contract | None = None
+
+    def emit(self, queue: str, payload: Contract, *, ticket_id: str | None) -> Envelope:
+        """Queue a message for `queue`; it is published only if the transaction commits."""
+        envelope = self.envelope(payload, ticket_id=ticket_id)
+        self.outbox.append((queue, envelope))
+        return envelope
+
+    def envelope(self, payload: Contract, *, ticket_id: str | None) -> Envelope:
+        return Envelope.wrap(
+            payload,
+            producer=self.service,
+            correlation_id=ticket_id,
+            causation_id=self.cause.message_id,
+            sent_at=self.now,
+        )
+
+
+Handler = Callable[[Transaction, Incoming[Any]], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A message type a queue takes, and the handler its worker runs for it."""
+
+    kind: MessageType
+    handler: Handler
+
+
+def decode(body: bytes, accepted: Mapping[str, Route]) -> tuple[Envelope, Contract]:
+    """Envelope and typed payload, or InvalidMessage saying exactly what is wrong."""
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidMessage(DeadLetterReason.MALFORMED_JSON, str(exc)) from exc
+    try:
+        envelope = Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc)) from exc
+    route = accepted.get(envelope.type)
+    if route is None:
+        raise InvalidMessage(
+            DeadLetterReason.UNKNOWN_TYPE, f"this queue takes no message of type {envelope.type!r}"
+        )
+    kind = route.kind
+    if envelope.schema_version != kind.version:
+        raise InvalidMessage(
+            DeadLetterReason.UNSUPPORTED_VERSION,
+            f"{envelope.type} v{envelope.schema_version}; this service reads v{kind.version}",
+        )
+    try:
+        return envelope, kind.model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc, at="payload")) from exc
+
+
+def _attempt(message: AbstractIncomingMessage) -> int:
+    """Which pass through the pipeline this is (`tq-attempt`, set by replays); 1 if unreadable."""
+    value = (message.headers or {}).get(messaging.ATTEMPT, 1)
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def _errors(exc: ValidationError, *, at: str = "") -> str:
+    # Field locations and messages only: pydantic's default text echoes the input values.
+    return "; ".join(
+        f"{'.'.join(map(str, (at, *e['loc']) if at else e['loc'])) or '(root)'}: {e['msg']}"
+        for e in exc.errors()
+    )
+
+
+async def write_outbox(conn: Connection, outbox: list[tuple[str, Envelope]]) -> None:
+    if not outbox:
+        return
+    await conn.executemany(
+        """INSERT INTO outbox (message_id, exchange, routing_key, type, ticket_id, body)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        [
+            (
+                e.message_id,
+                messaging.EXCHANGE,
+                queue,
+                e.type,
+                e.correlation_id,
+                e.model_dump_json().encode(),
+            )
+            for queue, e in outbox
+        ],
+    )
+
+
+class Worker:
+    """Consumes one queue with the runtime above."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        queue: str,
+        routes: Mapping[str, Route],
+        settings: Settings,
+        pool: Pool,
+        channel: AbstractChannel,
+        on_commit: Callable[[], None] = lambda: None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.service = service
+        self.queue_name = queue
+        self.routes = routes
+        self.settings = settings
+        self.pool = pool
+        self.channel = channel
+        self.on_commit = on_commit  # wakes the outbox relay
+        self.clock = clock or SystemClock()
+        self._queue: AbstractQueue | None = None
+        self._dlx: AbstractExchange | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.channel.set_qos(prefetch_count=self.settings.prefetch)
+        self._dlx = await self.channel.get_exchange(messaging.DEAD_LETTER_EXCHANGE)
+        self._queue = await self.channel.get_queue(self.queue_name)
+        self._consumer_tag = await self._queue.consume(self.on_message)
+        log.info("consuming", queue=self.queue_name, prefetch=self.settings.prefetch)
+
+    async def stop(self) -> None:
+        """Stop taking deliveries and let those in hand finish (their acks still go out)."""
+        if self._queue is not None and self._consumer_tag is not None:
+            await self._queue.cancel(self._consumer_tag)
+            self._consumer_tag = None
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=30)
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._on_message(message)
+        except Exception:
+            # The broker or the channel went away mid-way, or dead-lettering failed: give the
+            # message back. A reject counts towards the queue's delivery limit, so this cannot
+            # loop for ever; a redelivery the inbox already knows is a no-op. If the channel
+            # is gone the reject fails too, and the broker redelivers on its own.
+            log.exception("delivery_failed", message_id=message.message_id)
+            with contextlib.suppress(Exception):
+                await message.reject(requeue=True)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
+        attempt = _attempt(message)
+        with structlog.contextvars.bound_contextvars(
+            message_id=message.message_id, type=message.type, ticket_id=message.correlation_id
+        ):
+            try:
+                envelope, payload = decode(message.body, self.routes)
+            except InvalidMessage as exc:
+                await self._dead_letter(message, exc.reason, exc.error, attempt)
+                self._record(started, "invalid", "dead_lettered", reason=exc.reason)
+                return
+            tries = 0
+            try:
+                async for retry in AsyncRetrying(
+                    stop=stop_after_attempt(self.settings.retry_attempts),
+                    wait=wait_exponential_jitter(multiplier=0.05, max=self.settings.retry_max_wait),
+                    retry=retry_if_exception(is_transient),
+                    reraise=True,
+                ):
+                    with retry:
+                        tries += 1
+                        outcome, reply = await self._handle(envelope, payload, message.reply_to)
+            except Exception as exc:
+                reason = (
+                    DeadLetterReason.RETRIES_EXHAUSTED
+                    if is_transient(exc)
+                    else DeadLetterReason.HANDLER_ERROR
+                )
+                log.warning("handling_failed", reason=reason, tries=tries, exc_info=True)
+                await self._dead_letter(message, reason, f"{type(exc).__name__}: {exc}", attempt)
+                self._record(started, envelope.type, "dead_lettered", reason=reason, tries=tries)
+                return
+            failpoint("after_commit")
+            if reply is not None and message.reply_to:
+                # Not mandatory: an asker who gave up waiting is no reason to fail the message.
+                await self.channel.default_exchange.publish(
+                    amqp_message(Envelope.model_validate_json(reply), body=reply),
+                    routing_key=message.reply_to,
+                    mandatory=False,
+                )
+            await message.ack()
+            self._record(
+                started, envelope.type, outcome.label, ticket_id=outcome.ticket_id, tries=tries
+            )
+
+    async def _handle(
+        self, envelope: Envelope, payload: Contract, reply_to: str | None
+    ) -> tuple[Outcome, bytes | None]:
+        """Inbox, handler, outbox and stored answer in one transaction: (outcome, answer)."""
+        route = self.routes[envelope.type]
+        scope = route.kind.inbox_scope(self.queue_name)
+        async with self.pool.acquire() as conn, conn.transaction():
+            first_time = await conn.fetchval(
+                """INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)
+                   ON CONFLICT DO NOTHING RETURNING true""",
+                scope,
+                envelope.message_id,
+            )
+            if not first_time:
+                # A re-sent command gets the answer the first one got.
+                earlier: bytes | None = None
+                if reply_to:
+                    earlier = await conn.fetchval(
+                        "SELECT body FROM replies WHERE consumer = $1 AND message_id = $2",
+                        scope,
+                        envelope.message_id,
+                    )
+                return Outcome("duplicate_message", envelope.correlation_id), earlier
+            tx = Transaction(conn=conn, service=self.service, cause=envelope, now=self.clock.now())
+            outcome = await route.handler(tx, Incoming(envelope, payload))
+            await write_outbox(conn, tx.outbox)
+            answer: bytes | None = None
+            if tx.reply is not None and reply_to:
+                reply = tx.envelope(tx.reply, ticket_id=envelope.correlation_id)
+                answer = reply.model_dump_json().encode()
+                await conn.execute(
+                    "INSERT INTO replies (consumer, message_id, body) VALUES ($1, $2, $3)",
+                    scope,
+                    envelope.message_id,
+                    answer,
+                )
+            failpoint("before_commit")
+        if tx.outbox:
+            self.on_commit()
+        return outcome, answer
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: DeadLetterReason, error: str, attempt: int
+    ) -> None:
+        """Publish a copy with the reason to the dead-letter queue (confirmed), then ack."""
+        assert self._dlx is not None
+        headers = {
+            **(message.headers or {}),
+            **messaging.dead_letter_headers(
+                reason=reason,
+                error=error,
+                queue=self.queue_name,
+                attempts=attempt,
+                service=self.service,
+            ),
+        }
+        copy = messaging.copy_message(message, headers=headers)
+        await self._dlx.publish(copy, routing_key=self.queue_name)
+        await message.ack()
+
+    @property
+    def is_consuming(self) -> bool:
+        return self._consumer_tag is not None
+
+    def _record(
+        self,
+        started: float,
+        message_type: str,
+        outcome: str,
+        *,
+        tries: int = 1,
+        reason: DeadLetterReason | None = None,
+        ticket_id: str | None = None,
+    ) -> None:
+        """The one log line and the metrics of a handled message."""
+        seconds = time.perf_counter() - started
+        record_handled(self.queue_name, message_type, outcome, seconds, tries, reason)
+        log.info(
+            "message_handled",
+            queue=self.queue_name,
+            outcome=outcome,
+            duration_ms=round(seconds * 1000, 2),
+            tries=tries,
+            reason=reason,
+            ticket_id=ticket_id,
+        )

@@ -1,0 +1,501 @@
+"""The ticket aggregate: who owns it, who tracks it, and what each command may do (SPEC §4, §5).
+
+Seed 000's flow: customer → **first handler** (首接人: "由发起人跟踪最终处理结果", the one who
+started it tracks the final result) → next handler(s) → back to the first handler → closed.
+
+The state is immutable. `decide(ticket, command)` is the only way to change it: it returns either
+`Accepted` (the new ticket, the events to publish, and exactly one history entry) or `Rejected`
+(a reason code, a message for people, and the name of the rule that broke). Nothing here reads
+the clock or does I/O; every command carries its own time.
+
+Who may do what, in one place:
+
+| command              | who                                                                 |
+|----------------------|---------------------------------------------------------------------|
+| Claim                | an agent of the owning role while no agent owns it, or a supervisor |
+| Assign               | the system (auto-assignment) or a supervisor                        |
+| Reply, HandOff       | the owner, the first handler (tracking), or a supervisor            |
+| Escalate             | the same, or the system (timer breaches)                            |
+| RecordResult         | the handoff's taker, else an agent of its role; or a supervisor     |
+| Resolve, Close       | the first handler or a supervisor                                   |
+| ReassignFirstHandler | a supervisor                                                        |
+
+Design decisions (see also `_settled`):
+
+* **Parallel handoffs (§5.4).** Every handoff is kept in `handoffs`; the owner is the role of the
+  most recently opened handoff that has no result yet (or the agent who took it). The first
+  handler is *tracking* the ticket while it is away, so they (or a supervisor) may open more
+  handoffs in parallel, reply to the customer and escalate, although the owner is now another
+  role. An agent of the handoff's role may take it (Claim, or Assign by the system); they then
+  own the ticket and may act on it too (reply; hand off further, which nests).
+* **Results return to the first handler (§5.5).** A handoff's result is recorded by the agent
+  who took it or, if nobody did, by any agent of its role. When the last open handoff gets its
+  result, the owner becomes `(first_handler_role, first_handler)` again, never another agent of
+  that role. `first_handler_role` is the role of the queue the ticket was routed to, i.e. the
+  role in which the first handler took it: a pre-sale agent who hands an after-sales question
+  to after-sales (§5.6) gets the result back as pre-sale. Richer sub-work inside a handoff
+  (its own sub-handoffs, approvals) can come later; today it nests: the newest open handoff
+  owns the ticket.
+* **Escalation (§5.8, seed 002 "问题升级").** An escalation is a handoff to the supervisor role
+  that the named responsible person (责任人) has already taken, plus an `Escalation` record with
+  the seed's fields. So the owner becomes `(supervisor, responsible)`, the status `escalated`,
+  the first handler keeps tracking, and the supervisor's decision is recorded as that handoff's
+  result, which returns the ticket to the first handler like any other result. A ticket that
+  nobody claimed yet (a timer breach) returns to its role's queue instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TypeAlias, assert_never
+
+from shared.tickets.commands import (
+    Assign,
+    Claim,
+    Close,
+    Command,
+    Escalate,
+    HandOff,
+    ReassignFirstHandler,
+    RecordResult,
+    Reply,
+    Resolve,
+    action_of,
+)
+from shared.tickets.events import (
+    Event,
+    EventFactory,
+    FirstHandlerReassigned,
+    HandoffRequested,
+    HandoffResultRecorded,
+    Stamp,
+    TicketAssigned,
+    TicketClaimed,
+    TicketClosed,
+    TicketEscalated,
+    TicketReplied,
+    TicketRequeued,
+    TicketResolved,
+    TicketReturnedToFirstHandler,
+)
+from shared.tickets.model import (
+    ESCALATION_ACTION,
+    AgentRef,
+    Escalation,
+    Handoff,
+    HandoffResult,
+    Owner,
+    Task,
+    Ticket,
+    TicketStatus,
+)
+from shared.tickets.roles import Role
+from shared.tickets.rules import (
+    Rejected,
+    a_result_is_recorded_once,
+    close_only_after_resolve,
+    closed_ticket_is_final,
+    escalate_once_at_a_time,
+    expected_version_matches,
+    handoff_ids_are_unique,
+    is_system,
+    no_handoffs_pending,
+    only_first_handler_may_finish,
+    only_one_agent_owns_the_work,
+    only_owner_or_tracker_may_act,
+    only_supervisor_may_reassign,
+    only_system_or_supervisor_may_assign,
+    only_the_handoff_role_records_its_result,
+    only_the_owning_role_may_claim,
+    reassign_an_existing_first_handler,
+    resolve_once,
+    resolved_ticket_takes_no_new_work,
+    result_is_for_a_known_handoff,
+)
+
+# --------------------------------------------------------------------------------------------
+# Outcomes of `decide`
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryEntry:
+    """One line of the append-only history (§4): who, when, what, why, and which message."""
+
+    at: datetime
+    actor_id: str
+    actor_name: str
+    action: str  # the command's name, e.g. "HandOff"
+    detail: Mapping[str, object]  # JSON-ready
+    reason: str | None
+    message_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accepted:
+    ticket: Ticket
+    events: tuple[Event, ...]
+    history: HistoryEntry
+
+
+Decision: TypeAlias = Accepted | Rejected
+
+# --------------------------------------------------------------------------------------------
+# The decision
+
+
+def decide(ticket: Ticket, command: Command) -> Decision:
+    """Check `command` against every rule; accept it with its effects or say which rule broke."""
+    if rejected := (
+        expected_version_matches(ticket, command) or closed_ticket_is_final(ticket, command)
+    ):
+        return rejected
+    match command:
+        case Claim():
+            return _claim(ticket, command)
+        case Assign():
+            return _assign(ticket, command)
+        case Reply():
+            return _reply(ticket, command)
+        case HandOff():
+            return _hand_off(ticket, command)
+        case RecordResult():
+            return _record_result(ticket, command)
+        case Resolve():
+            return _resolve(ticket, command)
+        case Close():
+            return _close(ticket, command)
+        case Escalate():
+            return _escalate(ticket, command)
+        case ReassignFirstHandler():
+            return _reassign_first_handler(ticket, command)
+        case _:
+            assert_never(command)
+
+
+def _claim(ticket: Ticket, command: Claim) -> Decision:
+    actor = command.actor
+    if rejected := (
+        only_one_agent_owns_the_work(ticket, actor.ref)
+        or resolved_ticket_takes_no_new_work(ticket, command)
+        or only_the_owning_role_may_claim(ticket, actor)
+    ):
+        return rejected
+    after, handoff_id, first = _take(ticket, actor.ref)
+    return _accept(
+        ticket,
+        after,
+        command,
+        lambda stamp: (
+            TicketClaimed(
+                **stamp, owner=after.owner, handoff_id=handoff_id, became_first_handler=first
+            ),
+        ),
+        {"owner": _owner_detail(after.owner), "handoff_id": handoff_id},
+    )
+
+
+def _assign(ticket: Ticket, command: Assign) -> Decision:
+    # The roster picked an agent of the owning role (roster.choose_assignee); a reference
+    # carries no roles, so that is not checked again here.
+    if rejected := (
+        only_system_or_supervisor_may_assign(ticket, command.actor)
+        or only_one_agent_owns_the_work(ticket, command.agent)
+        or resolved_ticket_takes_no_new_work(ticket, command)
+    ):
+        return rejected
+    after, handoff_id, first = _take(ticket, command.agent)
+    return _accept(
+        ticket,
+        after,
+        command,
+        lambda stamp: (
+            TicketAssigned(
+                **stamp, owner=after.owner, handoff_id=handoff_id, became_first_handler=first
+            ),
+        ),
+        {"owner": _owner_detail(after.owner), "handoff_id": handoff_id},
+    )
+
+
+def _take(ticket: Ticket, agent: AgentRef) -> tuple[Ticket, str | None, bool]:
+    """Give the unowned work to `agent`: the queued ticket itself, or the handoff owning it.
+
+    Returns the new ticket, the handoff taken (None for the ticket) and whether `agent` became
+    the first handler.
+    """
+    current = ticket.open_handoffs[-1] if ticket.open_handoffs else None
+    if current is None:
+        # §5.2: the first agent to take a queued ticket owns it and is its first handler.
+        # (Only a queued ticket has no owning agent and no open handoff.)
+        taken = replace(
+            ticket,
+            first_handler=agent,
+            owner=Owner(ticket.owner.role, agent),
+            status=TicketStatus.IN_PROGRESS,
+        )
+        return taken, None, True
+    handoffs = tuple(replace(h, taken_by=agent) if h is current else h for h in ticket.handoffs)
+    return _settled(replace(ticket, handoffs=handoffs)), current.id, False
+
+
+def _reply(ticket: Ticket, command: Reply) -> Decision:
+    if rejected := only_owner_or_tracker_may_act(ticket, command.actor):
+        return rejected
+    first = ticket.first_response_at is None
+    after = replace(ticket, first_response_at=command.at) if first else ticket
+    return _accept(
+        ticket,
+        after,
+        command,
+        lambda stamp: (TicketReplied(**stamp, text=command.text, first_response=first),),
+        {"first_response": first},
+    )
+
+
+def _hand_off(ticket: Ticket, command: HandOff) -> Decision:
+    if rejected := (
+        only_owner_or_tracker_may_act(ticket, command.actor)
+        or resolved_ticket_takes_no_new_work(ticket, command)
+        or handoff_ids_are_unique(ticket, command, command.handoff_id)
+    ):
+        return rejected
+    handoff = Handoff(
+        id=command.handoff_id,
+        role=command.role,
+        task=command.task,
+        opened_at=command.at,
+        opened_by=command.actor.ref,
+    )
+    after = _settled(replace(ticket, handoffs=(*ticket.handoffs, handoff)))
+    return _accept(
+        ticket,
+        after,
+        command,
+        lambda stamp: (
+            HandoffRequested(
+                **stamp,
+                handoff_id=handoff.id,
+                role=handoff.role,
+                task=handoff.task,
+                first_handler=after.first_handler,
+            ),
+        ),
+        {
+            "handoff_id": handoff.id,
+            "role": str(handoff.role),
+            "task": {"action": handoff.task.action, "data": dict(handoff.task.data)},
+            "owner": _owner_detail(after.owner),
+        },
+    )
+
+
+def _record_result(ticket: Ticket, command: RecordResult) -> Decision:
+    if rejected := result_is_for_a_known_handoff(ticket, command):
+        return rejected
+    handoff = ticket.handoff(command.handoff_id)
+    assert handoff is not None  # checked just above
+    if rejected := (
+        only_the_handoff_role_records_its_result(ticket, handoff, command.actor)
+        or a_result_is_recorded_once(ticket, handoff, command)
+    ):
+        return rejected
+    result = HandoffResult(
+        outcome=command.outcome, data=command.data, at=command.at, by=command.actor.ref
+    )
+    handoffs = tuple(replace(h, result=result) if h is handoff else h for h in ticket.handoffs)
+    after = _settled(replace(ticket, handoffs=handoffs))
+    back_home = not after.open_handoffs
+
+    def events(stamp: Stamp) -> tuple[Event, ...]:
+        recorded = HandoffResultRecorded(
+            **stamp,
+            handoff_id=handoff.id,
+            role=handoff.role,
+            result=result,
+            first_handler=after.first_handler,
+        )
+        if not back_home:
+            return (recorded,)
+        if after.first_handler is None:
+            return (recorded, TicketRequeued(**stamp, owner=after.owner))
+        return (recorded, TicketReturnedToFirstHandler(**stamp, owner=after.owner))
+
+    return _accept(
+        ticket,
+        after,
+        command,
+        events,
+        {
+            "handoff_id": handoff.id,
+            "role": str(handoff.role),
+            "outcome": command.outcome,
+            "data": dict(command.data),
+            "owner": _owner_detail(after.owner),
+            "returned_to_first_handler": back_home,
+        },
+    )
+
+
+def _resolve(ticket: Ticket, command: Resolve) -> Decision:
+    if rejected := (
+        only_first_handler_may_finish(ticket, command.actor, "resolve")
+        or resolve_once(ticket, command)
+        or no_handoffs_pending(ticket)
+    ):
+        return rejected
+    after = replace(
+        ticket, status=TicketStatus.RESOLVED, resolution=command.summary, resolved_at=command.at
+    )
+    return _accept(
+        ticket,
+        after,
+        command,
+        lambda stamp: (TicketResolved(**stamp, summary=command.summary),),
+        {"summary": command.summary},
+    )
+
+
+def _close(ticket: Ticket, command: Close) -> Decision:
+    if rejected := (
+        only_first_handler_may_finish(ticket, command.actor, "close")
+        or close_only_after_resolve(ticket, command)
+    ):
+        return rejected
+    after = replace(ticket, status=TicketStatus.CLOSED, closed_at=command.at)
+    return _accept(ticket, after, command, lambda stamp: (TicketClosed(**stamp),), {})
+
+
+def _escalate(ticket: Ticket, command: Escalate) -> Decision:
+    actor = command.actor
+    allowed = None if is_system(actor) else only_owner_or_tracker_may_act(ticket, actor)
+    if rejected := (
+        allowed
+        or escalate_once_at_a_time(ticket, command)
+        or handoff_ids_are_unique(ticket, command, command.handoff_id)
+    ):
+        return rejected
+    escalation = Escalation(
+        handoff_id=command.handoff_id,
+        category=command.category,
+        customer_info=command.customer_info,
+        problem=command.problem,
+        actions_taken=command.actions_taken,
+        customer_demand=command.customer_demand,
+        responsible=command.responsible,
+        deadline=command.deadline,
+        opened_at=command.at,
+        opened_by=actor.ref,
+    )
+    # The responsible person has taken the supervisor handoff from the start, so they own it.
+    handoff = Handoff(
+        id=escalation.handoff_id,
+        role=Role.SUPERVISOR,
+        task=Task(ESCALATION_ACTION, {"category": str(command.category)}),
+        opened_at=command.at,
+        opened_by=actor.ref,
+        taken_by=command.responsible,
+    )
+    after = _settled(replace(ticket, handoffs=(*ticket.handoffs, handoff), escalation=escalation))
+    return _accept(
+        ticket,
+        after,
+        command,
+        lambda stamp: (
+            TicketEscalated(**stamp, escalation=escalation, first_handler=after.first_handler),
+        ),
+        {
+            "handoff_id": handoff.id,
+            "category": str(command.category),
+            "responsible": _ref_detail(command.responsible),
+            "deadline": command.deadline.isoformat(),
+            "owner": _owner_detail(after.owner),
+        },
+        reason=f"{command.category}: {command.problem}",
+    )
+
+
+def _reassign_first_handler(ticket: Ticket, command: ReassignFirstHandler) -> Decision:
+    if rejected := (
+        only_supervisor_may_reassign(ticket, command.actor)
+        or reassign_an_existing_first_handler(ticket, command)
+    ):
+        return rejected
+    previous = ticket.first_handler
+    assert previous is not None  # checked just above
+    new = command.new_first_handler
+    # The owner follows only if the ticket is at home with the old first handler; work that is
+    # away stays with whoever does it and will come back to the new one.
+    home = Owner(ticket.first_handler_role, new)
+    owner = ticket.owner if ticket.open_handoffs else home
+    after = replace(ticket, first_handler=new, owner=owner)
+    return _accept(
+        ticket,
+        after,
+        command,
+        lambda stamp: (
+            FirstHandlerReassigned(
+                **stamp, previous=previous, new=new, reason=command.reason, owner=after.owner
+            ),
+        ),
+        {
+            "from": _ref_detail(previous),
+            "to": _ref_detail(new),
+            "owner": _owner_detail(after.owner),
+        },
+        reason=command.reason,
+    )
+
+
+def _settled(ticket: Ticket) -> Ticket:
+    """Owner and status as they follow from the open handoffs (§5.4, §5.5, §5.8).
+
+    Work away: the newest open handoff owns the ticket (the agent who took it, else its role).
+    Nothing away: the ticket is home with its first handler, or waiting in its queue.
+    """
+    pending = ticket.open_handoffs
+    if pending:
+        newest = pending[-1]
+        escalated = ticket.escalation is not None and any(
+            h.id == ticket.escalation.handoff_id for h in pending
+        )
+        return replace(
+            ticket,
+            owner=Owner(newest.role, newest.taken_by),
+            status=TicketStatus.ESCALATED if escalated else TicketStatus.HANDED_OFF,
+        )
+    home = TicketStatus.IN_PROGRESS if ticket.first_handler is not None else TicketStatus.QUEUED
+    return replace(ticket, owner=ticket.home_owner, status=home)
+
+
+def _accept(
+    before: Ticket,
+    after: Ticket,
+    command: Command,
+    events: EventFactory,
+    detail: Mapping[str, object],
+    *,
+    reason: str | None = None,
+) -> Accepted:
+    ticket = replace(after, version=before.version + 1)
+    stamp = Stamp(ticket_id=ticket.id, version=ticket.version, at=command.at, by=command.actor.ref)
+    history = HistoryEntry(
+        at=command.at,
+        actor_id=command.actor.id,
+        actor_name=command.actor.name,
+        action=action_of(command),
+        detail=dict(detail),
+        reason=reason,
+        message_id=command.message_id,
+    )
+    return Accepted(ticket=ticket, events=events(stamp), history=history)
+
+
+def _ref_detail(agent: AgentRef) -> dict[str, str]:
+    return {"id": agent.id, "name": agent.name}
+
+
+def _owner_detail(owner: Owner) -> dict[str, object]:
+    agent = None if owner.agent is None else _ref_detail(owner.agent)
+    return {"role": str(owner.role), "agent": agent}

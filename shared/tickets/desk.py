@@ -1,0 +1,332 @@
+"""The agent desks: what every agent-facing worker does with tickets (SPEC §5).
+
+Each of pre-sale, after-sales, warehouse and finance runs these handlers on its own queue.
+Commands from agents are applied through the pure ticket aggregate (`shared.tickets`)
+inside the runtime's transaction and answered (request/reply); domain events that move work
+between roles become messages: a handoff's task goes to its role's queue, and a ticket whose
+handoffs have all returned goes back to its first handler's role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import TypedDict
+
+import structlog
+
+from shared import tickets as domain
+from shared.agents.roster import choose_assignee
+from shared.bootstrap import Background
+from shared.clock import Clock
+from shared.db import Connection, Pool
+from shared.messaging.envelope import Contract
+from shared.messaging.runtime import Handler, Incoming, Outcome, Transaction
+from shared.tickets import Accepted, Rejected, Ticket, TicketStatus, decide
+from shared.tickets.contracts import (
+    ClaimArgs,
+    CloseArgs,
+    CommandReply,
+    EscalateArgs,
+    FollowUpAttached,
+    HandOffArgs,
+    HandoffRequested,
+    ReassignArgs,
+    RecordResultArgs,
+    ReplyArgs,
+    ResolveArgs,
+    TicketCommand,
+    TicketReturned,
+    TicketRouted,
+)
+from shared.tickets.roles import Role
+from shared.tickets.store import (
+    load_agent,
+    load_roster,
+    load_ticket,
+    open_ticket_counts,
+    save_decision,
+)
+
+log = structlog.get_logger(__name__)
+
+ASSIGN_EVERY = 5.0  # seconds between sweeps for tickets that waited (off hours, nobody online)
+
+
+class UnknownReference(Exception):
+    """A command names an agent who is not on the roster."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def desk_handlers(role: Role) -> dict[type[Contract], Handler]:
+    """What a ticket desk (pre-sale, after-sales) runs: agents' commands on tickets, new
+    tickets and follow-ups for its role, results coming back; after-sales also takes tasks
+    handed to it."""
+    handlers: dict[type[Contract], Handler] = {
+        TicketCommand: apply_command,
+        TicketRouted: ticket_routed,
+        FollowUpAttached: follow_up_arrived,
+        TicketReturned: ticket_returned,
+    }
+    if role is Role.AFTERSALES:
+        handlers[HandoffRequested] = task_arrived
+    return handlers
+
+
+# --- agent commands -------------------------------------------------------------------------
+
+
+async def apply_command(tx: Transaction, msg: Incoming[TicketCommand]) -> Outcome:
+    command = msg.payload
+    ticket = await load_ticket(tx.conn, command.ticket_id)
+    if ticket is None:
+        return reject(tx, command.ticket_id, "unknown_ticket", "no such ticket", None)
+    try:
+        actor = await actor_of(tx.conn, command.actor_id)
+        decision = decide(ticket, await _domain_command(tx, command, ticket, actor))
+    except UnknownReference as exc:
+        return reject(tx, ticket.id, exc.code, str(exc), ticket)
+    except ValueError as exc:  # the domain refuses to build it: a blank text, a past deadline
+        return reject(tx, ticket.id, "invalid_command", str(exc), ticket)
+    if isinstance(decision, Rejected):
+        return reject(tx, ticket.id, decision.code.value, decision.message, ticket)
+    await commit(tx, decision)
+    new = decision.ticket
+    tx.reply = CommandReply(
+        ticket_id=new.id,
+        accepted=True,
+        message=f"{decision.history.action} accepted; owner: {new.owner}",
+        version=new.version,
+        owner=str(new.owner),
+    )
+    return Outcome("accepted", new.id)
+
+
+def reject(
+    tx: Transaction, ticket_id: str, code: str, message: str, ticket: Ticket | None
+) -> Outcome:
+    tx.reply = CommandReply(
+        ticket_id=ticket_id,
+        accepted=False,
+        code=code,
+        message=message,
+        version=ticket.version if ticket else None,
+        owner=str(ticket.owner) if ticket else None,
+    )
+    return Outcome(f"rejected:{code}", ticket_id)
+
+
+async def actor_of(conn: Connection, agent_id: str) -> domain.Actor:
+    """The roster's agent as the domain sees them, with their roles."""
+    agent = await load_agent(conn, agent_id)
+    if agent is None:
+        raise UnknownReference("unknown_agent", f"no agent {agent_id!r} on the roster")
+    return domain.Actor(agent.id, agent.name, agent.roles)
+
+
+class _Common(TypedDict):
+    actor: domain.Actor
+    at: datetime
+    message_id: str
+    expected_version: int | None
+
+
+async def _domain_command(
+    tx: Transaction, cmd: TicketCommand, ticket: Ticket, actor: domain.Actor
+) -> domain.Command:
+    common = _Common(
+        actor=actor,
+        at=tx.now,
+        message_id=tx.cause.message_id,
+        expected_version=cmd.expected_version,
+    )
+    args = cmd.args
+    match args:
+        case ClaimArgs():
+            return domain.Claim(**common)
+        case ReplyArgs():
+            return domain.Reply(**common, text=args.text)
+        case HandOffArgs():
+            return domain.HandOff(
+                **common,
+                handoff_id=f"{ticket.id}-H{len(ticket.handoffs) + 1}",
+                role=args.role,
+                task=domain.Task(args.action, args.data),
+            )
+        case RecordResultArgs():
+            return domain.RecordResult(
+                **common, handoff_id=args.handoff_id, outcome=args.outcome, data=args.data
+            )
+        case ResolveArgs():
+            return domain.Resolve(**common, summary=args.summary)
+        case CloseArgs():
+            return domain.Close(**common)
+        case EscalateArgs():
+            return domain.Escalate(
+                **common,
+                category=domain.EscalationCategory(args.category),
+                customer_info=args.customer_info,
+                problem=args.problem,
+                actions_taken=args.actions_taken,
+                customer_demand=args.customer_demand,
+                responsible=(await actor_of(tx.conn, args.responsible_id)).ref,
+                deadline=args.deadline,
+            )
+        case ReassignArgs():
+            return domain.ReassignFirstHandler(
+                **common,
+                new_first_handler=(await actor_of(tx.conn, args.new_first_handler_id)).ref,
+                reason=args.reason,
+            )
+
+
+async def commit(tx: Transaction, accepted: Accepted) -> None:
+    """Save the new state and history; send the events that move work between roles."""
+    await save_decision(tx.conn, accepted)
+    for event in accepted.events:
+        match event:
+            case domain.HandoffRequested() if event.role is not Role.SUPERVISOR:
+                tx.emit(
+                    event.role.value,
+                    HandoffRequested(
+                        ticket_id=event.ticket_id,
+                        handoff_id=event.handoff_id,
+                        role=event.role,
+                        action=event.task.action,
+                        data=dict(event.task.data),
+                        first_handler_id=event.first_handler.id if event.first_handler else None,
+                        requested_by=event.by.id,
+                        requested_at=event.at,
+                    ),
+                    ticket_id=event.ticket_id,
+                )
+            case domain.TicketReturnedToFirstHandler() if event.owner.agent is not None:
+                ticket = accepted.ticket
+                tx.emit(
+                    event.owner.role.value,
+                    TicketReturned(
+                        ticket_id=event.ticket_id,
+                        role=event.owner.role,
+                        first_handler_id=event.owner.agent.id,
+                        results=[
+                            {
+                                "handoff_id": h.id,
+                                "role": h.role.value,
+                                "action": h.task.action,
+                                "outcome": h.result.outcome,
+                                "data": dict(h.result.data),
+                            }
+                            for h in ticket.handoffs
+                            if h.result is not None
+                        ],
+                        returned_at=event.at,
+                    ),
+                    ticket_id=event.ticket_id,
+                )
+
+
+# --- arrivals -------------------------------------------------------------------------------
+
+
+async def ticket_routed(tx: Transaction, msg: Incoming[TicketRouted]) -> Outcome:
+    """A new ticket in this role's queue: give it to an agent now if anyone can take it."""
+    routed = msg.payload
+    agent_id = await auto_assign(
+        tx.conn, routed.ticket_id, routed.role, tx.now, tx.cause.message_id
+    )
+    return Outcome("assigned" if agent_id else "waiting_for_agent", routed.ticket_id)
+
+
+async def follow_up_arrived(tx: Transaction, msg: Incoming[FollowUpAttached]) -> Outcome:
+    """Intake attached the contact and recorded it; it waits with the ticket's agent."""
+    label = "for_first_handler" if msg.payload.agent_id else "waiting_for_agent"
+    return Outcome(label, msg.payload.ticket_id)
+
+
+async def task_arrived(tx: Transaction, msg: Incoming[HandoffRequested]) -> Outcome:
+    """A handoff's task waits for this role's staff to take it or record its result."""
+    return Outcome("task_waiting", msg.payload.ticket_id)
+
+
+async def ticket_returned(tx: Transaction, msg: Incoming[TicketReturned]) -> Outcome:
+    """Results are back with the first handler; if they are away, it waits for them (§5.7)."""
+    returned = msg.payload
+    roster = await load_roster(tx.conn)
+    agent = roster.agent(returned.first_handler_id)
+    if agent is None or not agent.online or not roster.on_shift(agent, tx.now):
+        log.warning(
+            "first_handler_absent", ticket_id=returned.ticket_id, agent_id=returned.first_handler_id
+        )
+        return Outcome("waiting_for_absent_first_handler", returned.ticket_id)
+    return Outcome("returned_to_first_handler", returned.ticket_id)
+
+
+# --- auto-assignment (§5.2) -------------------------------------------------------------------
+
+
+async def auto_assign(
+    conn: Connection, ticket_id: str, role: Role, now: datetime, message_id: str
+) -> str | None:
+    """Assign a queued ticket to the least loaded on-shift, online agent of `role`.
+
+    Assignments of a role are serialised by a transaction-scoped advisory lock, so two
+    replicas assigning at once both see each other's counts: nobody is over-assigned.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"assign:{role}")
+    ticket = await load_ticket(conn, ticket_id)
+    if ticket is None or ticket.status is not TicketStatus.QUEUED or ticket.owner.role is not role:
+        return None
+    roster = await load_roster(conn)
+    last = await conn.fetchval("SELECT last_agent_id FROM assignment_cursor WHERE role = $1", role)
+    agent = choose_assignee(role, now, roster, await open_ticket_counts(conn, role), last)
+    if agent is None:
+        return None
+    decision = decide(
+        ticket, domain.Assign(actor=domain.SYSTEM, at=now, message_id=message_id, agent=agent.ref)
+    )
+    if isinstance(decision, Rejected):
+        log.warning("assignment_rejected", ticket_id=ticket_id, code=decision.code)
+        return None
+    await save_decision(conn, decision)
+    await conn.execute(
+        """INSERT INTO assignment_cursor (role, last_agent_id) VALUES ($1, $2)
+           ON CONFLICT (role) DO UPDATE SET last_agent_id = excluded.last_agent_id""",
+        role,
+        agent.id,
+    )
+    return agent.id
+
+
+def assign_waiting(role: Role, *, every: float = ASSIGN_EVERY) -> Background:
+    """A background sweep that assigns tickets which waited (off hours, nobody online)."""
+
+    async def sweep_forever(pool: Pool, clock: Clock) -> None:
+        while True:
+            try:
+                await _sweep(pool, clock, role)
+            except Exception:  # the database away: the next sweep tries again
+                log.warning("assignment_sweep_failed", role=role.value, exc_info=True)
+            await asyncio.sleep(every)
+
+    return sweep_forever
+
+
+async def _sweep(pool: Pool, clock: Clock, role: Role) -> None:
+    async with pool.acquire() as conn:
+        waiting = await conn.fetch(
+            """SELECT id FROM tickets WHERE owner_role = $1 AND status = 'queued'
+               ORDER BY opened_at LIMIT 50""",
+            role.value,
+        )
+        for row in waiting:
+            now = clock.now()
+            async with conn.transaction():
+                assigned = await auto_assign(
+                    conn, row["id"], role, now, f"sweep:{row['id']}:{now.timestamp():.0f}"
+                )
+            if assigned is None:
+                return  # nobody free: the rest wait too
+            log.info("assigned_after_wait", ticket_id=row["id"], agent_id=assigned)
