@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared.db import Connection
-from shared.models import Contract, Envelope
+from shared.messaging.envelope import Contract, Envelope
 from shared.timers import metrics
 from shared.timers.store import Timer
 

@@ -23,7 +23,7 @@ import structlog
 
 from shared.clock import Clock
 from shared.db import Connection, Pool
-from shared.runtime import write_outbox
+from shared.messaging.runtime import write_outbox
 from shared.timers import metrics, store
 from shared.timers.firing import FireHandler, Firing
 from shared.timers.store import Timer
