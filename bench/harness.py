@@ -42,7 +42,7 @@ async def _admin(base: Settings, sql: str) -> None:
 async def bench_environment(base: Settings, tag: str) -> AsyncIterator[Settings]:
     """A migrated database and (when `TICKETQ_RABBITMQCTL` is set, as `make` sets it) a vhost
     of the run's own, the topology declared; both removed afterwards."""
-    db, vhost = f"ticketq_bench_{tag}", f"ticketq-bench-{tag}"
+    vhost = f"ticketq-bench-{tag}"
     ctl = bool(os.environ.get("TICKETQ_RABBITMQCTL"))
     amqp_url = base.amqp_url
     if ctl:
@@ -52,17 +52,25 @@ async def bench_environment(base: Settings, tag: str) -> AsyncIterator[Settings]
             _rabbitmqctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*"
         )
         amqp_url = _with_path(base.amqp_url, vhost)
+    try:
+        async with bench_database(base.model_copy(update={"amqp_url": amqp_url}), tag) as settings:
+            yield settings
+    finally:
+        if ctl:
+            await asyncio.to_thread(_rabbitmqctl, "delete_vhost", vhost)
+
+
+@asynccontextmanager
+async def bench_database(base: Settings, tag: str) -> AsyncIterator[Settings]:
+    """A migrated database of the run's own, dropped afterwards (no broker needed)."""
+    db = f"ticketq_bench_{tag}"
     await _admin(base, f'CREATE DATABASE "{db}"')
-    settings = base.model_copy(
-        update={"amqp_url": amqp_url, "database_url": _with_path(base.database_url, db)}
-    )
+    settings = base.model_copy(update={"database_url": _with_path(base.database_url, db)})
     try:
         await migrate(settings.database_url)
         yield settings
     finally:
         await _admin(base, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        if ctl:
-            await asyncio.to_thread(_rabbitmqctl, "delete_vhost", vhost)
 
 
 @asynccontextmanager

@@ -1,10 +1,14 @@
 """The clock, a port: rules are handed times, services are handed a clock (never `datetime.now()`).
 
 Tests move a `FixedClock` instead of sleeping; demos start a `StartedClock` at staffed hours.
+Loops that wait for a time (the timers) wait through the clock: real clocks sleep in real
+time, a `FixedClock` wakes its waiters when a test moves it past their time (time-skipping).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from datetime import UTC, datetime, timedelta
 from time import monotonic
@@ -16,10 +20,23 @@ class Clock(Protocol):
 
     def now(self) -> datetime: ...
 
+    async def wait_until(self, at: datetime | None, wakeup: asyncio.Event) -> None:
+        """Return once the clock reads `at` (never, if None) or `wakeup` is set, whichever is
+        first. It may return early (a real clock stepped meanwhile): callers read `now()`."""
+
+
+async def _wait_real(now: datetime, at: datetime | None, wakeup: asyncio.Event) -> None:
+    timeout = None if at is None else max(0.0, (at - now).total_seconds())
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wakeup.wait(), timeout)
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    async def wait_until(self, at: datetime | None, wakeup: asyncio.Event) -> None:
+        await _wait_real(self.now(), at, wakeup)
 
 
 class StartedClock:
@@ -33,6 +50,9 @@ class StartedClock:
     def now(self) -> datetime:
         return self._start + timedelta(seconds=monotonic() - self._t0)
 
+    async def wait_until(self, at: datetime | None, wakeup: asyncio.Event) -> None:
+        await _wait_real(self.now(), at, wakeup)
+
 
 def clock_from_env() -> Clock:
     """`TICKETQ_CLOCK_START` (ISO time) gives a StartedClock; unset, the system clock."""
@@ -41,9 +61,11 @@ def clock_from_env() -> Clock:
 
 
 class FixedClock:
-    """A clock for tests: stands still until set or advanced."""
+    """A clock for tests: stands still until set or advanced; moving it past a waiter's time
+    wakes that waiter at once (no real time passes)."""
 
     def __init__(self, at: datetime) -> None:
+        self._waiters: dict[asyncio.Event, datetime] = {}
         self.set(at)
 
     def now(self) -> datetime:
@@ -53,7 +75,25 @@ class FixedClock:
         if at.tzinfo is None:
             raise ValueError(f"a clock's time must be timezone-aware, got {at!r}")
         self._at = at
+        self._wake_due()
 
     def advance(self, delta: timedelta) -> datetime:
         self._at += delta
+        self._wake_due()
         return self._at
+
+    async def wait_until(self, at: datetime | None, wakeup: asyncio.Event) -> None:
+        """Wait on `wakeup`, which this clock sets itself once it is moved to `at`."""
+        if at is not None and self._at >= at:
+            return
+        if at is not None:
+            self._waiters[wakeup] = at
+        try:
+            await wakeup.wait()
+        finally:
+            self._waiters.pop(wakeup, None)
+
+    def _wake_due(self) -> None:
+        for event, at in self._waiters.items():
+            if at <= self._at:
+                event.set()

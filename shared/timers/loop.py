@@ -1,0 +1,234 @@
+"""The firing loop: every replica runs one; each due timer fires exactly once.
+
+A round claims due rows (`FOR UPDATE SKIP LOCKED`, a batch), runs each one's fire handler and
+marks them fired, all in one transaction; then it sleeps until the next due time (one indexed
+query), a notification that a nearer timer was armed, or the clock being moved past it. A kill
+at any point rolls the open transaction back: its rows are still pending, and fire later once.
+
+Notifications come over LISTEN on a connection of the loop's own, outside the pool (LISTEN is
+session state; the pool skips session reset). While that connection is down the loop re-reads
+the next due time every `deaf_poll` seconds, and once it is back wakes to catch up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
+
+from shared.clock import Clock
+from shared.db import Connection, Pool
+from shared.messaging.runtime import write_outbox
+from shared.timers import metrics, store
+from shared.timers.firing import FireHandler, Firing
+from shared.timers.store import Timer
+
+log = structlog.get_logger(__name__)
+
+
+class _Outage:
+    """Logs the start of an outage once and its end once, however many retries between."""
+
+    def __init__(self, lost: str, restored: str) -> None:
+        self.lost, self.restored = lost, restored
+        self._since: float | None = None
+
+    def failed(self, **fields: object) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+            log.warning(self.lost, exc_info=True, **fields)
+
+    def ended(self) -> None:
+        if self._since is not None:
+            log.info(self.restored, outage_s=round(time.monotonic() - self._since, 1))
+            self._since = None
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, claimed: Sequence[int]) -> None:
+        super().__init__(f"a fire handler failed in a batch of {len(claimed)}")
+        self.claimed = claimed
+
+
+class TimerLoop:
+    """Fires the timers of the kinds in `handlers`; `run` is a `shared.bootstrap.Background`.
+
+    `on_commit` is called after a round committed outbox messages (wakes the outbox relay).
+    """
+
+    def __init__(
+        self,
+        handlers: Mapping[str, FireHandler],
+        *,
+        database_url: str,
+        on_commit: Callable[[], None] = lambda: None,
+        batch: int = 200,
+        idle: float = 60.0,
+        deaf_poll: float = 1.0,
+        sample_every: float = 15.0,
+    ) -> None:
+        if not handlers:
+            raise ValueError("a timer loop needs at least one fire handler")
+        self.handlers = dict(handlers)
+        self.kinds = sorted(handlers)
+        self.database_url = database_url
+        self.on_commit = on_commit
+        self.batch = batch
+        self.idle = timedelta(seconds=idle)  # re-reads now and then: a missed notice is no loss
+        self.deaf_poll = timedelta(seconds=deaf_poll)
+        self.sample_every = sample_every
+        self.listening = asyncio.Event()  # set while LISTEN is up (tests wait on it)
+        self._wakeup = asyncio.Event()
+        self._asleep = False
+        self._next: datetime | None = None
+
+    @property
+    def sleeping(self) -> bool:
+        """True while the loop waits for the next due time (between rounds)."""
+        return self._asleep
+
+    async def run(self, pool: Pool, clock: Clock) -> None:
+        helpers = [
+            asyncio.create_task(self._listen_forever(), name="timers-listen"),
+            asyncio.create_task(self._sample_forever(pool), name="timers-sample"),
+        ]
+        try:
+            await self._fire_forever(pool, clock)
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _fire_forever(self, pool: Pool, clock: Clock) -> None:
+        outage = _Outage("timer_loop_failed", "timer_loop_recovered")
+        backoff = 0.1
+        while True:
+            self._wakeup.clear()
+            self._asleep = False
+            try:
+                while await self.fire_due(pool, clock) == self.batch:
+                    pass
+                async with pool.acquire() as conn:
+                    self._next = await store.next_due(conn, self.kinds)
+            except Exception:  # the database away: the rows wait, try again
+                outage.failed(retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            outage.ended()
+            backoff = 0.1
+            cap = clock.now() + (self.idle if self.listening.is_set() else self.deaf_poll)
+            self._asleep = True
+            await clock.wait_until(
+                cap if self._next is None else min(self._next, cap), self._wakeup
+            )
+
+    async def fire_due(self, pool: Pool, clock: Clock) -> int:
+        """Fire the timers due now, one batch; how many were claimed."""
+        now = clock.now()
+        async with pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    timers = await store.claim_due(conn, self.kinds, now, self.batch)
+                    firings = await self._fire_all(conn, timers, now)
+            except _HandlerFailed as failed:
+                # Rolled back; fire them one per transaction so one bad timer holds up no other.
+                log.warning("timer_batch_failed", exc_info=failed.__cause__)
+                firings = []
+                for timer_id in failed.claimed:
+                    if (firing := await self._fire_alone(conn, timer_id, now)) is not None:
+                        firings.append(firing)
+                timers = [f.timer for f in firings]
+        self._committed(firings, clock)
+        return len(timers)
+
+    async def _fire_all(self, conn: Connection, timers: list[Timer], now: datetime) -> list[Firing]:
+        firings = [Firing(conn, timer, now) for timer in timers]
+        for firing in firings:
+            try:
+                await self.handlers[firing.timer.kind](firing)
+            except Exception as exc:
+                raise _HandlerFailed([t.id for t in timers]) from exc
+        await write_outbox(conn, [m for f in firings for m in f.outbox])
+        await store.mark_fired(conn, [t.id for t in timers], now)
+        return firings
+
+    async def _fire_alone(self, conn: Connection, timer_id: int, now: datetime) -> Firing | None:
+        try:
+            async with conn.transaction():
+                timer = await store.claim_one(conn, timer_id, now)
+                if timer is None:
+                    return None  # cancelled meanwhile, or another replica has it
+                [firing] = await self._fire_all(conn, [timer], now)
+            return firing
+        except _HandlerFailed as failed:
+            error = f"{type(failed.__cause__).__name__}: {failed.__cause__}"
+        log.error("timer_fire_failed", timer_id=timer_id, error=error)
+        async with conn.transaction():
+            timer = await store.claim_one(conn, timer_id, now)
+            if timer is not None:
+                metrics.FAILED.labels(timer.kind).inc()
+                await store.postpone(conn, timer, now, error)
+        return None
+
+    def _committed(self, firings: list[Firing], clock: Clock) -> None:
+        now = clock.now()
+        for firing in firings:
+            metrics.FIRED.labels(firing.timer.kind).inc()
+            metrics.LATENESS.observe((now - firing.timer.due_at).total_seconds())
+            for callback in firing.on_commit:
+                callback()
+        if any(f.outbox for f in firings):
+            self.on_commit()
+
+    # --- notifications -------------------------------------------------------------------
+
+    def _on_notice(self, _conn: Connection, _pid: int, _channel: str, payload: object) -> None:
+        notice = store.read_notice(str(payload))
+        if notice is None or notice[0] not in self.handlers:
+            return
+        # While a round runs, any notice may be newer than what it read: wake to re-read.
+        if not self._asleep or self._next is None or notice[1] < self._next.timestamp():
+            self._wakeup.set()
+
+    async def _listen_forever(self) -> None:
+        outage = _Outage("timer_listen_lost", "timer_listen_restored")
+        while True:
+            try:
+                await self._listen(outage)
+            except Exception:
+                self.listening.clear()
+                outage.failed()
+            await asyncio.sleep(1.0)
+
+    async def _listen(self, outage: _Outage, ping_every: float = 30.0) -> None:
+        """Listen until the connection is lost (then raise)."""
+        conn = await asyncpg.connect(self.database_url)
+        lost = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _c: lost.set())
+            await conn.add_listener(store.CHANNEL, self._on_notice)
+            self.listening.set()
+            outage.ended()
+            self._wakeup.set()  # arms while deaf were not heard: re-read the next due time
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), ping_every)
+                if not lost.is_set():  # a peer that vanished silently: find out
+                    await conn.fetchval("SELECT 1", timeout=5)
+            raise ConnectionError("the LISTEN connection was closed")
+        finally:
+            conn.terminate()
+
+    async def _sample_forever(self, pool: Pool) -> None:
+        """The pending gauge: one count on the partial index now and then, never per timer."""
+        while True:
+            with contextlib.suppress(Exception):  # the database away: the gauge keeps its value
+                async with pool.acquire() as conn:
+                    metrics.PENDING.set(await store.count_pending(conn))
+            await asyncio.sleep(self.sample_every)
