@@ -1,4 +1,4 @@
-"""The shop calendar (营业日历) as data: which hours each role is staffed on any shop day (SPEC §3, §8).
+"""The shop calendar (营业日历) as data: the hours each role is staffed on a shop day (SPEC §3, §8).
 
 A calendar is a time zone, weekly staffed hours per role, public holidays (法定节假日: closed, or
 reduced hours), make-up workdays (调休: a weekend date worked with a given weekday's hours) and

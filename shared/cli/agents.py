@@ -1,14 +1,14 @@
 """`ticketq roster load` and `ticketq agent online|offline|list`: the roster in the database (§3).
 
-The `agents` table holds each agent's id, name, roles, shift names and presence; the shifts
-themselves are seed 000's (day, half_day, night, Asia/Shanghai), which is what every service
-uses, so a roster file that defines other shifts or another time zone is refused rather than
-silently half-applied.
+The `agents` table holds each agent's id, name, roles, shift names and presence;
+`roster_shifts` the shifts a roster file defines (seed 000's day, half_day, night when it
+defines none). The shop's time zone is Asia/Shanghai for every service, so a roster file with
+another `timezone:` is refused rather than silently half-applied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,14 +20,9 @@ from shared.cli.output import Column, Refused, emit, run, table
 from shared.cli.rpc import DbConnection, database
 from shared.clock import Clock, clock_from_env
 from shared.config import get_settings
+from shared.db.tickets import load_shifts, save_shifts
 from shared.domain.roles import Role
-from shared.domain.roster import (
-    SEED_SHIFTS,
-    SHOP_TIMEZONE,
-    Agent,
-    Roster,
-    RosterError,
-)
+from shared.domain.roster import SHOP_TIMEZONE, Agent, Roster, RosterError
 
 roster_app = typer.Typer(help="The roster: agents, their roles and shifts.", no_args_is_help=True)
 agent_app = typer.Typer(help="Agents: presence and who is on shift.", no_args_is_help=True)
@@ -40,9 +35,9 @@ def clock() -> Clock:
     return clock_from_env()
 
 
-def seed_roster(agents: Sequence[Agent] = ()) -> Roster:
-    """A roster with seed 000's shifts, for asking who is on shift (agents need not be in it)."""
-    return Roster(agents=tuple(agents))
+async def shift_roster(conn: DbConnection) -> Roster:
+    """A roster with the stored shifts, for asking who is on shift (agents need not be in it)."""
+    return Roster(agents=(), shifts=await load_shifts(conn))
 
 
 def agent_from_row(row: Mapping[str, Any]) -> Agent:
@@ -71,11 +66,10 @@ def read_roster(path: Path) -> tuple[Roster, set[str]]:
         roster = Roster.from_mapping(data)
     except RosterError as exc:
         raise Refused(f"{path}: {exc}") from None
-    if roster.shifts != SEED_SHIFTS or roster.timezone != SHOP_TIMEZONE:
-        names = ", ".join(f"{s.name} {s.start:%H:%M}-{s.end:%H:%M}" for s in SEED_SHIFTS)
+    if roster.timezone != SHOP_TIMEZONE:
         raise Refused(
-            f"{path}: the services work seed 000's shifts ({names}, {SHOP_TIMEZONE.key}); "
-            "other `shifts:` or `timezone:` cannot be loaded, remove them"
+            f"{path}: the services work in {SHOP_TIMEZONE.key}; another `timezone:` cannot be "
+            "loaded, remove it"
         )
     sets_online = {
         str(raw["id"])
@@ -88,10 +82,12 @@ def read_roster(path: Path) -> tuple[Roster, set[str]]:
 async def load_roster(
     conn: DbConnection, roster: Roster, sets_online: set[str], *, replace: bool
 ) -> dict[str, list[str]]:
-    """Upsert the roster's agents in one transaction; with `replace`, remove the others.
+    """Upsert the roster's agents and replace its shifts in one transaction; with `replace`,
+    remove the other agents.
 
     An existing agent keeps their presence unless the file sets `online`. Removing an agent
-    who owns or tracks an unfinished ticket is refused: a supervisor reassigns those first.
+    who owns or tracks an unfinished ticket is refused: a supervisor reassigns those first; so
+    is leaving an agent the file does not name on a shift it no longer defines.
     """
     added: list[str] = []
     updated: list[str] = []
@@ -136,6 +132,17 @@ async def load_roster(
                 "DELETE FROM agents WHERE NOT id = ANY($1::text[]) RETURNING id", keep
             )
             removed = sorted(r["id"] for r in rows)
+        await save_shifts(conn, roster.shifts)
+        stranded = await conn.fetch(
+            """SELECT id, array_agg(s ORDER BY s) AS shifts FROM agents, unnest(shifts) s
+                WHERE s NOT IN (SELECT name FROM roster_shifts) GROUP BY id ORDER BY id"""
+        )
+        if stranded:
+            who = ", ".join(f"{r['id']} ({', '.join(r['shifts'])})" for r in stranded)
+            raise Refused(
+                f"agents not in the file work shifts it does not define: {who}; add those "
+                "shifts or agents, or use --replace (nothing was changed)"
+            )
     return {"added": added, "updated": updated, "removed": removed}
 
 
@@ -226,7 +233,7 @@ async def list_agents(
             GROUP BY a.id ORDER BY a.id""",
         role,
     )
-    roster = seed_roster()
+    roster = await shift_roster(conn)
     return [
         {
             "id": r["id"],

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from shared.calendar.cli import calendar_app
 from shared.cli.agents import agent_app, roster_app
 from shared.cli.dlq import dlq_app
 from shared.cli.finance import finance_app
@@ -38,6 +39,7 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(finance_app, name="finance")
 app.add_typer(warehouse_app, name="warehouse")
+app.add_typer(calendar_app, name="calendar")
 register_actions(app)
 
 

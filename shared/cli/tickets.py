@@ -22,7 +22,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from shared.cli.agents import agent_from_row, clock, seed_roster
+from shared.cli.agents import agent_from_row, clock, shift_roster
 from shared.cli.output import (
     Column,
     Refused,
@@ -173,7 +173,7 @@ async def list_tickets(
         sql += f" LIMIT {param(limit)}"
     rows = await conn.fetch(sql, *params)
     at = now or clock().now()
-    roster = seed_roster()
+    roster = await shift_roster(conn)
     out = []
     for r in rows:
         absence = None

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from shared.db import Connection
 from shared.domain.roles import Role, TicketKind
-from shared.domain.roster import Agent, Roster
+from shared.domain.roster import SEED_SHIFTS, Agent, Roster, Shift
 from shared.domain.ticket import Accepted, Ticket, new_ticket
 
 
@@ -105,9 +105,24 @@ def _agent(row: Record) -> Agent:
     )
 
 
+async def load_shifts(conn: Connection) -> tuple[Shift, ...]:
+    """The roster's shifts as last loaded; seed 000's until a roster file is loaded."""
+    rows = await conn.fetch("SELECT name, starts, ends FROM roster_shifts ORDER BY starts, name")
+    return tuple(Shift(r["name"], r["starts"], r["ends"]) for r in rows) or SEED_SHIFTS
+
+
+async def save_shifts(conn: Connection, shifts: tuple[Shift, ...]) -> None:
+    """Replace the roster's shifts (in the caller's transaction, with the agents naming them)."""
+    await conn.execute("DELETE FROM roster_shifts")
+    await conn.executemany(
+        "INSERT INTO roster_shifts (name, starts, ends) VALUES ($1, $2, $3)",
+        [(s.name, s.start, s.end) for s in shifts],
+    )
+
+
 async def load_roster(conn: Connection) -> Roster:
     rows = await conn.fetch("SELECT id, name, roles, shifts, online FROM agents ORDER BY id")
-    return Roster(agents=tuple(_agent(r) for r in rows))
+    return Roster(agents=tuple(_agent(r) for r in rows), shifts=await load_shifts(conn))
 
 
 async def load_agent(conn: Connection, agent_id: str) -> Agent | None:
