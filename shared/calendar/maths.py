@@ -22,6 +22,8 @@ Interval = tuple[datetime, datetime]
 
 # A role with no staffed time this many days running is never staffed: refuse, do not spin.
 MAX_IDLE_DAYS = 800
+# A role staffed around the clock has no end of its stretch: it is cut into pieces this long.
+MAX_STRETCH = timedelta(days=7)
 
 
 class ClockKind(StrEnum):
@@ -92,7 +94,10 @@ def next_staffed(calendar: Calendar, role: Role, at: datetime) -> datetime:
 
 
 def end_of_staffed_period(calendar: Calendar, role: Role, at: datetime) -> datetime:
-    """The end of the staffed stretch containing `at`, or of the next one ("not resolved today")."""
+    """The end of the staffed stretch containing `at`, or of the next one ("not resolved today").
+
+    A stretch is cut after `MAX_STRETCH` (7 days): a role staffed around the clock ends there.
+    """
     _, end = next(_stretches(calendar, role, _utc(at)))
     return end
 
@@ -124,8 +129,10 @@ def _stretches(calendar: Calendar, role: Role, at: datetime) -> Iterator[Interva
                 continue
             found = True
             if pending is not None and s <= pending[1]:
-                pending = (pending[0], max(pending[1], e))
-                continue
+                if pending[1] - pending[0] < MAX_STRETCH:
+                    pending = (pending[0], max(pending[1], e))
+                    continue
+                s, e = pending[1], max(pending[1], e)
             if pending is not None and pending[1] > at:
                 yield pending
             pending = (s, e)
