@@ -141,9 +141,7 @@ def test_singles_day_opens_at_midnight_and_closes_at_2400() -> None:
 def test_a_stretch_ending_at_2400_runs_on_into_the_next_day_s_midnight_span() -> None:
     eve = be(2026, 12, 31, 20, 0)
     assert end_of_staffed_period(BERLIN_CALENDAR, P, eve) == be(2027, 1, 1, 2, 0)
-    assert intervals(BERLIN_CALENDAR, P, eve, be(2027, 1, 2, 0, 0)) == [
-        (eve, be(2027, 1, 1, 2, 0))
-    ]
+    assert intervals(BERLIN_CALENDAR, P, eve, be(2027, 1, 2, 0, 0)) == [(eve, be(2027, 1, 1, 2, 0))]
 
 
 # --- time zones -------------------------------------------------------------------------------
@@ -159,8 +157,10 @@ def test_days_are_as_long_as_the_zone_makes_them_around_dst() -> None:
         day + timedelta(hours=1)
     )
     # Staffed around the clock: its stretch is cut a week on, not searched for forever.
-    assert be(2026, 4, 3) <= end_of_staffed_period(BERLIN_CALENDAR, fin, be(2026, 3, 28)) <= be(
-        2026, 4, 5
+    assert (
+        be(2026, 4, 3)
+        <= end_of_staffed_period(BERLIN_CALENDAR, fin, be(2026, 3, 28))
+        <= be(2026, 4, 5)
     )
     # Saturday 16:59 + 2 min: one minute Saturday, one minute Sunday at 09:00 summer time.
     due = add_business_time(BERLIN_CALENDAR, P, be(2026, 3, 28, 16, 59), 2 * 60 * SECOND)
