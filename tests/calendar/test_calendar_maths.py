@@ -48,13 +48,14 @@ special_days:
 )
 
 
-def sh(*fields: int) -> datetime:
+def sh(year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: int = 0) -> datetime:
     """Shanghai local time."""
-    return datetime(*fields, tzinfo=SHANGHAI)  # type: ignore[misc]
+    return datetime(year, month, day, hour, minute, sec, tzinfo=SHANGHAI)
 
 
-def be(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=BERLIN)  # type: ignore[misc]
+def be(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    """Berlin local time."""
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
 
 
 # --- shift edges and overnight ----------------------------------------------------------------
