@@ -8,6 +8,7 @@ another `timezone:` is refused rather than silently half-applied.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 
 from shared.cli.output import Column, Refused, emit, run, table
 from shared.cli.rpc import DbConnection, database
+from shared.cli.yamlpath import line_of
 from shared.clock import Clock, clock_from_env
 from shared.config import get_settings
 from shared.db.tickets import load_shifts, save_shifts
@@ -52,10 +54,11 @@ def agent_from_row(row: Mapping[str, Any]) -> Agent:
 def read_roster(path: Path) -> tuple[Roster, set[str]]:
     """The roster in a YAML file, and the ids of agents whose `online` the file sets.
 
-    Raises `Refused` with where and what is wrong.
+    Raises `Refused` with where (the line, when it can be found) and what is wrong.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise Refused(f"{path}: cannot read it: {exc}") from None
     except yaml.YAMLError as exc:
@@ -65,7 +68,8 @@ def read_roster(path: Path) -> tuple[Roster, set[str]]:
     try:
         roster = Roster.from_mapping(data)
     except RosterError as exc:
-        raise Refused(f"{path}: {exc}") from None
+        line = line_of(text, _where(str(exc)))
+        raise Refused(f"{path}: {f'line {line}: ' if line else ''}{exc}") from None
     if roster.timezone != SHOP_TIMEZONE:
         raise Refused(
             f"{path}: the services work in {SHOP_TIMEZONE.key}; another `timezone:` cannot be "
@@ -77,6 +81,13 @@ def read_roster(path: Path) -> tuple[Roster, set[str]]:
         if isinstance(raw, Mapping) and "online" in raw
     }
     return roster, sets_online
+
+
+def _where(error: str) -> str:
+    """The YAML path a `RosterError` message starts with (`agents[0].roles: ...`)."""
+    if named := re.match(r"(shift|agent) '([^']*)'", error):
+        return f"shifts.{named[2]}" if named[1] == "shift" else f"agents[id={named[2]}]"
+    return error.split(":", 1)[0]
 
 
 async def load_roster(

@@ -97,22 +97,27 @@ async def test_a_roster_leaving_agents_on_undefined_shifts_is_refused(
 
 
 @pytest.mark.parametrize(
-    ("shift", "error"),
+    ("old", "new", "error"),
     [
-        ("early: {start: '14:00', end: '06:00'}", "shift 'early' must start before it ends"),
-        ("early: {start: '06:00', ends: '14:00'}", "shifts.early: unknown field(s) ends"),
-        ("early: {start: '6 am', end: '14:00'}", "shifts.early.start: expected a clock time"),
+        ("end: '14:00'", "end: '05:00'", "line 2: shift 'early' must start before it ends"),
+        ("end: '14:00'", "ends: '14:00'", "line 2: shifts.early: unknown field(s) ends"),
+        ("start: '06:00'", "start: '6 am'", "line 2: shifts.early.start: expected a clock time"),
+        (
+            "roles: [presale], shifts: [late]",
+            "roles: [cook], shifts: [late]",
+            "line 6: agents[1].roles: unknown role 'cook'",
+        ),
+        ("shifts: [late]", "shifts: [lunch]", "line 6: agent 'l1': unknown shift(s) lunch"),
     ],
 )
-async def test_a_bad_shift_is_refused_naming_it_and_nothing_is_stored(
-    cli: Cli, db: Pool, tmp_path: Path, shift: str, error: str
+async def test_a_bad_roster_is_refused_naming_the_line_and_nothing_is_stored(
+    cli: Cli, db: Pool, tmp_path: Path, old: str, new: str, error: str
 ) -> None:
-    bad = write(
-        tmp_path, "bad.yaml", ROSTER.replace("early: {start: '06:00', end: '14:00'}", shift)
-    )
+    bad = write(tmp_path, "bad.yaml", ROSTER.replace(old, new, 1))
 
     refused = await cli("roster", "load", str(bad))
 
-    assert refused.exit_code == 1 and error in refused.stderr, refused.output
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.startswith(f"error: {bad}: {error}"), refused.stderr
     assert await db.fetchval("SELECT count(*) FROM roster_shifts") == 0
     assert await db.fetchval("SELECT count(*) FROM agents") == 0
