@@ -144,28 +144,40 @@ class _Reader:
         )
         timezone = _timezone(top["timezone"]) if "timezone" in top else SHOP_TIMEZONE
         weekly = self.weekly(top["weekly"])
+        holidays = self.holidays(top.get("holidays"))  # dates are claimed in the file's order
+        makeup_days = self.makeup_days(top.get("makeup_days"))
+        special_days, annual = self.special_days(top.get("special_days"))
+        return Calendar(timezone, weekly, holidays, makeup_days, special_days, annual)
+
+    def holidays(self, node: Node | None) -> dict[date, DayRule]:
         holidays: dict[date, DayRule] = {}
-        for node in _items(top.get("holidays"), "holidays"):
-            f = _fields(node, "holidays[]", {"name", "date", "from", "to", "hours"}, {"name"})
+        for entry in _items(node, "holidays"):
+            f = _fields(entry, "holidays[]", {"name", "date", "from", "to", "hours"}, {"name"})
             rule = DayRule(_text(f["name"], "name"), self.role_hours(f.get("hours"), "hours"))
-            holidays.update((d, rule) for d in self.dates(node, f))
+            holidays.update((d, rule) for d in self.dates(entry, f))
+        return holidays
+
+    def makeup_days(self, node: Node | None) -> dict[date, MakeUpDay]:
         makeup_days: dict[date, MakeUpDay] = {}
-        for node in _items(top.get("makeup_days"), "makeup_days"):
-            f = _fields(node, "makeup_days[]", {"date", "works_as", "name"}, {"date", "works_as"})
+        for entry in _items(node, "makeup_days"):
+            f = _fields(entry, "makeup_days[]", {"date", "works_as", "name"}, {"date", "works_as"})
             on = self.claim(f["date"], _date(f["date"]))
             if on.weekday() < 5:
-                _refuse(
-                    f["date"],
-                    f"make-up workday {on} is a {WEEKDAYS[on.weekday()]}, not a weekend day",
-                )
-            works_as = _weekday(f["works_as"])
+                weekday = WEEKDAYS[on.weekday()]
+                _refuse(f["date"], f"make-up workday {on} is a {weekday}, not a weekend day")
             name = _text(f["name"], "name") if "name" in f else "调休"
-            makeup_days[on] = MakeUpDay(name, works_as)
-        special_days: dict[date, DayRule] = {}
+            makeup_days[on] = MakeUpDay(name, _weekday(f["works_as"]))
+        return makeup_days
+
+    def special_days(
+        self, node: Node | None
+    ) -> tuple[dict[date, DayRule], dict[tuple[int, int], DayRule]]:
+        """Dated special days, and those given as MM-DD (every year)."""
+        dated: dict[date, DayRule] = {}
         annual: dict[tuple[int, int], DayRule] = {}
-        for node in _items(top.get("special_days"), "special_days"):
+        for entry in _items(node, "special_days"):
             f = _fields(
-                node, "special_days[]", {"name", "date", "hours"}, {"name", "date", "hours"}
+                entry, "special_days[]", {"name", "date", "hours"}, {"name", "date", "hours"}
             )
             rule = DayRule(_text(f["name"], "name"), self.role_hours(f["hours"], "hours"))
             if _MONTH_DAY.fullmatch(when := _scalar(f["date"], "date")):
@@ -174,15 +186,13 @@ class _Reader:
                     _refuse(f["date"], f"special day {when} is given twice")
                 annual[on.month, on.day] = rule
             else:
-                special_days[self.claim(f["date"], _date(f["date"]))] = rule
-        return Calendar(timezone, weekly, holidays, makeup_days, special_days, annual)
+                dated[self.claim(f["date"], _date(f["date"]))] = rule
+        return dated, annual
 
     def weekly(self, node: Node) -> tuple[Hours, ...]:
         days: list[dict[Role, tuple[Span, ...]]] = [{} for _ in WEEKDAYS]
-        seen_roles: set[Role] = set()
         for key, value in _pairs(node, "weekly"):
             role = _role(key)
-            seen_roles.add(role)
             given: set[int] = set()
             for day_key, spans_node in _pairs(value, f"weekly.{role}"):
                 where = f"weekly.{role}.{day_key.value}"
