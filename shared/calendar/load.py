@@ -144,7 +144,7 @@ class _Reader:
         )
         timezone = _timezone(top["timezone"]) if "timezone" in top else SHOP_TIMEZONE
         weekly = self.weekly(top["weekly"])
-        holidays = self.holidays(top.get("holidays"))  # dates are claimed in the file's order
+        holidays = self.holidays(top.get("holidays"))  # a date is claimed once, in this order
         makeup_days = self.makeup_days(top.get("makeup_days"))
         special_days, annual = self.special_days(top.get("special_days"))
         return Calendar(timezone, weekly, holidays, makeup_days, special_days, annual)

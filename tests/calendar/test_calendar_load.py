@@ -38,6 +38,17 @@ def test_named_shifts_are_merged_and_2400_is_an_end() -> None:
     assert str(Span.parse("08:00-24:00")) == "08:00-24:00"
 
 
+def test_a_dated_entry_wins_over_an_every_year_special_day() -> None:
+    cal = parse_calendar(
+        WEEKLY
+        + "holidays:\n  - {name: closed, date: 2027-11-11}\n"
+        + "special_days:\n  - {name: 双11, date: 11-11, hours: {presale: [day]}}\n"
+    )
+    assert cal.day(date(2027, 11, 11)).kind is DayKind.HOLIDAY
+    assert cal.spans(Role.PRESALE, date(2027, 11, 11)) == ()
+    assert cal.day(date(2028, 11, 11)).kind is DayKind.SPECIAL
+
+
 def test_a_roster_s_own_shifts_may_be_named() -> None:
     early = Shift("early", time(9, 0), time(10, 0))
     cal = parse_calendar(
