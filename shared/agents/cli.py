@@ -1,13 +1,14 @@
 """`ticketq roster load` and `ticketq agent online|offline|list`: the roster in the database (§3).
 
-The `agents` table holds each agent's id, name, roles, shift names and presence; the shifts
-themselves are seed 000's (day, half_day, night, Asia/Shanghai), which is what every service
-uses, so a roster file that defines other shifts or another time zone is refused rather than
-silently half-applied.
+The `agents` table holds each agent's id, name, roles, shift names and presence;
+`roster_shifts` the shifts a roster file defines (seed 000's day, half_day, night when it
+defines none). The shop's time zone is Asia/Shanghai for every service, so a roster file with
+another `timezone:` is refused rather than silently half-applied.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -16,16 +17,11 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from shared.agents.roster import (
-    SEED_SHIFTS,
-    SHOP_TIMEZONE,
-    Roster,
-    RosterError,
-    agent_from_row,
-    seed_roster,
-)
+from shared.agents.roster import SHOP_TIMEZONE, Roster, RosterError, agent_from_row
+from shared.agents.store import save_shifts, shift_roster
 from shared.cli.db import DbConnection, database
 from shared.cli.output import Column, Refused, emit, run, table
+from shared.cli.yamlpath import line_of
 from shared.clock import Clock, clock_from_env
 from shared.config import get_settings
 from shared.tickets.roles import Role
@@ -48,10 +44,11 @@ def clock() -> Clock:
 def read_roster(path: Path) -> tuple[Roster, set[str]]:
     """The roster in a YAML file, and the ids of agents whose `online` the file sets.
 
-    Raises `Refused` with where and what is wrong.
+    Raises `Refused` with where (the line, when it can be found) and what is wrong.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise Refused(f"{path}: cannot read it: {exc}") from None
     except yaml.YAMLError as exc:
@@ -61,12 +58,12 @@ def read_roster(path: Path) -> tuple[Roster, set[str]]:
     try:
         roster = Roster.from_mapping(data)
     except RosterError as exc:
-        raise Refused(f"{path}: {exc}") from None
-    if roster.shifts != SEED_SHIFTS or roster.timezone != SHOP_TIMEZONE:
-        names = ", ".join(f"{s.name} {s.start:%H:%M}-{s.end:%H:%M}" for s in SEED_SHIFTS)
+        line = line_of(text, _where(str(exc)))
+        raise Refused(f"{path}: {f'line {line}: ' if line else ''}{exc}") from None
+    if roster.timezone != SHOP_TIMEZONE:
         raise Refused(
-            f"{path}: the services work seed 000's shifts ({names}, {SHOP_TIMEZONE.key}); "
-            "other `shifts:` or `timezone:` cannot be loaded, remove them"
+            f"{path}: the services work in {SHOP_TIMEZONE.key}; another `timezone:` cannot be "
+            "loaded, remove it"
         )
     sets_online = {
         str(raw["id"])
@@ -76,13 +73,22 @@ def read_roster(path: Path) -> tuple[Roster, set[str]]:
     return roster, sets_online
 
 
+def _where(error: str) -> str:
+    """The YAML path a `RosterError` message starts with (`agents[0].roles: ...`)."""
+    if named := re.match(r"(shift|agent) '([^']*)'", error):
+        return f"shifts.{named[2]}" if named[1] == "shift" else f"agents[id={named[2]}]"
+    return error.split(":", 1)[0]
+
+
 async def load_roster(
     conn: DbConnection, roster: Roster, sets_online: set[str], *, replace: bool
 ) -> dict[str, list[str]]:
-    """Upsert the roster's agents in one transaction; with `replace`, remove the others.
+    """Upsert the roster's agents and replace its shifts in one transaction; with `replace`,
+    remove the other agents.
 
     An existing agent keeps their presence unless the file sets `online`. Removing an agent
-    who owns or tracks an unfinished ticket is refused: a supervisor reassigns those first.
+    who owns or tracks an unfinished ticket is refused: a supervisor reassigns those first; so
+    is leaving an agent the file does not name on a shift it no longer defines.
     """
     added: list[str] = []
     updated: list[str] = []
@@ -127,6 +133,17 @@ async def load_roster(
                 "DELETE FROM agents WHERE NOT id = ANY($1::text[]) RETURNING id", keep
             )
             removed = sorted(r["id"] for r in rows)
+        await save_shifts(conn, roster.shifts)
+        stranded = await conn.fetch(
+            """SELECT id, array_agg(s ORDER BY s) AS shifts FROM agents, unnest(shifts) s
+                WHERE s NOT IN (SELECT name FROM roster_shifts) GROUP BY id ORDER BY id"""
+        )
+        if stranded:
+            who = ", ".join(f"{r['id']} ({', '.join(r['shifts'])})" for r in stranded)
+            raise Refused(
+                f"agents not in the file work shifts it does not define: {who}; add those "
+                "shifts or agents, or use --replace (nothing was changed)"
+            )
     return {"added": added, "updated": updated, "removed": removed}
 
 
@@ -217,7 +234,7 @@ async def list_agents(
             GROUP BY a.id ORDER BY a.id""",
         role,
     )
-    roster = seed_roster()
+    roster = await shift_roster(conn)
     return [
         {
             "id": r["id"],

@@ -8,7 +8,7 @@ the clock; `Clock` is the seam through which services get "now".
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
@@ -169,11 +169,6 @@ def choose_assignee(
         if after_last:
             return after_last[0]
     return tied[0]
-
-
-def seed_roster(agents: Sequence[Agent] = ()) -> Roster:
-    """A roster with seed 000's shifts, for asking who is on shift (agents need not be in it)."""
-    return Roster(agents=tuple(agents))
 
 
 def agent_from_row(row: Mapping[str, Any]) -> Agent:

@@ -20,6 +20,7 @@ from services.catalogue import CATALOGUE
 from services.finance.cli import finance_app
 from services.warehouse.cli import warehouse_app
 from shared.agents.cli import agent_app, roster_app
+from shared.calendar.cli import calendar_app
 from shared.config import get_settings
 from shared.ops.dlq.cli import dlq_app
 from shared.tickets.cli import register_actions, tickets_app
@@ -38,6 +39,7 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(finance_app, name="finance")
 app.add_typer(warehouse_app, name="warehouse")
+app.add_typer(calendar_app, name="calendar")
 register_actions(app)
 
 

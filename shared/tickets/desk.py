@@ -17,6 +17,7 @@ import structlog
 
 from shared import tickets as domain
 from shared.agents.roster import choose_assignee
+from shared.agents.store import load_agent, load_roster
 from shared.bootstrap import Background
 from shared.clock import Clock
 from shared.db import Connection, Pool
@@ -43,8 +44,6 @@ from shared.tickets.contracts import (
 from shared.tickets.read_model import ticket_view
 from shared.tickets.roles import Role
 from shared.tickets.store import (
-    load_agent,
-    load_roster,
     load_ticket,
     open_ticket_counts,
     save_decision,

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from shared.agents.roster import agent_from_row, seed_roster
+from shared.agents.roster import agent_from_row
+from shared.agents.store import shift_roster
 from shared.db import Connection
 from shared.pii import mask, mask_detail, mask_text
 from shared.tickets import Ticket
@@ -126,7 +127,7 @@ async def list_tickets(
         total = await conn.fetchval(f"SELECT count(*) FROM tickets t {where_sql}", *params)
         sql += f" LIMIT {param(limit)} OFFSET {param(offset)}"
     rows = await conn.fetch(sql, *params)
-    roster = seed_roster()
+    roster = await shift_roster(conn)
     out = []
     for r in rows:
         absence = None

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from shared.agents.roster import Agent, Roster, agent_from_row
 from shared.db import Connection
 from shared.tickets import Accepted, HistoryEntry, Ticket, new_ticket
 from shared.tickets.roles import Role, TicketKind
@@ -128,18 +127,6 @@ async def _append(conn: Connection, ticket_id: str, h: HistoryEntry) -> None:
         detail=h.detail,
         reason=h.reason,
     )
-
-
-async def load_roster(conn: Connection) -> Roster:
-    rows = await conn.fetch("SELECT id, name, roles, shifts, online FROM agents ORDER BY id")
-    return Roster(agents=tuple(agent_from_row(dict(r)) for r in rows))
-
-
-async def load_agent(conn: Connection, agent_id: str) -> Agent | None:
-    row = await conn.fetchrow(
-        "SELECT id, name, roles, shifts, online FROM agents WHERE id = $1", agent_id
-    )
-    return agent_from_row(dict(row)) if row else None
 
 
 async def open_ticket_counts(conn: Connection, role: Role) -> dict[str, int]:

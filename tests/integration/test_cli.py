@@ -235,9 +235,9 @@ async def test_replace_refuses_to_remove_an_agent_with_unfinished_tickets(
         ("agents: [\n", "not valid YAML"),
         ("- a1\n", "expected a mapping with `agents:`"),
         (
-            "shifts: {early: {start: '06:00', end: '12:00'}}\n"
-            "agents:\n  - {id: a1, name: x, roles: [presale], shifts: [early]}\n",
-            "other `shifts:` or `timezone:` cannot be loaded",
+            "timezone: Europe/Berlin\n"
+            "agents:\n  - {id: a1, name: x, roles: [presale], shifts: [day]}\n",
+            "another `timezone:` cannot be loaded",
         ),
     ],
 )
