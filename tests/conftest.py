@@ -25,6 +25,9 @@ from shared.db import Pool, create_pool, migrate
 from shared.logging import configure_logging
 from shared.messaging import topology as messaging
 
+# Fixtures shared by several rooms' tests.
+pytest_plugins = ["tests.staff"]
+
 BASE = Settings()
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -125,7 +128,11 @@ async def db(settings: Settings) -> AsyncIterator[Pool]:
     await pool.close()
 
 
+# A test that uses any of these talks to the real servers.
+_SERVER_FIXTURES = frozenset({"amqp_url", "database_url", "settings", "broker", "channel", "db"})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "integration" in item.path.parts:
+        if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)

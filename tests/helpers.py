@@ -26,6 +26,7 @@ from services.intake.contracts import SubmitTicket
 from services.warehouse.contracts import WarehouseOperation
 from shared.bootstrap import Service, start_service
 from shared.config import Settings
+from shared.db import Pool
 from shared.messaging.envelope import Contract
 from shared.messaging.topology import queue_stats
 from shared.tickets.contracts import Channel, Customer, OnTicket, Order, TicketCommand
@@ -255,3 +256,11 @@ def command_for(
         except ValidationError:
             continue
     raise TypeError(f"no command carries {type(args).__name__}")
+
+
+async def add_agents(db: Pool, agents: Sequence[tuple[str, str, list[str], list[str]]]) -> None:
+    """Put agents (id, name, roles, shifts) on the roster, online."""
+    await db.executemany(
+        "INSERT INTO agents (id, name, roles, shifts, online) VALUES ($1, $2, $3, $4, true)",
+        agents,
+    )

@@ -10,8 +10,9 @@ handoffs have all returned goes back to its first handler's role.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import structlog
 
@@ -134,14 +135,22 @@ async def apply_command(tx: Transaction, msg: Incoming[TicketCommand]) -> Outcom
         return reject(tx, ticket.id, decision.code.value, decision.message, ticket)
     await commit(tx, decision)
     new = decision.ticket
-    tx.reply = CommandReply(
-        ticket_id=new.id,
-        accepted=True,
-        message=f"{domain.command_name(command)} accepted; owner: {new.owner}",
-        version=new.version,
-        owner=str(new.owner),
-    )
+    answer(tx, new, f"{domain.command_name(command)} accepted; owner: {new.owner}")
     return Outcome("accepted", new.id)
+
+
+def answer(
+    tx: Transaction, ticket: Ticket, message: str, data: Mapping[str, Any] | None = None
+) -> None:
+    """The accepted answer to a command, with the ticket as it is now."""
+    tx.reply = CommandReply(
+        ticket_id=ticket.id,
+        accepted=True,
+        message=message,
+        version=ticket.version,
+        owner=str(ticket.owner),
+        data=dict(data or {}),
+    )
 
 
 def reject(

@@ -57,7 +57,7 @@ from shared.tickets.contracts import (
     OperationCommand,
     Order,
 )
-from shared.tickets.desk import UnknownReference, actor_of, commit, reject
+from shared.tickets.desk import UnknownReference, actor_of, answer, commit, reject
 from shared.tickets.model import Outcome as ResultOutcome
 from shared.tickets.roles import Role
 from shared.tickets.store import append_history, load_ticket
@@ -227,27 +227,14 @@ def operation_handler(role: Role, operations: Operations) -> Handler:
                 message_id=tx.cause.message_id,
                 detail={"handoff_id": handoff.id, "operation": args.command, **done.data},
             )
-            tx.reply = CommandReply(
-                ticket_id=ticket.id,
-                accepted=True,
-                message=done.summary,
-                version=ticket.version,
-                owner=str(ticket.owner),
-                data=done.data,
-            )
+            answer(tx, ticket, done.summary, done.data)
             return Outcome(f"step:{args.command}", ticket.id)
         decision = decide(ticket, result("done", {"operation": args.command, **done.data}))
         assert isinstance(decision, Accepted)  # the same checks as the dry run
         await commit(tx, decision)
         new = decision.ticket
-        tx.reply = CommandReply(
-            ticket_id=new.id,
-            accepted=True,
-            message=f"{done.summary}; result of {handoff.id} recorded; owner: {new.owner}",
-            version=new.version,
-            owner=str(new.owner),
-            data=done.data,
-        )
+        message = f"{done.summary}; result of {handoff.id} recorded; owner: {new.owner}"
+        answer(tx, new, message, done.data)
         return Outcome(f"done:{args.command}", new.id)
 
     return apply_operation

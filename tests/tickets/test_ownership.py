@@ -32,9 +32,7 @@ from shared.tickets.contracts import (
     ResolveArgs,
     TicketCommand,
 )
-from tests.helpers import contact, wait_until
-
-T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: day shift
+from tests.helpers import T0, add_agents, contact, wait_until
 
 ROSTER = [
     ("p1", "王芳", ["presale"], ["day"]),
@@ -48,10 +46,7 @@ ROSTER = [
 
 @pytest.fixture
 async def desk(settings: Settings, db: Pool, broker: object) -> AsyncIterator[FixedClock]:
-    await db.executemany(
-        "INSERT INTO agents (id, name, roles, shifts, online) VALUES ($1, $2, $3, $4, true)",
-        ROSTER,
-    )
+    await add_agents(db, ROSTER)
     clock = FixedClock(T0)
     services: list[Service] = [INTAKE, PRESALE, AFTERSALES, WAREHOUSE, FINANCE]
     running = [await start_service(s, settings, clock=clock) for s in services]

@@ -23,8 +23,8 @@ from shared.ops.dlq.deadletters import (
     parse_time,
     replay_headers,
 )
+from tests.helpers import T0
 
-T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 BODY = json.dumps(
     {
         "message_id": "m-1",

@@ -11,7 +11,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,7 @@ from shared.config import Settings, get_settings
 from shared.db import Pool
 from shared.messaging.envelope import Envelope
 from shared.tickets.contracts import ClaimArgs, CommandReply, Customer, TicketCommand
-from tests.helpers import contact, wait_until
-
-T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: the day shift
+from tests.helpers import T0, contact, wait_until
 
 # Everyone on the day shift; after-sales and pre-sale staff start offline so that nobody is
 # auto-assigned and the CLI's `claim` is what makes the first handler.

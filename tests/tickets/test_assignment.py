@@ -8,7 +8,7 @@ from services.intake.client import TicketPublisher
 from services.intake.worker import SERVICE as INTAKE
 from shared.config import Settings
 from shared.db import Pool
-from tests.helpers import WorkerProcess, contact, running, wait_until
+from tests.helpers import WorkerProcess, add_agents, contact, running, wait_until
 
 AGENTS = [(f"a{i}", f"客服{i}", ["aftersales"], ["day", "night"]) for i in range(1, 5)]
 TICKETS = 120
@@ -17,10 +17,7 @@ TICKETS = 120
 async def test_two_replicas_assign_each_ticket_once_and_balance_the_load(
     settings: Settings, db: Pool, broker: object, tmp_path: Path
 ) -> None:
-    await db.executemany(
-        "INSERT INTO agents (id, name, roles, shifts, online) VALUES ($1, $2, $3, $4, true)",
-        AGENTS,
-    )
+    await add_agents(db, AGENTS)
     staffed = {"TICKETQ_CLOCK_START": "2026-11-23T10:00:00+08:00"}
     replicas = [
         WorkerProcess("aftersales", settings, log_path=tmp_path / f"as-{i}.log", env=staffed)

@@ -1,182 +1,45 @@
-"""Warehouse and finance operations against the real broker and database (issue 5, SPEC §7, §10)."""
+"""Finance's operations, and a whole return across warehouse and finance, against the real
+broker and database (SPEC §7, §10)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
 from typer.testing import CliRunner
 
 from services.aftersales.worker import SERVICE as AFTERSALES
-from services.finance.contracts import ApprovePayoutArgs, InvoiceArgs, PayoutArgs, RefundArgs
-from services.finance.worker import SERVICE as FINANCE
-from services.intake.client import publish_ticket
+from services.finance.contracts import ApprovePayoutArgs, InvoiceArgs, PayoutArgs
 from services.intake.worker import SERVICE as INTAKE
 from services.warehouse.contracts import (
-    InterceptArgs,
     PickUpArgs,
     ReceiveReturnArgs,
-    ReshipArgs,
-    ShipArgs,
     StockLine,
     TrackReturnArgs,
 )
-from services.warehouse.worker import SERVICE as WAREHOUSE
-from shared.bootstrap import RunningService, Service, start_service
-from shared.cli.commands import queue_of
 from shared.cli.main import app
-from shared.clock import FixedClock
 from shared.config import Settings, get_settings
 from shared.db import Pool
-from shared.messaging.envelope import Contract, Envelope
-from shared.messaging.topology import EXCHANGE, amqp_message
-from shared.tickets.contracts import CommandReply, HandOffArgs
-from tests.helpers import WorkerProcesses, command_for, contact, depth, take_all, wait_until
-
-T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: day shift
-
-ROSTER = [
-    ("a1", "李娜", ["aftersales"], ["day"]),
-    ("w1", "赵仓", ["warehouse"], ["day"]),
-    ("f1", "钱财", ["finance"], ["day"]),
-    ("s1", "孙主管", ["supervisor"], ["day"]),
-]
-
-LEDGERS = (
-    "refunds",
-    "order_payments",
-    "payouts",
-    "payout_approvals",
-    "cashback_register",
-    "invoices",
-    "shipments",
-    "stock_movements",
-    "returns",
-    "interceptions",
+from shared.messaging.envelope import Contract
+from shared.tickets.contracts import CommandReply
+from tests.helpers import T0, WorkerProcesses, depth, take_all, wait_until
+from tests.staff import (
+    add_roster,
+    ask,
+    count,
+    hand_off,
+    has_messages,
+    ledger_rows,
+    new_ticket,
+    one,
+    refund,
+    start_all,
+    ticket_state,
 )
-
-
-async def _roster(db: Pool) -> None:
-    await db.executemany(
-        "INSERT INTO agents (id, name, roles, shifts, online) VALUES ($1, $2, $3, $4, true)",
-        ROSTER,
-    )
-
-
-async def _start(settings: Settings, services: Sequence[Service]) -> list[RunningService]:
-    clock = FixedClock(T0)
-    return [await start_service(s, settings, clock=clock) for s in services]
-
-
-@pytest.fixture
-async def desk(settings: Settings, db: Pool, broker: object) -> AsyncIterator[None]:
-    """Intake, after-sales, two warehouse and two finance replicas, in this process."""
-    await _roster(db)
-    running = await _start(settings, [INTAKE, AFTERSALES, WAREHOUSE, WAREHOUSE, FINANCE, FINANCE])
-    yield
-    for r in running:
-        await r.stop()
-
-
-async def ask(
-    settings: Settings,
-    ticket_id: str,
-    actor: str,
-    args: Contract,
-    *,
-    queue: str | None = None,
-    message_id: str | None = None,
-    copies: int = 1,
-) -> list[CommandReply]:
-    """Publish the command `copies` times (same message id) to `queue` (by default, where the
-    catalogue sends it); every answer."""
-    command = command_for(ticket_id, actor, args)
-    queue = queue or queue_of(command)
-    envelope = Envelope.wrap(
-        command,
-        producer="test",
-        correlation_id=ticket_id,
-        message_id=message_id,
-    )
-    connection = await aio_pika.connect_robust(settings.amqp_url)
-    answers: list[CommandReply] = []
-    async with connection:
-        channel = await connection.channel()
-        replies = await channel.declare_queue(exclusive=True, auto_delete=True)
-        exchange = await channel.get_exchange(EXCHANGE)
-        for _ in range(copies):
-            message = amqp_message(envelope)
-            message.reply_to = replies.name
-            await exchange.publish(message, routing_key=queue)
-        async with replies.iterator(timeout=20) as incoming:
-            async for answer in incoming:
-                await answer.ack()
-                answers.append(CommandReply.model_validate(json.loads(answer.body)["payload"]))
-                if len(answers) == copies:
-                    break
-    return answers
-
-
-async def one(
-    settings: Settings, ticket_id: str, actor: str, args: Contract, *, queue: str | None = None
-) -> CommandReply:
-    return (await ask(settings, ticket_id, actor, args, queue=queue))[0]
-
-
-async def new_ticket(settings: Settings, db: Pool, name: str, **order: Any) -> str:
-    """An after-sales ticket on a paid order of 59.00, with a1 as its first handler."""
-    await publish_ticket(settings.amqp_url, contact(name, subject="我要退货", order_id=f"o-{name}"))
-
-    async def assigned() -> bool:
-        owner = await db.fetchval("SELECT owner_agent_id FROM tickets WHERE external_id = $1", name)
-        return bool(owner == "a1")
-
-    await wait_until(assigned, what="auto-assignment")
-    tid = await db.fetchval("SELECT id FROM tickets WHERE external_id = $1", name)
-    if order:
-        await db.execute(
-            "UPDATE tickets SET order_data = order_data || $2::jsonb WHERE id = $1", tid, order
-        )
-    return str(tid)
-
-
-async def hand_off(settings: Settings, db: Pool, tid: str, role: str, action: str) -> str:
-    reply = await one(settings, tid, "a1", HandOffArgs(role=role, action=action))
-    assert reply.accepted, reply
-    state = await _state(db, tid)
-    return str(state["handoffs"][-1]["id"])
-
-
-async def _state(db: Pool, tid: str) -> dict[str, Any]:
-    state: dict[str, Any] = await db.fetchval("SELECT state FROM tickets WHERE id = $1", tid)
-    return state
-
-
-async def _has(channel: AbstractChannel, queue: str) -> bool:
-    return await depth(channel, queue) > 0
-
-
-async def count(db: Pool, sql: str, *args: object) -> int:
-    return int(await db.fetchval(sql, *args))
-
-
-async def ledger_rows(db: Pool) -> dict[str, int]:
-    return {t: await count(db, f"SELECT count(*) FROM {t}") for t in LEDGERS}
-
-
-def refund(handoff_id: str, amount: str, **extra: Any) -> RefundArgs:
-    return RefundArgs(handoff_id=handoff_id, amount=Decimal(amount), reason="退货退款", **extra)
-
-
-# --------------------------------------------------------------------------------------------
 
 
 async def test_ten_deliveries_to_two_finance_replicas_make_one_refund_and_one_result(
@@ -197,7 +60,7 @@ async def test_ten_deliveries_to_two_finance_replicas_make_one_refund_and_one_re
         "SELECT action FROM ticket_history WHERE ticket_id = $1 AND action = 'result_recorded'", tid
     )
     assert len(history) == 1
-    [handoff] = (await _state(db, tid))["handoffs"]
+    [handoff] = (await ticket_state(db, tid))["handoffs"]
     assert handoff["result"]["outcome"] == "done"
     assert handoff["result"]["data"]["refund_id"] == f"RF-{h}"
     row = await db.fetchrow("SELECT owner_agent_id, status FROM tickets WHERE id = $1", tid)
@@ -212,11 +75,11 @@ async def test_ten_deliveries_to_two_finance_replicas_make_one_refund_and_one_re
 async def _rejected(
     settings: Settings, db: Pool, tid: str, actor: str, args: Contract, code: str
 ) -> CommandReply:
-    before = (await ledger_rows(db), await _state(db, tid))
+    before = (await ledger_rows(db), await ticket_state(db, tid))
     history = await count(db, "SELECT count(*) FROM ticket_history WHERE ticket_id = $1", tid)
     reply = await one(settings, tid, actor, args)
     assert (reply.accepted, reply.code) == (False, code), reply
-    assert (await ledger_rows(db), await _state(db, tid)) == before
+    assert (await ledger_rows(db), await ticket_state(db, tid)) == before
     assert await count(db, "SELECT count(*) FROM ticket_history WHERE ticket_id = $1", tid) == (
         history
     )
@@ -254,7 +117,7 @@ async def test_second_refund_past_paid_is_rejected_and_can_return_to_first_handl
     assert (back.accepted, back.code) == (False, "refund_exceeds_paid")
     assert await count(db, "SELECT count(*) FROM refunds") == 1
     assert await db.fetchval("SELECT refunded FROM order_payments") == Decimal("40.00")
-    result = (await _state(db, tid))["handoffs"][1]["result"]
+    result = (await ticket_state(db, tid))["handoffs"][1]["result"]
     assert result["outcome"] == "failed"
     assert (
         result["data"]["reason"] == "refund_exceeds_paid: paid 59.00, refunded 40.00, asked 30.00"
@@ -354,7 +217,7 @@ async def test_a_full_return_ends_with_the_first_handler_and_totals_match(
     for step in steps:
         reply = await one(settings, tid, "w1", step)
         assert reply.accepted, reply
-    assert (await _state(db, tid))["handoffs"][0]["result"] is None  # steps keep it open
+    assert (await ticket_state(db, tid))["handoffs"][0]["result"] is None  # steps keep it open
 
     # Damaged goods go nowhere: rejected, nothing moves.
     bad = await one(
@@ -384,7 +247,7 @@ async def test_a_full_return_ends_with_the_first_handler_and_totals_match(
     refunded = await one(settings, tid, "f1", refund(h, "59.00"))
     assert refunded.accepted, refunded
 
-    state = await _state(db, tid)
+    state = await ticket_state(db, tid)
     assert [x["result"]["outcome"] for x in state["handoffs"]] == ["done", "done"]
     assert state["handoffs"][0]["result"]["data"]["restocked"] == [{"sku": "CUP-1", "quantity": 1}]
     assert state["owner"]["agent"]["id"] == "a1"
@@ -412,14 +275,16 @@ async def test_a_full_return_ends_with_the_first_handler_and_totals_match(
 async def test_finance_killed_after_commit_before_ack_refunds_once(
     settings: Settings, db: Pool, channel: AbstractChannel, tmp_path: Path
 ) -> None:
-    await _roster(db)
-    running = await _start(settings, [INTAKE, AFTERSALES])
+    await add_roster(db)
+    running = await start_all(settings, [INTAKE, AFTERSALES])
     workers = WorkerProcesses(tmp_path)
     try:
         tid = await new_ticket(settings, db, "kill-1")
         h = await hand_off(settings, db, tid, "finance", "refund")
         # The task's notice would be the first message the dying worker handles: take it away.
-        await wait_until(lambda: _has(channel, "finance"), what="the task in the finance queue")
+        await wait_until(
+            lambda: has_messages(channel, "finance"), what="the task in the finance queue"
+        )
         assert len(await take_all(channel, "finance")) == 1
         dying = workers.start("finance", settings, failpoints="after_commit")
 
@@ -508,81 +373,3 @@ async def test_finance_and_warehouse_staff_work_through_the_cli(
     assert [(s["sku"], s["on_hand"], s["moved"]) for s in json.loads(out)] == [("CUP-1", 0, -1)]
     code, out = await ticketq(settings, "warehouse", "stock")
     assert code == 0 and "CUP-1" in out, out
-
-
-async def test_each_roles_operations_run_only_in_its_own_worker(
-    settings: Settings, db: Pool, desk: None, channel: AbstractChannel
-) -> None:
-    """A warehouse operation published to finance's queue is refused there (dead-lettered
-    `unknown_type`, nothing written); the same operation on its own queue is applied."""
-    tid = await new_ticket(settings, db, "route-1")
-    h = await hand_off(settings, db, tid, "warehouse", "pick_up")
-    pick_up = PickUpArgs(handoff_id=h, carrier="SF", tracking_number="SF9")
-    misrouted = asyncio.create_task(ask(settings, tid, "w1", pick_up, queue="finance"))
-    await wait_until(lambda: _has(channel, "finance.dlq"), what="the refusal")
-    misrouted.cancel()
-    [dead] = await take_all(channel, "finance.dlq")
-    assert dead.headers["tq-dl-reason"] == "unknown_type"
-    assert "warehouse.operation" in str(dead.headers["tq-dl-error"])
-    assert await count(db, "SELECT count(*) FROM returns") == 0
-
-    assert (await one(settings, tid, "w1", pick_up)).accepted  # to `warehouse`, by the catalogue
-    assert await count(db, "SELECT count(*) FROM returns") == 1
-
-
-async def test_one_shipment_per_task_and_reship_waits_for_the_interception(
-    settings: Settings, db: Pool, desk: None
-) -> None:
-    await db.execute("INSERT INTO stock (sku, on_hand) VALUES ('CUP-1', 3)")
-    tid = await new_ticket(settings, db, "ship-1")
-    h = await hand_off(settings, db, tid, "warehouse", "ship")
-    line = [StockLine(sku="CUP-1", quantity=2)]
-    ship = ShipArgs(handoff_id=h, carrier="SF", tracking_number="SF1", items=line)
-    stranger = await one(settings, tid, "f1", ship)
-    assert stranger.code == "not_owner"
-    wrong = await one(settings, tid, "w1", refund(h, "1.00"))
-    assert wrong.code == "invalid_command"  # a refund is no warehouse task
-    assert (await one(settings, tid, "w1", ship)).accepted
-    again = await one(settings, tid, "w1", ship.model_copy(update={"tracking_number": "SF2"}))
-    assert again.code == "invalid_transition"
-    assert await count(db, "SELECT count(*) FROM shipments") == 1
-    assert await db.fetchval("SELECT on_hand FROM stock WHERE sku = 'CUP-1'") == 1
-
-    h2 = await hand_off(settings, db, tid, "warehouse", "intercept_and_reship")
-    reship = ReshipArgs(handoff_id=h2, carrier="SF", tracking_number="SF3")
-    early = await one(settings, tid, "w1", reship)
-    assert (early.code, early.message) == (
-        "interception_not_confirmed",
-        "the interception is not requested; reship once the carrier confirms it",
-    )
-    for confirmed in (False, True):
-        step = InterceptArgs(handoff_id=h2, mode="intercept", confirmed=confirmed)
-        assert (await one(settings, tid, "w1", step)).accepted
-    shipped = await one(settings, tid, "w1", reship)
-    assert shipped.accepted and shipped.data["tracking_number"] == "SF3"
-    kinds = await db.fetch("SELECT kind FROM shipments ORDER BY id")
-    assert [r["kind"] for r in kinds] == ["ship", "reship"]
-    assert await db.fetchval("SELECT on_hand FROM stock WHERE sku = 'CUP-1'") == 1
-
-
-async def test_two_replicas_shipping_the_last_unit_at_once_ship_it_once(
-    settings: Settings, db: Pool, desk: None
-) -> None:
-    await db.execute("INSERT INTO stock (sku, on_hand) VALUES ('CUP-1', 1)")
-    tickets = [await new_ticket(settings, db, f"last-{i}") for i in range(2)]
-    tasks = [await hand_off(settings, db, tid, "warehouse", "ship") for tid in tickets]
-    line = [StockLine(sku="CUP-1", quantity=1)]
-    replies = await asyncio.gather(
-        *(
-            one(
-                settings,
-                tid,
-                "w1",
-                ShipArgs(handoff_id=h, carrier="SF", tracking_number=f"SF-{h}", items=line),
-            )
-            for tid, h in zip(tickets, tasks, strict=True)
-        )
-    )
-    assert sorted(str(r.code) for r in replies) == ["None", "stock_would_go_negative"]
-    assert await db.fetchval("SELECT on_hand FROM stock WHERE sku = 'CUP-1'") == 0
-    assert await count(db, "SELECT count(*) FROM shipments") == 1
