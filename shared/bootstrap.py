@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,13 @@ from shared import messaging
 from shared.clock import Clock, clock_from_env
 from shared.config import Settings, get_settings
 from shared.db import Pool, create_pool
+from shared.dependencies import (
+    BrokerProbe,
+    DatabaseProbe,
+    Dependency,
+    unwatch_connection,
+    watch_connection,
+)
 from shared.logging import configure_logging
 from shared.observability import Readiness, sample_forever, serve
 from shared.outbox import OutboxRelay
@@ -52,6 +60,8 @@ class RunningService:
     readiness: Readiness
     tasks: list[asyncio.Task[None]]
     http: ThreadingWSGIServer | None
+    closing: tuple[Callable[[], Coroutine[Any, Any, None]], ...]  # the dependencies' watchers
+    quiet: logging.Filter
 
     @property
     def metrics_port(self) -> int | None:
@@ -70,6 +80,9 @@ class RunningService:
         with contextlib.suppress(Exception):  # whatever is left, any relay publishes later
             while await self.relay.publish_batch():
                 pass
+        for close in self.closing:
+            await close()
+        unwatch_connection(self.quiet)
         await self.connection.close()
         await self.pool.close()
         log.info("service_stopped")
@@ -87,8 +100,20 @@ async def start_service(
         setup = await connection.channel()
         await messaging.declare_topology(setup, settings)
         await setup.close()
+        database_probe = DatabaseProbe(settings.database_url)
+        opened.push_async_callback(database_probe.close)
+        database = Dependency("database", database_probe)
+        opened.push_async_callback(database.close)
+        broker = Dependency("broker", BrokerProbe(connection, service.queue))
+        opened.push_async_callback(broker.close)
+        quiet = watch_connection(connection, broker)
+        opened.callback(unwatch_connection, quiet)
         relay = OutboxRelay(
-            pool=pool, channel=await connection.channel(on_return_raises=True), settings=settings
+            pool=pool,
+            channel=await connection.channel(on_return_raises=True),
+            settings=settings,
+            database=database,
+            broker=broker,
         )
         worker = Worker(
             service=service.name,
@@ -97,6 +122,7 @@ async def start_service(
             settings=settings,
             pool=pool,
             channel=await connection.channel(on_return_raises=True),
+            database=database,
             on_commit=relay.notify,
             clock=clock,
         )
@@ -113,17 +139,31 @@ async def start_service(
         asyncio.create_task(
             sample_forever(
                 readiness,
+                database=database,
+                broker=broker,
                 connection=connection,
                 pool=pool,
                 queue=service.queue,
                 is_consuming=lambda: worker.is_consuming,
+                relay_running=lambda: relay.running,
             ),
             name=f"{service.name}-sampler",
         ),
         *(asyncio.create_task(loop(pool, clock)) for loop in service.background),
     ]
     log.info("service_started", metrics_port=http.server_port if http else None)
-    return RunningService(service, pool, connection, worker, relay, readiness, tasks, http)
+    return RunningService(
+        service,
+        pool,
+        connection,
+        worker,
+        relay,
+        readiness,
+        tasks,
+        http,
+        closing=(database.close, broker.close, database_probe.close),
+        quiet=quiet,
+    )
 
 
 async def run_service(service: Service, settings: Settings | None = None) -> None:
