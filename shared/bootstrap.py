@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -19,10 +18,12 @@ from shared.clock import Clock, clock_from_env
 from shared.config import Settings, get_settings
 from shared.db import Pool, create_pool
 from shared.dependencies import (
+    BROKER_CLIENT_LOGGERS,
+    DATABASE_CLIENT_LOGGERS,
     BrokerProbe,
     DatabaseProbe,
     Dependency,
-    unwatch_connection,
+    outages_from,
     watch_connection,
 )
 from shared.logging import configure_logging
@@ -61,7 +62,7 @@ class RunningService:
     tasks: list[asyncio.Task[None]]
     http: ThreadingWSGIServer | None
     closing: tuple[Callable[[], Coroutine[Any, Any, None]], ...]  # the dependencies' watchers
-    quiet: logging.Filter
+    quieting: tuple[Callable[[], None], ...]
 
     @property
     def metrics_port(self) -> int | None:
@@ -82,7 +83,8 @@ class RunningService:
                 pass
         for close in self.closing:
             await close()
-        unwatch_connection(self.quiet)
+        for undo in self.quieting:
+            undo()
         await self.connection.close()
         await self.pool.close()
         log.info("service_stopped")
@@ -106,8 +108,13 @@ async def start_service(
         opened.push_async_callback(database.close)
         broker = Dependency("broker", BrokerProbe(connection, service.queue))
         opened.push_async_callback(broker.close)
-        quiet = watch_connection(connection, broker)
-        opened.callback(unwatch_connection, quiet)
+        watch_connection(connection, broker)
+        quieting = (
+            outages_from(database, DATABASE_CLIENT_LOGGERS),
+            outages_from(broker, BROKER_CLIENT_LOGGERS),
+        )
+        for undo in quieting:
+            opened.callback(undo)
         relay = OutboxRelay(
             pool=pool,
             channel=await connection.channel(on_return_raises=True),
@@ -162,7 +169,7 @@ async def start_service(
         tasks,
         http,
         closing=(database.close, broker.close, database_probe.close),
-        quiet=quiet,
+        quieting=quieting,
     )
 
 

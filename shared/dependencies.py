@@ -177,35 +177,48 @@ class BrokerProbe:
         await queue_stats(self._channel, self.queue)
 
 
-def watch_connection(connection: AbstractRobustConnection, broker: Dependency) -> logging.Filter:
-    """Mark the broker down the moment the connection drops, and quiet the AMQP client's own
-    reconnect messages (one per attempt, every few seconds) while it is: the outage is logged
-    once by `broker`. Returns the filter, to remove with `unwatch_connection` at shutdown."""
+def watch_connection(connection: AbstractRobustConnection, broker: Dependency) -> None:
+    """Mark the broker down the moment the connection drops, not at the next probe."""
 
     def dropped(_sender: object, exc: BaseException | None = None) -> None:
         if not connection.close_called:  # a close we asked for is no outage
             broker.failed(exc or ConnectionError("the broker connection dropped"))
 
     connection.close_callbacks.add(dropped)
-    quiet = _QuietWhileDown(broker)
-    for name in _RECONNECT_LOGGERS:
+
+
+# Where the client libraries log a lost connection and each attempt to get it back.
+BROKER_CLIENT_LOGGERS = ("aio_pika.robust_connection", "aio_pika.tools", "aiormq.connection")
+DATABASE_CLIENT_LOGGERS = ("asyncpg.pool",)
+
+
+def outages_from(dependency: Dependency, loggers: tuple[str, ...]) -> Callable[[], None]:
+    """Take the warnings of a client library about its connection (`loggers`: a lost
+    connection, then one line per reconnect attempt, every few seconds) as what they are, the
+    dependency's outage: logged once by `dependency`, not line after line. Returns the undo."""
+    quiet = _OutageFromClientLog(dependency)
+    for name in loggers:
         logging.getLogger(name).addFilter(quiet)
-    return quiet
+
+    def undo() -> None:
+        for name in loggers:
+            logging.getLogger(name).removeFilter(quiet)
+
+    return undo
 
 
-def unwatch_connection(quiet: logging.Filter) -> None:
-    for name in _RECONNECT_LOGGERS:
-        logging.getLogger(name).removeFilter(quiet)
-
-
-# Where aio-pika and aiormq log connection loss and each reconnect attempt.
-_RECONNECT_LOGGERS = ("aio_pika.robust_connection", "aiormq.connection")
-
-
-class _QuietWhileDown(logging.Filter):
-    def __init__(self, broker: Dependency) -> None:
+class _OutageFromClientLog(logging.Filter):
+    def __init__(self, dependency: Dependency) -> None:
         super().__init__()
-        self.broker = broker
+        self.dependency = dependency
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return self.broker.is_up or record.levelno >= logging.CRITICAL
+        if record.levelno < logging.WARNING or record.levelno >= logging.CRITICAL:
+            return self.dependency.is_up or record.levelno >= logging.CRITICAL
+        if self.dependency.is_up:
+            error = record.exc_info[1] if record.exc_info else None
+            try:
+                self.dependency.failed(error or ConnectionError(record.getMessage()))
+            except RuntimeError:  # logged outside the event loop: let the record through
+                return True
+        return False
