@@ -39,7 +39,7 @@ async def write_rows(db: Pool, routing_keys: list[str]) -> list[str]:
 
 
 async def outbox_empty(db: Pool) -> bool:
-    return await db.fetchval("SELECT count(*) FROM outbox") == 0
+    return bool(await db.fetchval("SELECT count(*) FROM outbox") == 0)
 
 
 async def readiness(port: int) -> dict[str, Any]:
