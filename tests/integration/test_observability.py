@@ -94,7 +94,8 @@ async def test_readiness_follows_the_database_and_recovers_on_its_own(settings: 
 
         async def paused() -> bool:
             _, body = await get(port, "/readyz")
-            return json.loads(body) == {
+            checks: dict[str, bool] = json.loads(body)
+            return checks == {
                 "ready": False,
                 "broker": True,
                 "database": False,
