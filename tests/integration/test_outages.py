@@ -97,6 +97,7 @@ async def test_a_database_outage_under_load_dead_letters_nothing_and_creates_eac
             update={"database_url": proxy.url(settings.database_url), "metrics_port": port}
         ),
     )
+    load: asyncio.Task[int] | None = None
     try:
 
         async def ready() -> bool:
@@ -130,6 +131,8 @@ async def test_a_database_outage_under_load_dead_letters_nothing_and_creates_eac
         await wait_until(ready, what="ready again")
         assert await worker.stop() == 0
     finally:
+        if load is not None:
+            load.cancel()  # still running if the test failed
         await proxy.close()
     assert published >= 25 * RATE
     assert await dead_letters(channel) == 0
@@ -156,6 +159,7 @@ async def test_a_broker_outage_is_survived_and_logged_once(
             update={"amqp_url": proxy.url(settings.amqp_url), "metrics_port": port}
         ),
     )
+    load: asyncio.Task[int] | None = None
     try:
 
         async def ready() -> bool:
@@ -186,6 +190,8 @@ async def test_a_broker_outage_is_survived_and_logged_once(
         await wait_until(ready, what="ready again")
         assert await worker.stop() == 0
     finally:
+        if load is not None:
+            load.cancel()  # still running if the test failed
         await proxy.close()
     assert await dead_letters(channel) == 0
     assert await depth(channel, "intake") == 0
