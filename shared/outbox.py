@@ -7,7 +7,8 @@ receivers' inboxes drop the copies (same message id). Nothing uncommitted is eve
 Each row of a round is published on its own (mandatory, confirmed) and all at once, confirms
 awaited together; each row then gets its own verdict (`verdict`): the confirmed ones are
 deleted whatever happened to the others, a row the broker can never deliver (no queue for
-its routing key, no such exchange) is set aside in `outbox_set_aside` with the reason, and a
+its routing key, or no such exchange: looked up first, as a missing one closes the channel and
+fails every publish in flight on it) is set aside in `outbox_set_aside` with the reason, and a
 row the broker refused (nack: e.g. its queue is full) is tried again later, with backoff. Claims
 take the rows due first (`due_at`), so a row that keeps failing never starves those behind it.
 """
@@ -66,8 +67,6 @@ def verdict(result: object) -> Verdict:
             f"returned {frame.reply_code} {frame.reply_text}: no queue for routing key"
             f" {frame.routing_key!r} on exchange {frame.exchange!r}",
         )
-    if isinstance(result, aiormq.exceptions.ChannelNotFoundEntity):
-        return Verdict(Fate.SET_ASIDE, f"not found: {result}")
     if isinstance(result, aiormq.exceptions.DeliveryError):
         return Verdict(Fate.RETRY, f"refused by the broker: {type(result.frame).__name__}")
     return Verdict(Fate.UNSENT, f"{type(result).__name__}: {result}")
@@ -147,6 +146,14 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
+            if missing := await self._missing_exchanges({row["exchange"] for row in rows}):
+                # The failed declare closed the channel: set those rows aside now, and leave
+                # the others untouched for the next round, on the channel reopened.
+                aside = [row for row in rows if row["exchange"] in missing]
+                await self._settle(
+                    conn, aside, [Verdict(Fate.SET_ASIDE, missing[r["exchange"]]) for r in aside]
+                )
+                return len(rows)
             results = await asyncio.gather(
                 *(self._publish(row) for row in rows), return_exceptions=True
             )
@@ -154,13 +161,15 @@ class OutboxRelay:
             verdicts = [verdict(r) for r in results]
             await self._settle(conn, rows, verdicts)
         unsent = [r for r, v in zip(results, verdicts, strict=True) if v.fate is Fate.UNSENT]
+        if any(isinstance(r, aiormq.exceptions.ChannelNotFoundEntity) for r in unsent):
+            self._exchanges.clear()  # one was deleted meanwhile: look them up again
         if unsent:
             assert isinstance(unsent[0], BaseException)
             raise unsent[0]
         return len(rows)
 
     async def _publish(self, row: asyncpg.Record) -> None:
-        exchange = await self._exchange(row["exchange"])
+        exchange = self._exchanges[row["exchange"]]
         message = aio_pika.Message(
             body=row["body"],
             message_id=row["message_id"],
@@ -218,10 +227,14 @@ class OutboxRelay:
                 _RETRY_CAP,
             )
 
-    async def _exchange(self, name: str) -> AbstractExchange:
-        if name not in self._exchanges:
-            self._exchanges[name] = await self.channel.get_exchange(name)
-        return self._exchanges[name]
+    async def _missing_exchanges(self, names: set[str]) -> dict[str, str]:
+        """The first of `names` that does not exist, with the reason ({} if all do)."""
+        for name in sorted(names - set(self._exchanges)):
+            try:
+                self._exchanges[name] = await self.channel.get_exchange(name)
+            except aiormq.exceptions.ChannelNotFoundEntity as exc:
+                return {name: f"no exchange {name!r}: {exc}"}
+        return {}
 
     async def _housekeeping(self) -> None:
         now = time.monotonic()

@@ -24,14 +24,16 @@ from tests.helpers import depth, take_all, wait_until
 from tests.integration.test_observability import get, sample
 
 
-async def write_rows(db: Pool, routing_keys: list[str]) -> list[str]:
+async def write_rows(
+    db: Pool, routing_keys: list[str], *, exchange: str = messaging.EXCHANGE
+) -> list[str]:
     """Outbox rows as a handler's transaction writes them, one per routing key; their ids."""
     ids = [str(uuid.uuid4()) for _ in routing_keys]
     await db.executemany(
         """INSERT INTO outbox (message_id, exchange, routing_key, type, body)
            VALUES ($1, $2, $3, 'test.handoff', $4)""",
         [
-            (message_id, messaging.EXCHANGE, key, b'{"n": %d}' % n)
+            (message_id, exchange, key, b'{"n": %d}' % n)
             for n, (message_id, key) in enumerate(zip(ids, routing_keys, strict=True))
         ],
     )
@@ -63,18 +65,24 @@ async def test_an_undeliverable_row_is_set_aside_and_the_others_are_published_on
         # the batch was published again on each retry; and 12 rows are more than one batch.
         [gone] = await write_rows(db, ["gone"])
         good = await write_rows(db, ["finance"] * 12)
+        [no_exchange] = await write_rows(db, ["finance"], exchange="ticketq.old")
+        good += await write_rows(db, ["finance"] * 3)
 
         await wait_until(lambda: outbox_empty(db), what="the outbox drained")
         assert (await readiness(port))["relay"] is True, "a row set aside stalls nothing"
-        assert await sample(port, "ticketq_outbox_set_aside_total") == set_aside_before + 1
+        assert await sample(port, "ticketq_outbox_set_aside_total") == set_aside_before + 2
     finally:
         await service.stop()
 
     received = Counter(m.message_id for m in await take_all(channel, "finance"))
     assert received == Counter(good), "each row published exactly once"
-    [row] = await db.fetch("SELECT message_id, routing_key, reason FROM outbox_set_aside")
-    assert (row["message_id"], row["routing_key"]) == (gone, "gone")
-    assert "312 NO_ROUTE" in row["reason"] and "'gone'" in row["reason"]
+    unroutable, missing = await db.fetch(
+        "SELECT message_id, routing_key, reason FROM outbox_set_aside ORDER BY id"
+    )
+    assert (unroutable["message_id"], unroutable["routing_key"]) == (gone, "gone")
+    assert "312 NO_ROUTE" in unroutable["reason"] and "'gone'" in unroutable["reason"]
+    assert missing["message_id"] == no_exchange
+    assert "no exchange 'ticketq.old'" in missing["reason"]
 
 
 async def test_a_relay_the_broker_refuses_is_unready_until_its_rows_go_through(

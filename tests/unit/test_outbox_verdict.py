@@ -26,12 +26,6 @@ def test_a_row_returned_for_want_of_a_queue_is_set_aside_with_the_reason() -> No
     )
 
 
-def test_a_row_for_an_exchange_that_does_not_exist_is_set_aside() -> None:
-    missing = aiormq.exceptions.ChannelNotFoundEntity("NOT_FOUND - no exchange 'old'")
-    v = verdict(missing)
-    assert v.fate is Fate.SET_ASIDE and "no exchange 'old'" in v.reason
-
-
 def test_a_row_the_broker_refused_is_tried_again() -> None:
     v = verdict(aiormq.exceptions.DeliveryError(None, spec.Basic.Nack(delivery_tag=1)))
     assert v == verdict(aiormq.exceptions.DeliveryError(None, spec.Basic.Nack(delivery_tag=2)))
