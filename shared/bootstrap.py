@@ -18,8 +18,9 @@ from shared.clock import Clock, clock_from_env
 from shared.config import Settings, get_settings
 from shared.db import Pool, create_pool
 from shared.dependencies import (
-    BROKER_CLIENT_LOGGERS,
-    DATABASE_CLIENT_LOGGERS,
+    BROKER_QUIET,
+    BROKER_SIGNALS,
+    DATABASE_SIGNALS,
     BrokerProbe,
     DatabaseProbe,
     Dependency,
@@ -110,8 +111,8 @@ async def start_service(
         opened.push_async_callback(broker.close)
         watch_connection(connection, broker)
         quieting = (
-            outages_from(database, DATABASE_CLIENT_LOGGERS),
-            outages_from(broker, BROKER_CLIENT_LOGGERS),
+            outages_from(database, signals=DATABASE_SIGNALS),
+            outages_from(broker, signals=BROKER_SIGNALS, quiet=BROKER_QUIET),
         )
         for undo in quieting:
             opened.callback(undo)

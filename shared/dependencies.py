@@ -187,38 +187,50 @@ def watch_connection(connection: AbstractRobustConnection, broker: Dependency) -
     connection.close_callbacks.add(dropped)
 
 
-# Where the client libraries log a lost connection and each attempt to get it back.
-BROKER_CLIENT_LOGGERS = ("aio_pika.robust_connection", "aio_pika.tools", "aiormq.connection")
-DATABASE_CLIENT_LOGGERS = ("asyncpg.pool",)
+# Loggers of the client libraries: where a lost connection and each attempt to get it back
+# are reported (`signals`), and where the fallout of the drop is (`quiet`: aio-pika's callback
+# errors, one per channel, as each finds the connection closed; any other error there shows).
+BROKER_SIGNALS = ("aio_pika.robust_connection", "aiormq.connection")
+BROKER_QUIET = ("aio_pika.tools",)
+DATABASE_SIGNALS = ("asyncpg.pool",)
 
 
-def outages_from(dependency: Dependency, loggers: tuple[str, ...]) -> Callable[[], None]:
-    """Take the warnings of a client library about its connection (`loggers`: a lost
-    connection, then one line per reconnect attempt, every few seconds) as what they are, the
-    dependency's outage: logged once by `dependency`, not line after line. Returns the undo."""
-    quiet = _OutageFromClientLog(dependency)
-    for name in loggers:
-        logging.getLogger(name).addFilter(quiet)
+def outages_from(
+    dependency: Dependency, *, signals: tuple[str, ...], quiet: tuple[str, ...] = ()
+) -> Callable[[], None]:
+    """Take a client library's warnings about its connection (`signals`: the connection lost,
+    then one line per reconnect attempt, every few seconds) for what they are, the outage of
+    `dependency`, logged once by it rather than line after line; and leave out the records of
+    `quiet` while it is down. Returns the undo."""
+    filters = [(name, _OutageFromClientLog(dependency, signal=True)) for name in signals] + [
+        (name, _OutageFromClientLog(dependency, signal=False)) for name in quiet
+    ]
+    for name, f in filters:
+        logging.getLogger(name).addFilter(f)
 
     def undo() -> None:
-        for name in loggers:
-            logging.getLogger(name).removeFilter(quiet)
+        for name, f in filters:
+            logging.getLogger(name).removeFilter(f)
 
     return undo
 
 
 class _OutageFromClientLog(logging.Filter):
-    def __init__(self, dependency: Dependency) -> None:
+    def __init__(self, dependency: Dependency, *, signal: bool) -> None:
         super().__init__()
         self.dependency = dependency
+        self.signal = signal
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING or record.levelno >= logging.CRITICAL:
-            return self.dependency.is_up or record.levelno >= logging.CRITICAL
-        if self.dependency.is_up:
-            error = record.exc_info[1] if record.exc_info else None
-            try:
-                self.dependency.failed(error or ConnectionError(record.getMessage()))
-            except RuntimeError:  # logged outside the event loop: let the record through
-                return True
+        if record.levelno >= logging.CRITICAL:
+            return True
+        if not self.dependency.is_up:
+            return False
+        if not self.signal or record.levelno < logging.WARNING:
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        try:
+            self.dependency.failed(error or ConnectionError(record.getMessage()))
+        except RuntimeError:  # logged outside the event loop: let the record through
+            return True
         return False

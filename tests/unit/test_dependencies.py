@@ -59,25 +59,30 @@ async def test_checks_at_the_same_moment_share_one_probe() -> None:
 
 async def test_a_client_librarys_connection_warnings_become_the_one_outage_line() -> None:
     broker = Dependency("broker", Switch(), poll=60)
-    undo = outages_from(broker, ("tests.amqp_client",))
-    client = logging.getLogger("tests.amqp_client")
-    client.setLevel(logging.INFO)
+    undo = outages_from(broker, signals=("tests.amqp.connection",), quiet=("tests.amqp.tools",))
+    connection = logging.getLogger("tests.amqp.connection")
+    tools = logging.getLogger("tests.amqp.tools")
     seen: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
-    client.addHandler(handler)
+    parent = logging.getLogger("tests.amqp")
+    parent.setLevel(logging.INFO)
+    parent.addHandler(handler)
     try:
         async with captured_logs() as logs:
-            client.info("connected")
-            client.warning("Connection attempt failed: refused")
-            client.warning("Connection attempt failed: refused")
-            client.info("Reconnecting after 5 seconds")
+            connection.info("connected")
+            tools.error("a callback failed")  # not about the connection: shown, no outage
+            assert broker.is_up
+            connection.warning("Connection attempt failed: refused")
+            tools.error("Callback failed: connection closed")
+            connection.warning("Connection attempt failed: refused")
+            connection.info("Reconnecting after 5 seconds")
         assert await broker.check()
-        client.info("connected again")
+        connection.info("connected again")
     finally:
-        client.removeHandler(handler)
+        parent.removeHandler(handler)
         undo()
         await broker.close()
-    assert seen == ["connected", "connected again"]
+    assert seen == ["connected", "a callback failed", "connected again"]
     assert [e["event"] for e in logs] == ["outage_started"]
     assert logs[0]["error"] == "ConnectionError: Connection attempt failed: refused"
