@@ -28,6 +28,7 @@ from tests.integration.test_observability import get
 from tests.tcp_proxy import TcpProxy, free_port
 
 RATE = 20  # tickets a second, published straight to the broker all along
+BURST = 400  # published at once just before PostgreSQL goes
 
 
 @pytest.fixture
@@ -106,6 +107,9 @@ async def test_a_database_outage_under_load_dead_letters_nothing_and_creates_eac
         await wait_until(ready, what="the worker ready")
         load = asyncio.create_task(publish_for(settings, 30.0, "db-outage"))
         await asyncio.sleep(4.0)
+        # A burst first, so that the outage finds deliveries in the worker's hands.
+        async with TicketPublisher(settings.amqp_url, producer="burst") as publisher:
+            await publisher.publish_many([contact(f"burst-{i}") for i in range(BURST)])
         await proxy.cut()  # 20 s without PostgreSQL, under load
 
         async def paused() -> bool:
@@ -122,7 +126,7 @@ async def test_a_database_outage_under_load_dead_letters_nothing_and_creates_eac
         assert (await readiness(port))["database"] is False
         assert await depth(channel, "intake") > 0, "the contacts wait in the queue meanwhile"
         await proxy.restore()
-        published = await load
+        published = await load + BURST
 
         async def all_created() -> bool:
             return worker.alive() and await count(db, "SELECT count(*) FROM tickets") == published
@@ -134,7 +138,7 @@ async def test_a_database_outage_under_load_dead_letters_nothing_and_creates_eac
         if load is not None:
             load.cancel()  # still running if the test failed
         await proxy.close()
-    assert published >= 25 * RATE
+    assert published >= 25 * RATE + BURST
     assert await dead_letters(channel) == 0
     assert await depth(channel, "intake") == 0
     assert await count(db, "SELECT count(DISTINCT external_id) FROM tickets") == published
@@ -144,6 +148,8 @@ async def test_a_database_outage_under_load_dead_letters_nothing_and_creates_eac
     assert repeated_complaints(worker.lines()) == {}
     events = [line["event"] for line in worker.lines()]
     assert events.count("consuming_paused") == events.count("consuming_resumed") == 1
+    [paused_line] = [line for line in worker.lines() if line["event"] == "consuming_paused"]
+    assert paused_line["held"] > 0, "deliveries were held through the outage"
     assert "handling_failed" not in events
 
 
