@@ -184,14 +184,15 @@ class Worker:
     While the database is away (its probe fails) the worker holds what it has and takes
     nothing more: it cancels its consumer (basic.cancel) and keeps the deliveries in hand
     unacked, neither acked nor rejected, so their delivery count is not used up (RabbitMQ 3.10
-    quorum queues count every return, nack-requeue included; 4.x counts returns too). When the
-    probe answers again it consumes again and retries the held messages itself. A transient
-    failure counts against the message only if the database answered all along: a message
-    that fails for its own reasons is dead-lettered as before.
+    quorum queues count every return towards the delivery limit, nack-requeue included, and
+    later versions count a requeue too). When the probe answers again it consumes again and
+    retries the held messages itself, in hand all along. A transient failure counts against
+    the message only if the database answered all along: a message that fails for its own
+    reasons is dead-lettered as before.
 
     Past the broker's consumer timeout (30 min by default) the broker closes the channel and
-    requeues the held deliveries, one delivery counted each (the default limit of 20 then
-    lasts some 9 hours of outage); the held handlers see the channel closed and let them go
+    requeues the held deliveries, at most one delivery counted each (with the default limit of
+    20, some 9 hours of outage); the held handlers see their channel closed and let them go
     (handling them again would only meet the inbox). The robust channel reopens with no
     consumer, and the worker consumes again once the database is back.
     """
