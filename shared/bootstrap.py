@@ -16,6 +16,16 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from shared.clock import Clock, clock_from_env
 from shared.config import Settings, get_settings
 from shared.db import Pool, create_pool
+from shared.dependencies import (
+    BROKER_QUIET,
+    BROKER_SIGNALS,
+    DATABASE_SIGNALS,
+    BrokerProbe,
+    DatabaseProbe,
+    Dependency,
+    outages_from,
+    watch_connection,
+)
 from shared.logging import configure_logging
 from shared.messaging import topology as messaging
 from shared.messaging.catalogue import Catalogue
@@ -84,6 +94,8 @@ class RunningService:
     readiness: Readiness
     tasks: list[asyncio.Task[None]]
     http: ThreadingWSGIServer | None
+    closing: tuple[Callable[[], Coroutine[Any, Any, None]], ...]  # the dependencies' watchers
+    quieting: tuple[Callable[[], None], ...]
 
     @property
     def metrics_port(self) -> int | None:
@@ -103,6 +115,10 @@ class RunningService:
         with contextlib.suppress(Exception):  # whatever is left, any relay publishes later
             while await self.relay.publish_batch():
                 pass
+        for close in self.closing:
+            await close()
+        for undo in self.quieting:
+            undo()
         await self.connection.close()
         await self.pool.close()
         log.info("service_stopped")
@@ -120,8 +136,25 @@ async def start_service(
         setup = await connection.channel()
         await messaging.declare_topology(setup, settings, service.catalogue.queue_names)
         await setup.close()
+        database_probe = DatabaseProbe(settings.database_url)
+        opened.push_async_callback(database_probe.close)
+        database = Dependency("database", database_probe)
+        opened.push_async_callback(database.close)
+        broker = Dependency("broker", BrokerProbe(connection, service.queues[0]))
+        opened.push_async_callback(broker.close)
+        watch_connection(connection, broker)
+        quieting = (
+            outages_from(database, signals=DATABASE_SIGNALS),
+            outages_from(broker, signals=BROKER_SIGNALS, quiet=BROKER_QUIET),
+        )
+        for undo in quieting:
+            opened.callback(undo)
         relay = OutboxRelay(
-            pool=pool, channel=await connection.channel(on_return_raises=True), settings=settings
+            pool=pool,
+            channel=await connection.channel(on_return_raises=True),
+            settings=settings,
+            database=database,
+            broker=broker,
         )
         workers = [
             Worker(
@@ -131,6 +164,7 @@ async def start_service(
                 settings=settings,
                 pool=pool,
                 channel=await connection.channel(on_return_raises=True),
+                database=database,
                 on_commit=relay.notify,
                 clock=clock,
             )
@@ -150,17 +184,31 @@ async def start_service(
         asyncio.create_task(
             sample_forever(
                 readiness,
+                database=database,
+                broker=broker,
                 connection=connection,
                 pool=pool,
                 queues=service.queues,
                 is_consuming=lambda: all(w.is_consuming for w in workers),
+                relay_running=lambda: relay.running,
             ),
             name=f"{service.name}-sampler",
         ),
         *(asyncio.create_task(loop(pool, clock)) for loop in service.background),
     ]
     log.info("service_started", metrics_port=http.server_port if http else None)
-    return RunningService(service, pool, connection, workers, relay, readiness, tasks, http)
+    return RunningService(
+        service,
+        pool,
+        connection,
+        workers,
+        relay,
+        readiness,
+        tasks,
+        http,
+        closing=(database.close, broker.close, database_probe.close),
+        quieting=quieting,
+    )
 
 
 async def run_service(service: Service, settings: Settings | None = None) -> None:

@@ -2,8 +2,10 @@
 
 One small WSGI app on the worker's metrics port: `/metrics` is prometheus-client's own app,
 `/healthz` answers while the process lives, `/readyz` answers 200 only while the worker is
-connected to the broker and the database and is consuming. A sampler task refreshes the
-readiness checks and the gauges (queue depth and consumers by passive declare, outbox backlog).
+connected to the broker and the database, is consuming (it pauses while the database is away)
+and its outbox relay is not stalled (rounds failing, or rows the broker refused waiting). A
+sampler task refreshes the readiness checks and the gauges (queue depth and consumers by
+passive declare, outbox backlog).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 from shared.db import Pool
+from shared.dependencies import Dependency
 from shared.messaging import topology as messaging
 
 log = structlog.get_logger(__name__)
@@ -40,6 +43,13 @@ DEAD_LETTERED = Counter(
     "ticketq_dead_lettered_total", "Messages this worker dead-lettered", ["queue", "reason"]
 )
 OUTBOX_BACKLOG = Gauge("ticketq_outbox_backlog", "Committed messages not yet published")
+OUTBOX_REFUSED = Gauge(
+    "ticketq_outbox_refused", "Outbox rows the broker refused (nack) and that wait for a retry"
+)
+OUTBOX_SET_ASIDE = Counter(
+    "ticketq_outbox_set_aside_total",
+    "Outbox rows set aside as undeliverable (table outbox_set_aside says why)",
+)
 QUEUE_DEPTH = Gauge("ticketq_queue_depth", "Ready messages in a queue", ["queue"])
 QUEUE_CONSUMERS = Gauge("ticketq_queue_consumers", "Consumers of a queue", ["queue"])
 READY = Gauge("ticketq_ready", "1 while the worker is ready (broker, database, consuming)")
@@ -59,7 +69,12 @@ def record_handled(
 @dataclass
 class Readiness:
     checks: dict[str, bool] = field(
-        default_factory=lambda: {"broker": False, "database": False, "consuming": False}
+        default_factory=lambda: {
+            "broker": False,
+            "database": False,
+            "consuming": False,
+            "relay": False,
+        }
     )
 
     @property
@@ -103,14 +118,18 @@ def serve(readiness: Readiness, host: str, port: int) -> ThreadingWSGIServer:
 async def sample_forever(
     readiness: Readiness,
     *,
+    database: Dependency,
+    broker: Dependency,
     connection: AbstractRobustConnection,
     pool: Pool,
     queues: Sequence[str],
     is_consuming: Callable[[], bool],
+    relay_running: Callable[[], bool],
     every: float = 1.0,
 ) -> None:
     """Refresh readiness and gauges; a failed check makes the worker unready, never stops it."""
     channel: AbstractChannel | None = None
+    refused = 0
 
     async def sample_broker() -> None:
         nonlocal channel
@@ -122,12 +141,25 @@ async def sample_forever(
             QUEUE_CONSUMERS.labels(name).set(consumers)
 
     async def sample_database() -> None:
-        OUTBOX_BACKLOG.set(await pool.fetchval("SELECT count(*) FROM outbox"))
+        nonlocal refused
+        row = await pool.fetchrow(
+            "SELECT count(*) AS backlog, count(*) FILTER (WHERE attempts > 0) AS refused"
+            " FROM outbox"
+        )
+        assert row is not None
+        OUTBOX_BACKLOG.set(row["backlog"])
+        OUTBOX_REFUSED.set(row["refused"])
+        refused = row["refused"]
 
     while True:
-        readiness.checks["database"] = await _succeeds(sample_database())
-        readiness.checks["broker"] = not connection.is_closed and await _succeeds(sample_broker())
+        readiness.checks["database"] = await database.check()
+        readiness.checks["broker"] = await broker.check()
+        if readiness.checks["database"]:
+            await _succeeds(sample_database())
+        if readiness.checks["broker"]:
+            await _succeeds(sample_broker())
         readiness.checks["consuming"] = readiness.checks["broker"] and is_consuming()
+        readiness.checks["relay"] = relay_running() and refused == 0
         READY.set(1 if readiness.ready else 0)
         await asyncio.sleep(every)
 

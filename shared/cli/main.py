@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import aiormq
+import asyncpg
 import typer
 
 from services.catalogue import CATALOGUE
@@ -21,9 +25,13 @@ from services.finance.cli import finance_app
 from services.warehouse.cli import warehouse_app
 from shared.agents.cli import agent_app, roster_app
 from shared.calendar.cli import calendar_app
+from shared.cli import output
 from shared.config import get_settings
+from shared.dependencies import describe
 from shared.ops.dlq.cli import dlq_app
 from shared.tickets.cli import register_actions, tickets_app
+
+T = TypeVar("T")
 
 # No locals in tracebacks: they would print personal data (SPEC §10).
 app = typer.Typer(
@@ -61,7 +69,8 @@ def db_migrate() -> None:
     """Apply the migrations not applied yet."""
     from shared.db import migrate
 
-    applied = asyncio.run(migrate(get_settings().database_url))
+    url = get_settings().database_url
+    applied = output.run(_reaching(migrate(url), f"the database at {_where(url)}"))
     typer.echo(f"applied: {', '.join(applied)}" if applied else "up to date")
 
 
@@ -72,10 +81,40 @@ def publish(
     """Publish envelopes exactly as they are in a file (upstream systems' test tool)."""
     from services.intake.client import publish_raw
 
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        output.fail(output.Refused(f"{path}: cannot read it: {getattr(exc, 'strerror', exc)}"))
+    except json.JSONDecodeError as exc:
+        output.fail(output.Refused(f"{path}: not JSON: {exc}"))
     bodies = data if isinstance(data, list) else [data]
-    asyncio.run(publish_raw(get_settings().amqp_url, bodies))
+    url = get_settings().amqp_url
+    output.run(_reaching(publish_raw(url, bodies), f"the broker at {_where(url)}"))
     typer.echo(f"published {len(bodies)}")
+
+
+async def _reaching(work: Coroutine[Any, Any, T], server: str) -> T:
+    """`work`, with a server that cannot be reached (refused, unknown host, timed out, wrong
+    password, no such database or vhost) reported as one line and exit code 3. The AMQP
+    client's own log record of that failure would be a second line: left out."""
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
+    try:
+        return await work
+    except (
+        OSError,
+        TimeoutError,
+        aiormq.exceptions.AMQPConnectionError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+        asyncpg.InvalidCatalogNameError,
+    ) as exc:
+        raise output.Unreachable(f"cannot reach {server}: {describe(exc)}") from None
+
+
+def _where(url: str) -> str:
+    """host:port/name of a server URL, without the credentials."""
+    return url.rsplit("@", 1)[-1]
 
 
 @app.command()

@@ -4,7 +4,8 @@ For each delivery: decode and validate (invalid → dead-letter at once with the
 then, in one PostgreSQL transaction, record the message id in the inbox (a redelivered or
 re-published message is then a no-op), run the handler, write the outgoing messages to the
 outbox; commit; then ack. The outbox relay publishes what was committed. Transient failures
-are retried with backoff, bounded; past the bound the message is dead-lettered with the reason.
+are retried with backoff, bounded; past the bound the message is dead-lettered with the reason,
+unless the database was away meanwhile: an outage is not the message's fault (see `Worker`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.db import Connection, Pool
+from shared.dependencies import Dependency
 from shared.failpoints import failpoint
 from shared.messaging import topology as messaging
 from shared.messaging.catalogue import MessageType
@@ -190,7 +192,23 @@ async def write_outbox(conn: Connection, outbox: list[tuple[str, Envelope]]) -> 
 
 
 class Worker:
-    """Consumes one queue with the runtime above."""
+    """Consumes one queue with the runtime above.
+
+    While the database is away (its probe fails) the worker holds what it has and takes
+    nothing more: it cancels its consumer (basic.cancel) and keeps the deliveries in hand
+    unacked, neither acked nor rejected, so their delivery count is not used up (RabbitMQ 3.10
+    quorum queues count every return towards the delivery limit, nack-requeue included, and
+    later versions count a requeue too). When the probe answers again it consumes again and
+    retries the held messages itself, in hand all along. A transient failure counts against
+    the message only if the database answered all along: a message that fails for its own
+    reasons is dead-lettered as before.
+
+    Past the broker's consumer timeout (30 min by default) the broker closes the channel and
+    requeues the held deliveries, at most one delivery counted each (with the default limit of
+    20, some 9 hours of outage); the held handlers see their channel closed and let them go
+    (handling them again would only meet the inbox). The robust channel reopens with no
+    consumer, and the worker consumes again once the database is back.
+    """
 
     def __init__(
         self,
@@ -201,6 +219,7 @@ class Worker:
         settings: Settings,
         pool: Pool,
         channel: AbstractChannel,
+        database: Dependency,
         on_commit: Callable[[], None] = lambda: None,
         clock: Clock | None = None,
     ) -> None:
@@ -210,27 +229,78 @@ class Worker:
         self.settings = settings
         self.pool = pool
         self.channel = channel
+        self.database = database
         self.on_commit = on_commit  # wakes the outbox relay
         self.clock = clock or SystemClock()
         self._queue: AbstractQueue | None = None
         self._dlx: AbstractExchange | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._changed = asyncio.Event()  # the database went or came back: consume or not
+        self._steering: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.channel.set_qos(prefetch_count=self.settings.prefetch)
         self._dlx = await self.channel.get_exchange(messaging.DEAD_LETTER_EXCHANGE)
         self._queue = await self.channel.get_queue(self.queue_name)
         self._consumer_tag = await self._queue.consume(self.on_message)
+        self.database.on_change(lambda _up: self._changed.set())
+        self._steering = asyncio.create_task(self._steer(), name=f"{self.queue_name}-steering")
         log.info("consuming", queue=self.queue_name, prefetch=self.settings.prefetch)
 
     async def stop(self) -> None:
-        """Stop taking deliveries and let those in hand finish (their acks still go out)."""
+        """Stop taking deliveries and let those in hand finish (their acks still go out);
+        messages held for the database are let go: the broker requeues them at close."""
+        self._stopping.set()
+        if self._steering is not None:
+            self._steering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._steering
         if self._queue is not None and self._consumer_tag is not None:
             await self._queue.cancel(self._consumer_tag)
             self._consumer_tag = None
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=30)
+
+    async def _steer(self) -> None:
+        """Consume while the database answers, not while it is away."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            try:
+                await self._follow_database()
+            except Exception:
+                # The broker is away too: the robust connection restores only a consumer
+                # that was running; try again shortly.
+                log.debug("consumer_steering_failed", exc_info=True)
+                self._changed.set()
+                await asyncio.sleep(1.0)
+
+    async def _follow_database(self) -> None:
+        assert self._queue is not None
+        if self.database.is_up and self._consumer_tag is None:
+            self._consumer_tag = await self._queue.consume(self.on_message)
+            log.info("consuming_resumed", queue=self.queue_name)
+        elif not self.database.is_up and self._consumer_tag is not None:
+            tag, self._consumer_tag = self._consumer_tag, None
+            await self._queue.cancel(tag)
+            log.info("consuming_paused", queue=self.queue_name, held=len(self._in_flight))
+
+    async def _hold(self, message: AbstractIncomingMessage) -> bool:
+        """Keep `message` unacked until the database is back; False to let it go instead
+        (the worker stops, or the broker took it back: its channel closed)."""
+        if not self.database.is_up:
+            back = asyncio.ensure_future(self.database.wait_up())
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({back, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            back.cancel()
+            stopping.cancel()
+        return not self._stopping.is_set() and not message.channel.is_closed
+
+    async def _blameless(self, outages: int) -> bool:
+        """Whether the database was away since the tries began (`outages` then) or is now."""
+        return not await self.database.check() or self.database.outages != outages
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
@@ -239,10 +309,13 @@ class Worker:
         try:
             await self._on_message(message)
         except Exception:
-            # The broker or the channel went away mid-way, or dead-lettering failed: give the
-            # message back. A reject counts towards the queue's delivery limit, so this cannot
-            # loop for ever; a redelivery the inbox already knows is a no-op. If the channel
-            # is gone the reject fails too, and the broker redelivers on its own.
+            if message.channel.is_closed:
+                # The broker went away mid-way: it has the message back and redelivers it (the
+                # inbox makes a second pass a no-op). The outage is logged once, elsewhere.
+                log.debug("delivery_lost", message_id=message.message_id, exc_info=True)
+                return
+            # Dead-lettering or the reply failed: give the message back. A reject counts
+            # towards the queue's delivery limit, so this cannot loop for ever.
             log.exception("delivery_failed", message_id=message.message_id)
             with contextlib.suppress(Exception):
                 await message.reject(requeue=True)
@@ -263,26 +336,39 @@ class Worker:
                 self._record(started, "invalid", "dead_lettered", reason=exc.reason)
                 return
             tries = 0
-            try:
-                async for retry in AsyncRetrying(
-                    stop=stop_after_attempt(self.settings.retry_attempts),
-                    wait=wait_exponential_jitter(multiplier=0.05, max=self.settings.retry_max_wait),
-                    retry=retry_if_exception(is_transient),
-                    reraise=True,
-                ):
-                    with retry:
-                        tries += 1
-                        outcome, reply = await self._handle(envelope, payload, message.reply_to)
-            except Exception as exc:
-                reason = (
-                    DeadLetterReason.RETRIES_EXHAUSTED
-                    if is_transient(exc)
-                    else DeadLetterReason.HANDLER_ERROR
-                )
-                log.warning("handling_failed", reason=reason, tries=tries, exc_info=True)
-                await self._dead_letter(message, reason, f"{type(exc).__name__}: {exc}", attempt)
-                self._record(started, envelope.type, "dead_lettered", reason=reason, tries=tries)
-                return
+            while True:
+                if not await self._hold(message):
+                    return
+                outages = self.database.outages
+                try:
+                    async for retry in AsyncRetrying(
+                        stop=stop_after_attempt(self.settings.retry_attempts),
+                        wait=wait_exponential_jitter(
+                            multiplier=0.05, max=self.settings.retry_max_wait
+                        ),
+                        retry=retry_if_exception(is_transient),
+                        reraise=True,
+                    ):
+                        with retry:
+                            tries += 1
+                            outcome, reply = await self._handle(envelope, payload, message.reply_to)
+                except Exception as exc:
+                    if is_transient(exc) and await self._blameless(outages):
+                        continue  # held until the database is back, then tried again
+                    reason = (
+                        DeadLetterReason.RETRIES_EXHAUSTED
+                        if is_transient(exc)
+                        else DeadLetterReason.HANDLER_ERROR
+                    )
+                    log.warning("handling_failed", reason=reason, tries=tries, exc_info=True)
+                    await self._dead_letter(
+                        message, reason, f"{type(exc).__name__}: {exc}", attempt
+                    )
+                    self._record(
+                        started, envelope.type, "dead_lettered", reason=reason, tries=tries
+                    )
+                    return
+                break
             failpoint("after_commit")
             if reply is not None and message.reply_to:
                 # Not mandatory: an asker who gave up waiting is no reason to fail the message.

@@ -63,7 +63,7 @@ DEAD_LETTER_REASONS: dict[DeadLetterReason, str] = {
         "the service failed on the message with an error that is not transient"
     ),
     DeadLetterReason.RETRIES_EXHAUSTED: (
-        "a transient error (database, broker) outlasted every retry"
+        "a transient error outlasted every retry while the database answered"
     ),
 }
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-import pytest
 from aio_pika.abc import AbstractChannel
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,8 +15,7 @@ from services.intake.worker import SERVICE as INTAKE
 from shared.bootstrap import start_service
 from shared.config import Settings
 from tests.helpers import contact, depth, wait_until
-
-SERVERS = Path(__file__).parents[2] / "deploy" / "local" / "servers.sh"
+from tests.tcp_proxy import TcpProxy
 
 
 async def get(port: int, path: str) -> tuple[int, str]:
@@ -81,35 +76,41 @@ async def test_metrics_count_handled_and_dead_lettered_messages(
         await service.stop()
 
 
-@pytest.mark.skipif(
-    not os.environ.get("TICKETQ_RABBITMQCTL"), reason="stops the local PostgreSQL server"
-)
 async def test_readiness_follows_the_database_and_recovers_on_its_own(settings: Settings) -> None:
-    service = await start_service(INTAKE, settings.model_copy(update={"metrics_port": 0}))
+    # PostgreSQL is taken away from this worker only, behind a proxy: others share the server.
+    proxy = TcpProxy(settings.database_url)
+    await proxy.restore()
+    service = await start_service(
+        INTAKE,
+        settings.model_copy(
+            update={"database_url": proxy.url(settings.database_url), "metrics_port": 0}
+        ),
+    )
     port = service.metrics_port
     assert port
     try:
         await wait_until(lambda: _status_is(port, 200), what="ready")
-        await asyncio.to_thread(_servers, "stop", "postgres")
-        try:
-            await wait_until(lambda: _status_is(port, 503), what="unready without PostgreSQL")
+        await proxy.cut()
+
+        async def paused() -> bool:
             _, body = await get(port, "/readyz")
-            assert json.loads(body) == {
+            checks: dict[str, bool] = json.loads(body)
+            return checks == {
                 "ready": False,
                 "broker": True,
                 "database": False,
-                "consuming": True,
+                "consuming": False,  # it takes nothing it could not handle
+                "relay": False,
             }
-            assert (await get(port, "/healthz"))[0] == 200
-        finally:
-            await asyncio.to_thread(_servers, "start", "postgres")
+
+        await wait_until(paused, what="unready and paused without PostgreSQL")
+        assert (await get(port, "/readyz"))[0] == 503
+        assert (await get(port, "/healthz"))[0] == 200
+        await proxy.restore()
         await wait_until(lambda: _status_is(port, 200), timeout=30, what="ready again")
     finally:
         await service.stop()
-
-
-def _servers(*args: str) -> None:
-    subprocess.run([str(SERVERS), *args], check=True, capture_output=True, timeout=120)
+        await proxy.close()
 
 
 async def _status_is(port: int, status: int) -> bool:
