@@ -11,6 +11,7 @@ from __future__ import annotations
 from services.finance.contracts import FinanceOperation
 from services.intake.contracts import SubmitTicket
 from services.warehouse.contracts import WarehouseOperation
+from shared.agents.contracts import LoadRoster, RosterReply, SetPresence
 from shared.messaging.catalogue import Catalogue, MessageType, Queue
 from shared.tickets.contracts import (
     CommandReply,
@@ -31,9 +32,13 @@ CATALOGUE = Catalogue(
         Queue("aftersales", ("aftersales",), "After-sales tickets and tasks handed to after-sales"),
         Queue("warehouse", ("warehouse",), "Warehouse tasks and the warehouse's operations"),
         Queue("finance", ("finance",), "Finance tasks and finance's operations"),
-        # Agents' commands on tickets: any desk (pre-sale or after-sales replica) applies them,
-        # so a sender needs to know nothing about the ticket to send one.
-        Queue("tickets", DESKS, "Agents' commands on tickets (request/reply)"),
+        # Agents' commands: any desk (pre-sale or after-sales replica) applies them, so a
+        # sender needs to know nothing about the ticket to send one.
+        Queue(
+            "desk",
+            DESKS,
+            "Agents' and supervisors' commands: tickets, reveals, the roster (request/reply)",
+        ),
     ),
     types=(
         MessageType(SubmitTicket, ("intake",), "An upstream system submits a customer contact"),
@@ -43,18 +48,33 @@ CATALOGUE = Catalogue(
         ),
         MessageType(
             TicketCommand,
-            ("tickets",),
+            ("desk",),
             "An agent's command on a ticket (request/reply: set reply_to)",
             any_queue=True,
             reply=CommandReply,
         ),
         MessageType(
             RevealTicket,
-            ("tickets",),
+            ("desk",),
             "A supervisor asks for a ticket's personal data unmasked (request/reply; recorded)",
             any_queue=True,
             reply=CommandReply,
         ),
+        MessageType(
+            LoadRoster,
+            ("desk",),
+            "Load agents, roles and shifts from a roster file (request/reply)",
+            any_queue=True,
+            reply=RosterReply,
+        ),
+        MessageType(
+            SetPresence,
+            ("desk",),
+            "An agent comes online or goes offline (request/reply)",
+            any_queue=True,
+            reply=RosterReply,
+        ),
+        MessageType(RosterReply, (), "The answer to a roster command"),
         MessageType(
             WarehouseOperation,
             ("warehouse",),

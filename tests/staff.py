@@ -17,6 +17,7 @@ from services.finance.contracts import RefundArgs
 from services.finance.worker import SERVICE as FINANCE
 from services.intake.client import publish_ticket
 from services.intake.worker import SERVICE as INTAKE
+from services.presale.worker import SERVICE as PRESALE
 from services.warehouse.worker import SERVICE as WAREHOUSE
 from shared.bootstrap import RunningService, Service, start_service
 from shared.cli.commands import queue_of
@@ -158,3 +159,11 @@ async def ledger_rows(db: Pool) -> dict[str, int]:
 
 def refund(handoff_id: str, amount: str, **extra: Any) -> RefundArgs:
     return RefundArgs(handoff_id=handoff_id, amount=Decimal(amount), reason="退货退款", **extra)
+
+
+@pytest.fixture
+async def desk_worker(settings: Settings, broker: object) -> AsyncIterator[None]:
+    """One desk worker (pre-sale): it applies roster, presence and ticket commands."""
+    running = await start_service(PRESALE, settings, clock=FixedClock(T0))
+    yield
+    await running.stop()

@@ -1,4 +1,6 @@
-"""`ticketq roster load` and `ticketq agent online|offline|list`: the roster in the database (§3).
+"""`ticketq roster load` and `ticketq agent online|offline|list`: the roster (§3).
+
+Changes are commands to a desk worker (`roster.load`, `agent.presence`); `agent list` reads.
 
 The `agents` table holds each agent's id, name, roles, shift names and presence;
 `roster_shifts` the shifts a roster file defines (seed 000's day, half_day, night when it
@@ -17,14 +19,21 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from shared.agents.contracts import LoadRoster, RosterReply, SetPresence
 from shared.agents.roster import SHOP_TIMEZONE, Roster, RosterError, agent_from_row
-from shared.agents.store import save_shifts, shift_roster
+from shared.agents.store import shift_roster
+from shared.cli.commands import ask
 from shared.cli.db import DbConnection, database
-from shared.cli.output import Column, Refused, emit, run, table
+from shared.cli.output import Column, Refused, emit, fail, run, table
 from shared.cli.yamlpath import line_of
 from shared.clock import Clock, clock_from_env
 from shared.config import get_settings
 from shared.tickets.roles import Role
+
+# Who asks (kept in the worker's log); sign-in replaces it with an identity (issue 12).
+RequesterOpt = Annotated[
+    str, typer.Option("--as", metavar="WHO", envvar="TICKETQ_AGENT", help="Who asks")
+]
 
 roster_app = typer.Typer(help="The roster: agents, their roles and shifts.", no_args_is_help=True)
 agent_app = typer.Typer(help="Agents: presence and who is on shift.", no_args_is_help=True)
@@ -80,73 +89,6 @@ def _where(error: str) -> str:
     return error.split(":", 1)[0]
 
 
-async def load_roster(
-    conn: DbConnection, roster: Roster, sets_online: set[str], *, replace: bool
-) -> dict[str, list[str]]:
-    """Upsert the roster's agents and replace its shifts in one transaction; with `replace`,
-    remove the other agents.
-
-    An existing agent keeps their presence unless the file sets `online`. Removing an agent
-    who owns or tracks an unfinished ticket is refused: a supervisor reassigns those first; so
-    is leaving an agent the file does not name on a shift it no longer defines.
-    """
-    added: list[str] = []
-    updated: list[str] = []
-    removed: list[str] = []
-    async with conn.transaction():
-        for agent in roster.agents:
-            inserted = await conn.fetchval(
-                """INSERT INTO agents (id, name, roles, shifts, online)
-                   VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT (id) DO UPDATE
-                      SET name = EXCLUDED.name, roles = EXCLUDED.roles,
-                          shifts = EXCLUDED.shifts,
-                          online = CASE WHEN $6 THEN EXCLUDED.online ELSE agents.online END,
-                          updated_at = now()
-                   RETURNING xmax = 0""",
-                agent.id,
-                agent.name,
-                sorted(r.value for r in agent.roles),
-                list(agent.shifts),
-                agent.online,
-                agent.id in sets_online,
-            )
-            (added if inserted else updated).append(agent.id)
-        if replace:
-            keep = [a.id for a in roster.agents]
-            busy = await conn.fetch(
-                """SELECT a.id, count(t.id) AS n
-                     FROM agents a
-                     JOIN tickets t ON t.status <> 'closed'
-                                   AND (t.owner_agent_id = a.id OR t.first_handler_id = a.id)
-                    WHERE NOT a.id = ANY($1::text[])
-                    GROUP BY a.id ORDER BY a.id""",
-                keep,
-            )
-            if busy:
-                who = ", ".join(f"{r['id']} ({r['n']})" for r in busy)
-                raise Refused(
-                    "--replace would remove agents who own or track unfinished tickets: "
-                    f"{who}; reassign those tickets first (nothing was changed)"
-                )
-            rows = await conn.fetch(
-                "DELETE FROM agents WHERE NOT id = ANY($1::text[]) RETURNING id", keep
-            )
-            removed = sorted(r["id"] for r in rows)
-        await save_shifts(conn, roster.shifts)
-        stranded = await conn.fetch(
-            """SELECT id, array_agg(s ORDER BY s) AS shifts FROM agents, unnest(shifts) s
-                WHERE s NOT IN (SELECT name FROM roster_shifts) GROUP BY id ORDER BY id"""
-        )
-        if stranded:
-            who = ", ".join(f"{r['id']} ({', '.join(r['shifts'])})" for r in stranded)
-            raise Refused(
-                f"agents not in the file work shifts it does not define: {who}; add those "
-                "shifts or agents, or use --replace (nothing was changed)"
-            )
-    return {"added": added, "updated": updated, "removed": removed}
-
-
 @roster_app.command("load")
 def roster_load(
     file: Annotated[
@@ -156,16 +98,32 @@ def roster_load(
     replace: Annotated[
         bool, typer.Option("--replace", help="Remove the agents that are not in the file")
     ] = False,
+    actor: RequesterOpt = "ops",
     as_json: JsonOpt = False,
 ) -> None:
-    """Load agents, roles and shifts from a YAML file (added or updated in one transaction)."""
+    """Load agents, roles and shifts from a YAML file (added or updated in one transaction,
+    by a desk worker: checked here for where a mistake is, and there again)."""
 
-    async def go() -> tuple[Roster, dict[str, list[str]]]:
+    try:
         roster, sets_online = read_roster(file)
-        async with database(get_settings()) as conn:
-            return roster, await load_roster(conn, roster, sets_online, replace=replace)
-
-    roster, changes = run(go())
+    except Refused as exc:
+        fail(exc)
+    reply = run(
+        ask(
+            get_settings(),
+            LoadRoster(
+                roster=yaml.safe_load(file.read_text(encoding="utf-8")),
+                sets_online=sorted(sets_online),
+                replace=replace,
+                requested_by=actor,
+            ),
+            RosterReply,
+            sender=actor,
+        )
+    )
+    if not reply.accepted:
+        fail(Refused(reply.message, code=reply.code))
+    changes = reply.data
     emit(
         {"file": str(file), **changes},
         as_json=as_json,
@@ -181,42 +139,33 @@ def roster_load(
 # agent online / offline / list
 
 
-async def set_online(conn: DbConnection, agent_id: str, online: bool) -> dict[str, Any]:
-    row = await conn.fetchrow(
-        """UPDATE agents SET online = $2, updated_at = now() WHERE id = $1
-           RETURNING id, name, online""",
-        agent_id,
-        online,
+def _presence(agent_id: str, online: bool, actor: str, as_json: bool) -> None:
+    reply = run(
+        ask(
+            get_settings(),
+            SetPresence(agent_id=agent_id, online=online, requested_by=actor),
+            RosterReply,
+            sender=actor,
+        )
     )
-    if row is None:
-        raise Refused(f"no agent {agent_id!r} in the roster", code="unknown_agent")
-    return dict(row)
+    if not reply.accepted:
+        fail(Refused(reply.message, code=reply.code))
+    emit(reply.data, as_json=as_json, text=lambda: reply.message)
 
 
-def _presence(agent_id: str, online: bool, as_json: bool) -> None:
-    async def go() -> dict[str, Any]:
-        async with database(get_settings()) as conn:
-            return await set_online(conn, agent_id, online)
-
-    agent = run(go())
-    state = "online" if online else "offline"
-    emit(agent, as_json=as_json, text=lambda: f"{agent['name']} ({agent['id']}) is now {state}")
+AgentId = Annotated[str, typer.Argument(metavar="ID")]
 
 
 @agent_app.command("online")
-def agent_online(
-    agent_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False
-) -> None:
+def agent_online(agent_id: AgentId, actor: RequesterOpt = "ops", as_json: JsonOpt = False) -> None:
     """Mark an agent online: auto-assignment may give them tickets while on shift."""
-    _presence(agent_id, True, as_json)
+    _presence(agent_id, True, actor, as_json)
 
 
 @agent_app.command("offline")
-def agent_offline(
-    agent_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False
-) -> None:
+def agent_offline(agent_id: AgentId, actor: RequesterOpt = "ops", as_json: JsonOpt = False) -> None:
     """Mark an agent offline: auto-assignment passes them by."""
-    _presence(agent_id, False, as_json)
+    _presence(agent_id, False, actor, as_json)
 
 
 async def list_agents(

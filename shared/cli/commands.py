@@ -26,6 +26,7 @@ from shared.messaging.rpc import request
 from shared.tickets.contracts import CommandReply, OnTicket, OperationArgs, TicketCommand
 
 C = TypeVar("C", bound=BaseModel)
+R = TypeVar("R", bound=Contract)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 TicketId = Annotated[str, typer.Argument(metavar="ID", help="The ticket id")]
@@ -133,8 +134,34 @@ _TICKET = inspect.Parameter(
 )
 
 
-def queue_of(command: OnTicket) -> str:
+def queue_of(command: Contract) -> str:
     return CATALOGUE.of(type(command)).queues[0]
+
+
+async def ask(
+    settings: Settings,
+    command: Contract,
+    reply_type: type[R],
+    *,
+    sender: str,
+    correlation_id: str | None = None,
+    timeout: float = 10.0,  # noqa: ASYNC109 - the whole exchange's budget, connect included
+    message_id: str | None = None,
+    require_consumer: bool = True,
+) -> R:
+    """Send a command to the queue the catalogue names for its type and wait for its answer
+    (see `shared.messaging.rpc.request`)."""
+    return await request(
+        settings,
+        queue_of(command),
+        command,
+        reply_type,
+        correlation_id=correlation_id,
+        sender=sender,
+        timeout=timeout,
+        message_id=message_id,
+        require_consumer=require_consumer,
+    )
 
 
 async def send_command(
@@ -145,11 +172,9 @@ async def send_command(
     message_id: str | None = None,
     require_consumer: bool = True,
 ) -> CommandReply:
-    """Send a command to the queue the catalogue names for its type; its answer (see
-    `shared.messaging.rpc.request`)."""
-    return await request(
+    """A command on a ticket, and its answer."""
+    return await ask(
         settings,
-        queue_of(command),
         command,
         CommandReply,
         correlation_id=command.ticket_id,

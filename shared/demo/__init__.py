@@ -125,8 +125,6 @@ async def run_demo(
     await migrate(settings.database_url)
     env = demo_env(settings)
     say(f"shop clock: {env['TICKETQ_CLOCK_START']} (staffed hours), running at the real pace\n")
-    roster = resources.files("shared.demo") / "roster.yaml"
-    await run_cli(env, say, "roster", "load", str(roster))
     connection = await aio_pika.connect_robust(settings.amqp_url)
     pool = await create_pool(settings, size=2)
     workers = start_workers(env, log_dir)
@@ -135,6 +133,9 @@ async def run_demo(
         await messaging.declare_topology(channel, settings, CATALOGUE.queue_names)
         for queue in CATALOGUE.queue_names:
             await poll(partial(_consumed, channel, queue), seconds=60, what=f"{queue} worker")
+        # A roster change is a command to a desk worker: the workers are up now.
+        roster = resources.files("shared.demo") / "roster.yaml"
+        await run_cli(env, say, "roster", "load", str(roster))
         outcomes = []
         async with TicketPublisher(settings.amqp_url, producer="demo") as publisher:
             # One at a time, as a customer's contacts arrive: intake handles a batch

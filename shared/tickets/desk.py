@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 import structlog
 
 from shared import tickets as domain
+from shared.agents.desk import ROSTER_HANDLERS
 from shared.agents.roster import choose_assignee
 from shared.agents.store import load_agent, load_roster
 from shared.bootstrap import Background
@@ -100,12 +101,13 @@ async def reveal_ticket(tx: Transaction, msg: Incoming[RevealTicket]) -> Outcome
 
 
 def desk_handlers(role: Role) -> dict[type[Contract], Handler]:
-    """What a ticket desk (pre-sale, after-sales) runs: agents' commands on tickets, new
-    tickets and follow-ups for its role, results coming back; after-sales also takes tasks
-    handed to it."""
+    """What a ticket desk (pre-sale, after-sales) runs: agents' and supervisors' commands
+    (tickets, reveals, the roster), new tickets and follow-ups for its role, results coming
+    back; after-sales also takes tasks handed to it."""
     handlers: dict[type[Contract], Handler] = {
         TicketCommand: apply_command,
         RevealTicket: reveal_ticket,
+        **ROSTER_HANDLERS,
         TicketRouted: ticket_routed,
         FollowUpAttached: follow_up_arrived,
         TicketReturned: ticket_returned,

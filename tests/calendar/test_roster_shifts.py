@@ -33,7 +33,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 async def test_a_roster_s_own_shifts_are_stored_and_decide_who_is_on_shift(
-    cli: Cli, db: Pool, tmp_path: Path
+    cli: Cli, db: Pool, tmp_path: Path, desk_worker: None
 ) -> None:
     loaded = await cli("roster", "load", str(write(tmp_path, "roster.yaml", ROSTER)))
     assert loaded.exit_code == 0, loaded.output
@@ -69,7 +69,7 @@ async def test_a_roster_s_own_shifts_are_stored_and_decide_who_is_on_shift(
 
 
 async def test_a_roster_leaving_agents_on_undefined_shifts_is_refused(
-    cli: Cli, db: Pool, tmp_path: Path
+    cli: Cli, db: Pool, tmp_path: Path, desk_worker: None
 ) -> None:
     assert (await cli("roster", "load", str(write(tmp_path, "r.yaml", ROSTER)))).exit_code == 0
     seed_only = write(
@@ -111,7 +111,7 @@ async def test_a_roster_leaving_agents_on_undefined_shifts_is_refused(
     ],
 )
 async def test_a_bad_roster_is_refused_naming_the_line_and_nothing_is_stored(
-    cli: Cli, db: Pool, tmp_path: Path, old: str, new: str, error: str
+    cli: Cli, db: Pool, tmp_path: Path, old: str, new: str, error: str, desk_worker: None
 ) -> None:
     bad = write(tmp_path, "bad.yaml", ROSTER.replace(old, new, 1))
 

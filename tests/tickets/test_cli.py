@@ -110,13 +110,13 @@ def roster_file(tmp_path: Path) -> Path:
 async def desks(
     settings: Settings, broker: object, cli: Cli, roster_file: Path
 ) -> AsyncIterator[FixedClock]:
-    """The roster loaded by the CLI, and the five workers running on a fixed clock."""
-    loaded = await cli("roster", "load", str(roster_file))
-    assert loaded.exit_code == 0, loaded
+    """The five workers running on a fixed clock, and the roster loaded by the CLI."""
     clock = FixedClock(T0)
     workers: list[RunningService] = []
     for service in (INTAKE, PRESALE, AFTERSALES, WAREHOUSE, FINANCE):
         workers.append(await start_service(service, settings, clock=clock))
+    loaded = await cli("roster", "load", str(roster_file))
+    assert loaded.exit_code == 0, loaded
     yield clock
     for worker in workers:
         await worker.stop()
@@ -149,7 +149,7 @@ async def history(db: Pool, ticket_id: str) -> list[str]:
 
 
 async def test_roster_load_upserts_and_keeps_presence(
-    cli: Cli, db: Pool, broker: object, roster_file: Path, tmp_path: Path
+    cli: Cli, db: Pool, broker: object, roster_file: Path, tmp_path: Path, desk_worker: None
 ) -> None:
     first = await cli("roster", "load", str(roster_file))
     assert first.exit_code == 0, first
@@ -192,7 +192,7 @@ async def test_roster_load_upserts_and_keeps_presence(
 
 
 async def test_replace_refuses_to_remove_an_agent_with_unfinished_tickets(
-    cli: Cli, db: Pool, roster_file: Path, tmp_path: Path
+    cli: Cli, db: Pool, roster_file: Path, tmp_path: Path, desk_worker: None
 ) -> None:
     assert (await cli("roster", "load", str(roster_file))).exit_code == 0
     await db.execute(
@@ -239,7 +239,7 @@ async def test_replace_refuses_to_remove_an_agent_with_unfinished_tickets(
     ],
 )
 async def test_invalid_roster_is_refused_with_where_and_nothing_loaded(
-    cli: Cli, db: Pool, tmp_path: Path, content: str, error: str
+    cli: Cli, db: Pool, tmp_path: Path, content: str, error: str, desk_worker: None
 ) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(content, encoding="utf-8")
@@ -249,14 +249,16 @@ async def test_invalid_roster_is_refused_with_where_and_nothing_loaded(
     assert await db.fetchval("SELECT count(*) FROM agents") == 0
 
 
-async def test_roster_load_usage_errors_and_unknown_agent(cli: Cli, tmp_path: Path) -> None:
+async def test_roster_load_usage_errors_and_unknown_agent(
+    cli: Cli, tmp_path: Path, desk_worker: None
+) -> None:
     missing = await cli("roster", "load", str(tmp_path / "nope.yaml"))
     assert missing.exit_code == 2, missing
     nobody = await cli("agent", "online", "ghost")
     assert nobody.exit_code == 1 and "no agent 'ghost'" in nobody.stderr
 
 
-async def test_the_demo_roster_loads(cli: Cli, db: Pool) -> None:
+async def test_the_demo_roster_loads(cli: Cli, db: Pool, desk_worker: None) -> None:
     demo = resources.files("shared.demo") / "roster.yaml"
     with resources.as_file(demo) as path:
         result = await cli("roster", "load", str(path))
@@ -268,7 +270,7 @@ async def test_the_demo_roster_loads(cli: Cli, db: Pool) -> None:
 
 
 async def test_agent_list_shows_shift_presence_and_load(
-    cli: Cli, db: Pool, broker: object, roster_file: Path
+    cli: Cli, db: Pool, broker: object, roster_file: Path, desk_worker: None
 ) -> None:
     assert (await cli("roster", "load", str(roster_file))).exit_code == 0
     listed = await cli("agent", "list", "--json")
@@ -322,7 +324,7 @@ async def test_claim_handoff_results_resolve_close_through_the_cli(
     assert pick_up.exit_code == 0 and refund.exit_code == 0, (pick_up, refund)
     # Whoever owns the ticket now (the warehouse, since the pick-up), commands on it go to
     # the `tickets` queue, which every desk consumes: the CLI needs no database to send one.
-    assert refund.json()["accepted"] is True and refund.json()["queue"] == "tickets"
+    assert refund.json()["accepted"] is True and refund.json()["queue"] == "desk"
 
     # While the work is away, a1 tracks it and the list says who waits for what.
     assert [t["id"] for t in (await cli("tickets", "list", "--waiting-for", "w1", "--json")).json()]
@@ -443,7 +445,7 @@ async def test_escalation_goes_to_the_supervisor_and_is_shown(
     assert "13812345678" not in shown.stdout  # the customer info is masked
     # Commands on a supervisor-owned ticket go to the first handler's role's worker.
     reply = await cli("reply", tid, "主管正在处理", "--as", "a1", "--json")
-    assert reply.exit_code == 0 and reply.json()["queue"] == "tickets"
+    assert reply.exit_code == 0 and reply.json()["queue"] == "desk"
 
     past = await cli(
         "escalate", tid, "--category", "timer_breach", "--problem", "p", "--actions-taken", "a",
@@ -559,7 +561,7 @@ async def test_unreachable_broker_or_database_exits_3(
     # A command needs no database (the worker finds the ticket); nobody consumes `tickets`
     # here: nothing is sent, at once.
     idle = await cli("claim", "T-1", "--as", "p1", "--timeout", "5", env=dead_db)
-    assert idle.exit_code == 3 and "no tickets worker is running" in idle.stderr
+    assert idle.exit_code == 3 and "no desk worker is running" in idle.stderr
 
 
 async def test_no_answer_in_time_exits_3_with_the_id_to_retry(
@@ -577,14 +579,14 @@ async def test_no_answer_in_time_exits_3_with_the_id_to_retry(
         taken.append(message)
         await message.ack()
 
-    queue = await channel.get_queue("tickets")
+    queue = await channel.get_queue("desk")
     tag = await queue.consume(keep)
     try:
         silent = await cli("claim", "T-2", "--as", "p1", "--timeout", "0.5")
     finally:
         await queue.cancel(tag)
     assert silent.exit_code == 3, silent
-    assert "no answer from the tickets worker within 0.5s" in silent.stderr
+    assert "no answer from the desk worker within 0.5s" in silent.stderr
     assert taken and taken[0].message_id is not None
     assert f"--command-id {taken[0].message_id}" in silent.stderr
     assert taken[0].reply_to and taken[0].reply_to.startswith("amq.gen-")
@@ -595,7 +597,7 @@ async def test_send_command_matches_the_answer_by_causation_id(
 ) -> None:
     """A stand-in worker answers first with noise and an answer to another command, then the
     real one: only the envelope whose causation id is the command's counts."""
-    queue = await channel.get_queue("tickets")
+    queue = await channel.get_queue("desk")
 
     async def respond(message: AbstractIncomingMessage) -> None:
         await message.ack()
@@ -622,5 +624,5 @@ async def test_send_command_matches_the_answer_by_causation_id(
     finally:
         await queue.cancel(tag)
 
-    with pytest.raises(Unreachable, match="no tickets worker"):
+    with pytest.raises(Unreachable, match="no desk worker"):
         await send_command(settings, command, timeout=5)
