@@ -45,11 +45,12 @@ class DeadLetterReason(StrEnum):
     INVALID_CONTRACT = "invalid_contract"
     UNKNOWN_TYPE = "unknown_type"
     UNSUPPORTED_VERSION = "unsupported_version"
+    INVALID_PROPERTIES = "invalid_properties"
     HANDLER_ERROR = "handler_error"
     RETRIES_EXHAUSTED = "retries_exhausted"
 
 
-# The first four are the publisher's to fix: the same body would be refused again.
+# The first five are the publisher's to fix: the same body would be refused again.
 DEAD_LETTER_REASONS: dict[DeadLetterReason, str] = {
     DeadLetterReason.MALFORMED_JSON: "the body is not UTF-8 JSON",
     DeadLetterReason.INVALID_CONTRACT: (
@@ -59,6 +60,10 @@ DEAD_LETTER_REASONS: dict[DeadLetterReason, str] = {
     DeadLetterReason.UNKNOWN_TYPE: "the queue takes no message of this `type`",
     DeadLetterReason.UNSUPPORTED_VERSION: (
         "the service reads another `schema_version` of this `type`"
+    ),
+    DeadLetterReason.INVALID_PROPERTIES: (
+        "the AMQP properties: a content type other than application/json, a `reply_to` that"
+        " names no reply queue, or a header table nested too deep or unreadable"
     ),
     DeadLetterReason.HANDLER_ERROR: (
         "the service failed on the message with an error that is not transient"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from shared.failpoints import failpoint
 from shared.messaging import DeadLetterReason, amqp_message
 from shared.models import MESSAGE_TYPES, Contract, Envelope
 from shared.observability import record_handled
+from shared.wire import CONTENT_TYPE, UnreadableJson, is_json_content_type, read_json
 
 log = structlog.get_logger(__name__)
 
@@ -116,16 +118,43 @@ class Transaction:
 Handler = Callable[[Transaction, Incoming[Any]], Awaitable[Outcome]]
 
 
-def decode(body: bytes, accepted: Mapping[str, Handler]) -> tuple[Envelope, Contract]:
-    """Envelope and typed payload, or InvalidMessage saying exactly what is wrong."""
+# Where a message may ask for its answer: a server-named queue (`amq.gen-…`, what the CLI
+# declares) or RabbitMQ's direct reply-to; never a service's queue, which would make a worker
+# publish into another service's input.
+REPLY_TO = re.compile(r"^amq\.gen-[A-Za-z0-9_-]{1,200}$|^amq\.rabbitmq\.reply-to(\.[!-~]{1,200})?$")
+
+
+def decode(
+    body: bytes,
+    accepted: Mapping[str, Handler],
+    *,
+    content_type: str | None = CONTENT_TYPE,
+    reply_to: str | None = None,
+) -> tuple[Envelope, Contract]:
+    """Envelope and typed payload, or InvalidMessage saying exactly what is wrong.
+
+    Strict: the body is UTF-8 JSON within `shared.wire`'s limits and is validated in the
+    published schema's terms (no "1" for 1, no number for a date or an amount); the message's
+    content type and `reply_to` are checked too. Nothing else escapes.
+    """
+    if not is_json_content_type(content_type):
+        raise InvalidMessage(
+            DeadLetterReason.INVALID_PROPERTIES,
+            f"content type {content_type!r}; messages are {CONTENT_TYPE}",
+        )
+    if reply_to is not None and not REPLY_TO.match(reply_to):
+        raise InvalidMessage(
+            DeadLetterReason.INVALID_PROPERTIES,
+            "reply_to names no reply queue (amq.gen-* or amq.rabbitmq.reply-to)",
+        )
     try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidMessage(DeadLetterReason.MALFORMED_JSON, str(exc)) from exc
+        raw = read_json(body)
+    except UnreadableJson as exc:
+        raise InvalidMessage(DeadLetterReason.MALFORMED_JSON, str(exc)) from None
     try:
-        envelope = Envelope.model_validate(raw)
+        envelope = Envelope.model_validate_json(body, strict=True)
     except ValidationError as exc:
-        raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc)) from exc
+        raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc)) from None
     kind = MESSAGE_TYPES.get(envelope.type)
     if kind is None or envelope.type not in accepted:
         raise InvalidMessage(
@@ -137,9 +166,12 @@ def decode(body: bytes, accepted: Mapping[str, Handler]) -> tuple[Envelope, Cont
             f"{envelope.type} v{envelope.schema_version}; this service reads v{kind.version}",
         )
     try:
-        return envelope, kind.model.model_validate(envelope.payload)
+        payload = kind.model.model_validate_json(json.dumps(raw["payload"]), strict=True)
     except ValidationError as exc:
-        raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc, at="payload")) from exc
+        raise InvalidMessage(
+            DeadLetterReason.INVALID_CONTRACT, _errors(exc, at="payload")
+        ) from None
+    return envelope, payload
 
 
 def _attempt(message: AbstractIncomingMessage) -> int:
@@ -244,7 +276,12 @@ class Worker:
             message_id=message.message_id, type=message.type, ticket_id=message.correlation_id
         ):
             try:
-                envelope, payload = decode(message.body, self.handlers)
+                envelope, payload = decode(
+                    message.body,
+                    self.handlers,
+                    content_type=message.content_type,
+                    reply_to=message.reply_to,
+                )
             except InvalidMessage as exc:
                 await self._dead_letter(message, exc.reason, exc.error, attempt)
                 self._record(started, "invalid", "dead_lettered", reason=exc.reason)
