@@ -21,6 +21,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from shared import amqp_headers
 from shared.config import Settings
 from shared.models import Envelope
 
@@ -119,6 +120,7 @@ async def declare_topology(channel: AbstractChannel, settings: Settings) -> None
 
 
 async def connect(settings: Settings, *, name: str) -> AbstractRobustConnection:
+    amqp_headers.install()  # no header table can break the connection (see the module)
     return await aio_pika.connect_robust(
         settings.amqp_url, client_properties={"connection_name": name}
     )

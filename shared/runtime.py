@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from shared import messaging
+from shared.amqp_headers import unreadable_headers
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.db import Connection, Pool
@@ -130,13 +131,17 @@ def decode(
     *,
     content_type: str | None = CONTENT_TYPE,
     reply_to: str | None = None,
+    headers: Mapping[str, Any] | None = None,
 ) -> tuple[Envelope, Contract]:
     """Envelope and typed payload, or InvalidMessage saying exactly what is wrong.
 
     Strict: the body is UTF-8 JSON within `shared.wire`'s limits and is validated in the
     published schema's terms (no "1" for 1, no number for a date or an amount); the message's
-    content type and `reply_to` are checked too. Nothing else escapes.
+    content type, `reply_to` and headers (`shared.amqp_headers`) are checked too. Nothing
+    else escapes.
     """
+    if (unreadable := unreadable_headers(headers)) is not None:
+        raise InvalidMessage(DeadLetterReason.INVALID_PROPERTIES, unreadable)
     if not is_json_content_type(content_type):
         raise InvalidMessage(
             DeadLetterReason.INVALID_PROPERTIES,
@@ -281,6 +286,7 @@ class Worker:
                     self.handlers,
                     content_type=message.content_type,
                     reply_to=message.reply_to,
+                    headers=message.headers,
                 )
             except InvalidMessage as exc:
                 await self._dead_letter(message, exc.reason, exc.error, attempt)

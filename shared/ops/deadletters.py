@@ -58,7 +58,7 @@ import aiormq
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from shared import messaging
+from shared import amqp_headers, messaging
 from shared.config import Settings
 from shared.failpoints import failpoint
 from shared.pii import mask, mask_text
@@ -731,6 +731,7 @@ class DeadLetters:
     ) -> AsyncIterator[DeadLetters]:
         # A plain connection, not a robust one: after a reconnect the held deliveries are gone
         # (the broker returned them) and acking their stale tags would be wrong.
+        amqp_headers.install()  # a dead letter's headers may be anything the broker took
         try:
             connection = await aio_pika.connect(
                 settings.amqp_url, client_properties={"connection_name": "ticketq-dlq"}

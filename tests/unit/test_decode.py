@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.intake.service import SERVICE as INTAKE
+from shared.amqp_headers import Unreadable
 from shared.models import Envelope
 from shared.models.tickets import Customer, SubmitTicket
 from shared.runtime import InvalidMessage, decode
@@ -239,3 +240,12 @@ def test_reply_to_may_name_no_service_queue(reply_to: str) -> None:
 @pytest.mark.parametrize("reply_to", ["amq.gen-JzTY20BRgKO-HjmUJj0wLg", "amq.rabbitmq.reply-to"])
 def test_reply_to_may_name_a_reply_queue(reply_to: str) -> None:
     decode(encode(good()), INTAKE.handlers, reply_to=reply_to)
+
+
+def test_headers_the_client_could_not_read_are_invalid_properties() -> None:
+    """`shared.amqp_headers` leaves a marker where a header was too deep or unreadable."""
+    headers = {"tq-attempt": 1, "deep": {"x": Unreadable("(a value nested deeper than 16 levels)")}}
+    with pytest.raises(InvalidMessage) as caught:
+        decode(encode(good()), INTAKE.handlers, headers=headers)
+    assert caught.value.reason == "invalid_properties"
+    assert caught.value.error == "header 'deep.x': (a value nested deeper than 16 levels)"
