@@ -77,6 +77,7 @@ MAX_PREFETCH = 65_535
 NO_TYPE = "(none)"
 
 ACTIONS = ("replay", "discard")
+INTERRUPTED = "interrupted:"  # how the error of a run closed by a later one starts
 
 
 class DeadLetterError(Exception):
@@ -500,6 +501,7 @@ class Outcome:
     failed: list[DeadLetter] = field(default_factory=list)  # refused by the broker, left in place
     error: str | None = None
     only: frozenset[str] | None = None  # message ids confirmed by the operator, if any
+    interrupted: list[int] = field(default_factory=list)  # earlier runs' rows found `started`
 
     def selects(self, dead: DeadLetter) -> bool:
         if self.only is not None and (dead.message_id or "") not in self.only:
@@ -521,6 +523,7 @@ class Outcome:
             "done": len(self.done),
             "failed": len(self.failed),
             "error": self.error,
+            "interrupted_runs": self.interrupted,
             "messages": [
                 {
                     **d.summary(),
@@ -556,12 +559,17 @@ class AuditEntry:
     host: str
     pid: int
 
+    @property
+    def interrupted(self) -> bool:
+        """Killed or cut off before it could close its row (closed by a later run)."""
+        return self.status == "failed" and (self.error or "").startswith(INTERRUPTED)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "action": self.action,
             "actor": self.actor,
-            "status": self.status,
+            "status": "interrupted" if self.interrupted else self.status,
             "filter": self.filter,
             "started_at": self.started_at.isoformat(),
             "finished_at": _iso(self.finished_at),
@@ -625,6 +633,26 @@ class Audit:
             audit_id,
             list(message_ids),
         )
+
+    async def close_interrupted(self, by: int) -> list[int]:
+        """Close the rows of earlier runs still `started` (killed, or cut off from the database
+        or the broker): `failed`, the error starting `interrupted:`. Only a run holding the
+        tool's lock may call this; their `message_ids` stay as the record of what they moved.
+
+        (`failed` and not a status of its own: the table's CHECK allows started, completed and
+        failed, and a migration is not this change's to make.)
+        """
+        rows = await self.conn.fetch(
+            """UPDATE dlq_audit
+                  SET status = 'failed', finished_at = now(),
+                      error = $2 || ' the run ended without closing its row'
+                              || ' (found by run ' || $1::bigint || ')'
+                WHERE status = 'started' AND id <> $1
+            RETURNING id""",
+            by,
+            INTERRUPTED,
+        )
+        return sorted(r["id"] for r in rows)
 
     async def finish(self, outcome: Outcome) -> None:
         assert outcome.audit_id is not None
@@ -898,6 +926,8 @@ class DeadLetters:
         if audit is None:
             raise AuditUnavailable(f"a {action} needs the audit log")
         outcome.audit_id = await audit.start(action, actor, selection)
+        # This run holds the lock: a row still `started` is a run that died or lost its way.
+        outcome.interrupted = await audit.close_interrupted(outcome.audit_id)
         try:
             await self._apply(outcome, audit)
         except Exception as exc:  # reported in the outcome and in the audit row

@@ -435,8 +435,14 @@ async def test_replay_killed_midway_loses_nothing_and_effects_happen_once(
     assert await count(db, "SELECT count(DISTINCT message_id) FROM inbox") == 5
     assert await count(db, "SELECT count(*) FROM ticket_contacts") == 5
     assert await depth(channel, "intake.dlq") == 0
-    latest = (await audit_entries(settings))[0]
+    latest, earlier = (await audit_entries(settings))[:2]
     assert (latest.status, latest.succeeded) == ("completed", len(left))
+    # The killed run's row is closed by the next run, as interrupted, its record kept.
+    assert rerun.interrupted == [interrupted.id] == [earlier.id]
+    assert earlier.interrupted and earlier.to_dict()["status"] == "interrupted"
+    assert (earlier.status, earlier.message_ids) == ("failed", ids)
+    assert earlier.finished_at is not None
+    assert earlier.error is not None and f"found by run {latest.id}" in earlier.error
 
 
 # --------------------------------------------------------------------------- safety rails
@@ -593,3 +599,21 @@ async def test_acks_the_broker_dropped_are_made_good(
     assert outcome.ok and len(outcome.done) == 100 and dropped
     assert await ids_in(settings) == ids[1::2]
     assert sorted(m.message_id or "" for m in await take_all(channel, "intake")) == ids[0::2]
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_the_next_run_marks_a_run_left_started_as_interrupted(settings: Settings) -> None:
+    await dead_letter_by_hand(settings, [submit("chat-i", "i-1")])
+    async with Audit.connect(settings) as audit:  # a run that died before closing its row
+        lost = await audit.start("replay", "gone", Filter())
+    listed = await cli("audit")
+    assert "started" in listed.stdout and "interrupted" not in listed.stdout
+
+    result = await cli("discard", "i-1", "--yes", "--who", "next")
+    assert result.exit_code == 0, result.output
+    assert f"earlier run(s) #{lost} had been interrupted" in result.stdout
+    listed = await cli("audit")
+    [row] = [line for line in listed.stdout.splitlines() if line.split()[:1] == [str(lost)]]
+    assert "interrupted" in row and "gone" in row
+    as_json = json.loads((await cli("audit", "--json")).stdout)
+    assert [e["status"] for e in as_json] == ["completed", "interrupted"]
