@@ -40,6 +40,7 @@ RabbitMQ 4.x would otherwise drop a message read more than 20 times). A test rea
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import itertools
 import json
@@ -212,6 +213,20 @@ def _parse_body(body: bytes) -> Any:
         return _UNPARSABLE
 
 
+def _raw_text(body: bytes) -> str:
+    """A body that is not our JSON as text: UTF-16 or -32 when it starts with their byte order
+    mark (so that it can be read, and masked), else UTF-8, bad bytes replaced."""
+    for bom, codec in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if body.startswith(bom) and len(body) > len(bom):
+            return body.decode(codec, errors="replace")
+    return body.decode("utf-8-sig", errors="replace")
+
+
 # --------------------------------------------------------------------------- a dead letter
 
 
@@ -325,7 +340,7 @@ class DeadLetter:
         masked as free text (personal fields of a truncated JSON text included)."""
         parsed = _parse_body(self.body)
         if parsed is _UNPARSABLE:
-            return mask_text(self.body.decode(errors="replace"))
+            return mask_text(_raw_text(self.body))
         return mask(parsed)
 
     def masked_headers(self) -> dict[str, Any]:

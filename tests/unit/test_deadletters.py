@@ -247,7 +247,9 @@ def test_usage_errors_exit_2_before_connecting(args: list[str]) -> None:
     assert result.exit_code == 2, result.output
 
 
-PERSONAL = '"customer": {"id": "c-9", "nick": "小李", "name": "张三丰", "address": "杭州市西湖区文三路100号"'
+PERSONAL = (
+    '"customer": {"id": "c-9", "nick": "小李", "name": "张三丰", "address": "杭州市文三路100号"'
+)
 
 
 @pytest.mark.parametrize(
