@@ -120,9 +120,12 @@ Handler = Callable[[Transaction, Incoming[Any]], Awaitable[Outcome]]
 
 
 # Where a message may ask for its answer: a server-named queue (`amq.gen-…`, what the CLI
-# declares) or RabbitMQ's direct reply-to; never a service's queue, which would make a worker
-# publish into another service's input.
-REPLY_TO = re.compile(r"^amq\.gen-[A-Za-z0-9_-]{1,200}$|^amq\.rabbitmq\.reply-to(\.[!-~]{1,200})?$")
+# declares), aio-pika's own names for the queues it names (`amq_` and a uuid's hex), or
+# RabbitMQ's direct reply-to; never a service's queue, which would make a worker publish into
+# another service's input.
+REPLY_TO = re.compile(
+    r"^amq\.gen-[A-Za-z0-9_-]{1,200}$|^amq_[0-9a-f]{32}$|^amq\.rabbitmq\.reply-to(\.[!-~]{1,200})?$"
+)
 
 
 def decode(
@@ -150,7 +153,7 @@ def decode(
     if reply_to is not None and not REPLY_TO.match(reply_to):
         raise InvalidMessage(
             DeadLetterReason.INVALID_PROPERTIES,
-            "reply_to names no reply queue (amq.gen-* or amq.rabbitmq.reply-to)",
+            "reply_to names no reply queue (amq.gen-*, amq_<hex> or amq.rabbitmq.reply-to)",
         )
     try:
         raw = read_json(body)

@@ -229,7 +229,9 @@ def test_json_with_a_utf_8_charset_is_json() -> None:
     decode(encode(good()), INTAKE.handlers, content_type="application/json; charset=UTF-8")
 
 
-@pytest.mark.parametrize("reply_to", ["intake", "finance", "ticketq.dlq-tool.lock", ""])
+@pytest.mark.parametrize(
+    "reply_to", ["intake", "finance", "ticketq.dlq-tool.lock", "", "amq_intake", "amq.gen-"]
+)
 def test_reply_to_may_name_no_service_queue(reply_to: str) -> None:
     with pytest.raises(InvalidMessage) as caught:
         decode(encode(good()), INTAKE.handlers, reply_to=reply_to)
@@ -237,7 +239,14 @@ def test_reply_to_may_name_no_service_queue(reply_to: str) -> None:
     assert "reply_to" in caught.value.error
 
 
-@pytest.mark.parametrize("reply_to", ["amq.gen-JzTY20BRgKO-HjmUJj0wLg", "amq.rabbitmq.reply-to"])
+@pytest.mark.parametrize(
+    "reply_to",
+    [
+        "amq.gen-JzTY20BRgKO-HjmUJj0wLg",
+        "amq_19b0919fa0724aa2b570ffc7948e3ea8",
+        "amq.rabbitmq.reply-to",
+    ],
+)
 def test_reply_to_may_name_a_reply_queue(reply_to: str) -> None:
     decode(encode(good()), INTAKE.handlers, reply_to=reply_to)
 
