@@ -6,10 +6,13 @@ reason (what ops group dead letters by) and an error that never echoes the input
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.intake.service import SERVICE as INTAKE
 from shared.amqp_headers import Unreadable
@@ -258,3 +261,28 @@ def test_headers_the_client_could_not_read_are_invalid_properties() -> None:
         decode(encode(good()), INTAKE.handlers, headers=headers)
     assert caught.value.reason == "invalid_properties"
     assert caught.value.error == "header 'deep.x': (a value nested deeper than 16 levels)"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=200)
+    | _JSON.map(lambda v: json.dumps(v).encode())
+    | st.tuples(st.sampled_from(sorted(good())), _JSON).map(
+        lambda kv: encode({**good(), kv[0]: kv[1]})
+    )
+    | st.tuples(st.sampled_from(sorted(good()["payload"])), _JSON).map(
+        lambda kv: encode(with_payload(**{kv[0]: kv[1]}))
+    )
+)
+def test_decode_raises_nothing_but_invalid_message(body: bytes) -> None:
+    with contextlib.suppress(InvalidMessage):
+        decode(body, INTAKE.handlers)
