@@ -150,7 +150,7 @@ def decode(
             DeadLetterReason.INVALID_PROPERTIES,
             f"content type {content_type!r}; messages are {CONTENT_TYPE}",
         )
-    if reply_to is not None and not REPLY_TO.match(reply_to):
+    if reply_to is not None and not REPLY_TO.fullmatch(reply_to):
         raise InvalidMessage(
             DeadLetterReason.INVALID_PROPERTIES,
             "reply_to names no reply queue (amq.gen-*, amq_<hex> or amq.rabbitmq.reply-to)",

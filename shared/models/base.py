@@ -82,13 +82,12 @@ class Envelope(BaseModel):
         max_length=60,
         description="Who sent it: a service name or an upstream system",
     )
+    payload: dict[str, Any] = Field(description="The message body, per `type`")
 
     @model_validator(mode="after")
     def _refuse_nul(self) -> Self:
         _no_nul(self)
         return self
-
-    payload: dict[str, Any] = Field(description="The message body, per `type`")
 
     @classmethod
     def wrap(
