@@ -353,7 +353,7 @@ class DeadLetter:
             "dlq": self.dlq,
             "position": self.position,
             "message_id": self.message_id,
-            "type": self.type,
+            "type": mask_text(self.type) if self.type else None,  # whatever a body said
             "reason": self.reason,
             "error": mask_text(self.error) if self.error else None,
             "queue": self.queue,
@@ -500,7 +500,12 @@ class Group:
     count: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dlq": self.dlq, "reason": self.reason, "type": self.type, "count": self.count}
+        return {
+            "dlq": self.dlq,
+            "reason": self.reason,
+            "type": mask_text(self.type),
+            "count": self.count,
+        }
 
 
 @dataclass

@@ -16,6 +16,7 @@ from shared.ops.deadletters import (
     NO_TYPE,
     DeadLetter,
     Filter,
+    Group,
     Outcome,
     dead_letter_queue,
     dead_letter_queues,
@@ -283,3 +284,11 @@ def test_a_truncated_body_keeps_what_is_not_personal() -> None:
     assert dead.masked_body() == (
         '{"customer": {"id": "c-9", "nick": "小李", "name": "张***", "address": "杭***"'
     )
+
+
+def test_a_type_taken_from_the_body_is_masked_where_shown() -> None:
+    dead = DeadLetter.from_parts("intake.dlq", 0, body=b'{"type": "call 13907776655"}', headers={})
+    assert dead.type == "call 13907776655"  # as read, for filters
+    group = Group("intake.dlq", "unknown", dead.type, 1)
+    for shown in (dead.summary(), dead.detail(), group.to_dict()):
+        assert "13907776655" not in to_json(shown)
