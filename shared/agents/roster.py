@@ -94,7 +94,7 @@ class Roster:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object]) -> Roster:
-        """Build a roster from parsed YAML/JSON; see `tests/unit/test_roster.py` for the shape.
+        """Build a roster from parsed YAML/JSON; see `tests/agents/test_roster.py` for the shape.
 
         `shifts` and `timezone` are optional (default: seed 000's shifts, Asia/Shanghai);
         an agent's `online` defaults to true (presence changes it later).

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,9 +37,11 @@ from shared.db import Connection, Pool
 from shared.dependencies import Dependency
 from shared.failpoints import failpoint
 from shared.messaging import topology as messaging
+from shared.messaging.amqp_headers import unreadable_headers
 from shared.messaging.catalogue import MessageType
 from shared.messaging.envelope import Contract, Envelope
 from shared.messaging.topology import DeadLetterReason, amqp_message
+from shared.messaging.wire import CONTENT_TYPE, UnreadableJson, is_json_content_type, read_json
 from shared.observability import record_handled
 
 log = structlog.get_logger(__name__)
@@ -130,16 +133,50 @@ class Route:
     handler: Handler
 
 
-def decode(body: bytes, accepted: Mapping[str, Route]) -> tuple[Envelope, Contract]:
-    """Envelope and typed payload, or InvalidMessage saying exactly what is wrong."""
+# Where a message may ask for its answer: a server-named queue (`amq.gen-…`, what the CLI
+# declares), aio-pika's own names for the queues it names (`amq_` and a uuid's hex), or
+# RabbitMQ's direct reply-to; never a service's queue, which would make a worker publish into
+# another service's input.
+REPLY_TO = re.compile(
+    r"^amq\.gen-[A-Za-z0-9_-]{1,200}$|^amq_[0-9a-f]{32}$|^amq\.rabbitmq\.reply-to(\.[!-~]{1,200})?$"
+)
+
+
+def decode(
+    body: bytes,
+    accepted: Mapping[str, Route],
+    *,
+    content_type: str | None = CONTENT_TYPE,
+    reply_to: str | None = None,
+    headers: Mapping[str, Any] | None = None,
+) -> tuple[Envelope, Contract]:
+    """Envelope and typed payload, or InvalidMessage saying exactly what is wrong.
+
+    Strict: the body is UTF-8 JSON within `shared.messaging.wire`'s limits and is validated in the
+    published schema's terms (no "1" for 1, no number for a date or an amount); the message's
+    content type, `reply_to` and headers (`shared.messaging.amqp_headers`) are checked too. Nothing
+    else escapes.
+    """
+    if (unreadable := unreadable_headers(headers)) is not None:
+        raise InvalidMessage(DeadLetterReason.INVALID_PROPERTIES, unreadable)
+    if not is_json_content_type(content_type):
+        raise InvalidMessage(
+            DeadLetterReason.INVALID_PROPERTIES,
+            f"content type {content_type!r}; messages are {CONTENT_TYPE}",
+        )
+    if reply_to is not None and not REPLY_TO.fullmatch(reply_to):
+        raise InvalidMessage(
+            DeadLetterReason.INVALID_PROPERTIES,
+            "reply_to names no reply queue (amq.gen-*, amq_<hex> or amq.rabbitmq.reply-to)",
+        )
     try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidMessage(DeadLetterReason.MALFORMED_JSON, str(exc)) from exc
+        raw = read_json(body)
+    except UnreadableJson as exc:
+        raise InvalidMessage(DeadLetterReason.MALFORMED_JSON, str(exc)) from None
     try:
-        envelope = Envelope.model_validate(raw)
+        envelope = Envelope.model_validate_json(body, strict=True)
     except ValidationError as exc:
-        raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc)) from exc
+        raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc)) from None
     route = accepted.get(envelope.type)
     if route is None:
         raise InvalidMessage(
@@ -152,9 +189,12 @@ def decode(body: bytes, accepted: Mapping[str, Route]) -> tuple[Envelope, Contra
             f"{envelope.type} v{envelope.schema_version}; this service reads v{kind.version}",
         )
     try:
-        return envelope, kind.model.model_validate(envelope.payload)
+        payload = kind.model.model_validate_json(json.dumps(raw["payload"]), strict=True)
     except ValidationError as exc:
-        raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc, at="payload")) from exc
+        raise InvalidMessage(
+            DeadLetterReason.INVALID_CONTRACT, _errors(exc, at="payload")
+        ) from None
+    return envelope, payload
 
 
 def _attempt(message: AbstractIncomingMessage) -> int:
@@ -330,7 +370,13 @@ class Worker:
             message_id=message.message_id, type=message.type, ticket_id=message.correlation_id
         ):
             try:
-                envelope, payload = decode(message.body, self.routes)
+                envelope, payload = decode(
+                    message.body,
+                    self.routes,
+                    content_type=message.content_type,
+                    reply_to=message.reply_to,
+                    headers=message.headers,
+                )
             except InvalidMessage as exc:
                 await self._dead_letter(message, exc.reason, exc.error, attempt)
                 self._record(started, "invalid", "dead_lettered", reason=exc.reason)

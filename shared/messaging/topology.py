@@ -22,6 +22,7 @@ from aio_pika.abc import (
 )
 
 from shared.config import Settings
+from shared.messaging import amqp_headers
 from shared.messaging.envelope import Envelope
 
 EXCHANGE = "ticketq"
@@ -44,11 +45,12 @@ class DeadLetterReason(StrEnum):
     INVALID_CONTRACT = "invalid_contract"
     UNKNOWN_TYPE = "unknown_type"
     UNSUPPORTED_VERSION = "unsupported_version"
+    INVALID_PROPERTIES = "invalid_properties"
     HANDLER_ERROR = "handler_error"
     RETRIES_EXHAUSTED = "retries_exhausted"
 
 
-# The first four are the publisher's to fix: the same body would be refused again.
+# The first five are the publisher's to fix: the same body would be refused again.
 DEAD_LETTER_REASONS: dict[DeadLetterReason, str] = {
     DeadLetterReason.MALFORMED_JSON: "the body is not UTF-8 JSON",
     DeadLetterReason.INVALID_CONTRACT: (
@@ -58,6 +60,10 @@ DEAD_LETTER_REASONS: dict[DeadLetterReason, str] = {
     DeadLetterReason.UNKNOWN_TYPE: "the queue takes no message of this `type`",
     DeadLetterReason.UNSUPPORTED_VERSION: (
         "the service reads another `schema_version` of this `type`"
+    ),
+    DeadLetterReason.INVALID_PROPERTIES: (
+        "the AMQP properties: a content type other than application/json, a `reply_to` that"
+        " names no reply queue, or a header table nested too deep or unreadable"
     ),
     DeadLetterReason.HANDLER_ERROR: (
         "the service failed on the message with an error that is not transient"
@@ -116,6 +122,7 @@ async def declare_topology(
 
 
 async def connect(settings: Settings, *, name: str) -> AbstractRobustConnection:
+    amqp_headers.install()  # no header table can break the connection (see the module)
     return await aio_pika.connect_robust(
         settings.amqp_url, client_properties={"connection_name": name}
     )

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AwareDatetime,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+)
 
 from shared.messaging.envelope import Contract
 from shared.tickets.roles import Role, TicketKind
+
+MONEY_PATTERN = r"^\d{1,10}(\.\d{1,2})?$"
+
+
+def _money_on_the_wire(value: object, info: ValidationInfo) -> object:
+    """From JSON, only the schema's decimal string: a JSON number (59.0) is refused."""
+    if info.mode != "json":
+        return value
+    if not (isinstance(value, str) and re.fullmatch(MONEY_PATTERN, value)):
+        raise ValueError('a money amount is a decimal string such as "59.00"')
+    return Decimal(value)  # what strict validation wants once a function has seen the input
+
 
 # On the wire a decimal string ("59.00"): JSON numbers are binary floats, money is not.
 Money = Annotated[
     Decimal,
     Field(ge=0, max_digits=12, decimal_places=2),
-    WithJsonSchema({"type": "string", "pattern": r"^\d{1,10}(\.\d{1,2})?$", "examples": ["59.00"]}),
+    BeforeValidator(_money_on_the_wire),
+    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["59.00"]}),
 ]
 
 

@@ -11,11 +11,13 @@ from typer.testing import CliRunner
 
 from services.catalogue import CATALOGUE
 from shared.cli.main import app
+from shared.cli.output import to_json
 from shared.messaging import topology as messaging
 from shared.ops.dlq.deadletters import (
     NO_TYPE,
     DeadLetter,
     Filter,
+    Group,
     Outcome,
     dead_letter_queue,
     dead_letter_queues,
@@ -245,3 +247,49 @@ def test_an_outcome_says_what_happened_to_each_message() -> None:
 def test_usage_errors_exit_2_before_connecting(args: list[str]) -> None:
     result = CliRunner().invoke(app, ["dlq", *args])
     assert result.exit_code == 2, result.output
+
+
+PERSONAL = (
+    '"customer": {"id": "c-9", "nick": "小李", "name": "张三丰", "address": "杭州市文三路100号"'
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 5000 + b"]" * 5000,
+        b'{"n": ' + b"9" * 5000 + b"}",
+        b'{"type": "ticket.submit", "a": ' + b"[" * 500 + b"]" * 500 + b"}",
+        ("{" + PERSONAL).encode(),  # truncated
+        ("{" + PERSONAL + "}}").encode("utf-16"),
+        b"\xef\xbb\xbf{" + PERSONAL.encode() + b"}}",
+        ("{" + PERSONAL + ', "bad": "').encode() + b"\xff\xfe" + b'"}}',
+        b"\x00\x01\x02 binary 13812345678",
+    ],
+    ids=["deep", "huge-int", "deep-inside", "truncated", "utf-16", "bom", "bad-utf-8", "binary"],
+)
+def test_any_body_the_broker_holds_is_shown_as_masked_text(body: bytes) -> None:
+    """Deep, huge or broken bodies are raw text for ops' eyes, personal data masked."""
+    dead = DeadLetter.from_parts("intake.dlq", 0, body=body, headers={}, message_id="m-x")
+    detail = dead.detail()
+    assert isinstance(detail["body"], str)
+    shown = to_json([detail])
+    for secret in ("张三丰", "文三路", "13812345678", "三丰"):
+        assert secret not in shown
+    assert dead.summary()["message_id"] == "m-x"
+    assert replay_headers(dead)["tq-attempt"] == 2
+
+
+def test_a_truncated_body_keeps_what_is_not_personal() -> None:
+    dead = DeadLetter.from_parts("intake.dlq", 0, body=("{" + PERSONAL).encode(), headers={})
+    assert dead.masked_body() == (
+        '{"customer": {"id": "c-9", "nick": "小李", "name": "张***", "address": "杭***"'
+    )
+
+
+def test_a_type_taken_from_the_body_is_masked_where_shown() -> None:
+    dead = DeadLetter.from_parts("intake.dlq", 0, body=b'{"type": "call 13907776655"}', headers={})
+    assert dead.type == "call 13907776655"  # as read, for filters
+    group = Group("intake.dlq", "unknown", dead.type, 1)
+    for shown in (dead.summary(), dead.detail(), group.to_dict()):
+        assert "13907776655" not in to_json(shown)

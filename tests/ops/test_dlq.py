@@ -436,8 +436,14 @@ async def test_replay_killed_midway_loses_nothing_and_effects_happen_once(
     assert await count(db, "SELECT count(DISTINCT message_id) FROM inbox") == 5
     assert await count(db, "SELECT count(*) FROM ticket_contacts") == 5
     assert await depth(channel, "intake.dlq") == 0
-    latest = (await audit_entries(settings))[0]
+    latest, earlier = (await audit_entries(settings))[:2]
     assert (latest.status, latest.succeeded) == ("completed", len(left))
+    # The killed run's row is closed by the next run, as interrupted, its record kept.
+    assert rerun.interrupted == [interrupted.id] == [earlier.id]
+    assert earlier.interrupted and earlier.to_dict()["status"] == "interrupted"
+    assert (earlier.status, earlier.message_ids) == ("failed", ids)
+    assert earlier.finished_at is not None
+    assert earlier.error is not None and f"found by run {latest.id}" in earlier.error
 
 
 # --------------------------------------------------------------------------- safety rails
@@ -544,3 +550,71 @@ async def test_a_vhost_without_the_topology_is_an_error_not_a_crash(settings: Se
     async with DeadLetters.connect(settings) as dlq:
         with pytest.raises(DeadLetterError, match=r"finance\.dlq does not exist"):
             await dlq.summaries()
+
+
+# --------------------------------------------------------------------------- many at once
+
+
+async def test_a_replay_of_a_thousand_leaves_no_replayed_copy_behind(
+    settings: Settings, channel: AbstractChannel
+) -> None:
+    """RabbitMQ 3.10's quorum queue client holds back settles (acks) past 32 pending commands
+    and drops the held ones when the channel closes: the last batch's acks were lost and the
+    tool reported "1000 of 1000" with 67 replayed copies back in the DLQ (3 runs of 6)."""
+    for run in range(5):
+        ids = [f"r{run}-{i:04d}" for i in range(1_000)]
+        await dead_letter_by_hand(settings, [submit(f"chat-{i}", i) for i in ids])
+        outcome = await replay(settings, Filter())
+        assert outcome.ok and len(outcome.done) == len(outcome.matched) == 1_000
+        assert await depth(channel, "intake.dlq") == 0, f"run {run}"
+        assert await ids_in(settings) == [], f"run {run}"
+        replayed = await take_all(channel, "intake")
+        assert sorted(m.message_id or "" for m in replayed) == ids
+
+
+async def test_acks_the_broker_dropped_are_made_good(
+    settings: Settings, channel: AbstractChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Selected messages between others are acked one by one, and the broker may drop some of
+    those acks (above): the tool reads the DLQ again and takes the copies it acked before,
+    leaving the others in their order and a copy dead-lettered again after its replay alone."""
+    ids = [f"f-{i:03d}" for i in range(200)]
+    await dead_letter_by_hand(settings, [submit(f"chat-{i}", i) for i in ids[0::2]])
+    await dead_letter_by_hand(
+        settings, [submit(f"chat-{i}", i) for i in ids[1::2]], reason="handler_error"
+    )
+    dropped: list[int] = []
+    ack = deadletters._Held.ack
+
+    async def drop_some(held: deadletters._Held, messages: Any) -> None:
+        if not dropped:  # the broker "drops" every third ack of the first batch
+            dropped.extend(range(0, len(messages), 3))
+            kept = [m for i, m in enumerate(messages) if i not in dropped]
+            await ack(held, kept)
+            held.acked += len(messages) - len(kept)  # the tool believes they were taken
+            return
+        await ack(held, messages)
+
+    monkeypatch.setattr(deadletters._Held, "ack", drop_some)
+    outcome = await replay(settings, Filter.build(reasons=["retries_exhausted"]))
+    assert outcome.ok and len(outcome.done) == 100 and dropped
+    assert await ids_in(settings) == ids[1::2]
+    assert sorted(m.message_id or "" for m in await take_all(channel, "intake")) == ids[0::2]
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_the_next_run_marks_a_run_left_started_as_interrupted(settings: Settings) -> None:
+    await dead_letter_by_hand(settings, [submit("chat-i", "i-1")])
+    async with Audit.connect(settings) as audit:  # a run that died before closing its row
+        lost = await audit.start("replay", "gone", Filter())
+    listed = await cli("audit")
+    assert "started" in listed.stdout and "interrupted" not in listed.stdout
+
+    result = await cli("discard", "i-1", "--yes", "--who", "next")
+    assert result.exit_code == 0, result.output
+    assert f"earlier run(s) #{lost} had been interrupted" in result.stdout
+    listed = await cli("audit")
+    [row] = [line for line in listed.stdout.splitlines() if line.split()[:1] == [str(lost)]]
+    assert "interrupted" in row and "gone" in row
+    as_json = json.loads((await cli("audit", "--json")).stdout)
+    assert [e["status"] for e in as_json] == ["completed", "interrupted"]

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (full-width characters are the input under test)
 """Personal data masking (SPEC §10): by key anywhere in a structure, and numbers in text."""
 
 from __future__ import annotations
@@ -7,6 +8,8 @@ import uuid
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.logging import mask_personal_data
 from shared.pii import mask, mask_text, mask_value
@@ -114,3 +117,135 @@ def test_a_tracebacks_frames_keep_their_function_names_and_lose_numbers() -> Non
     assert "test_a_tracebacks_frames_keep_their_function_names_and_lose_numbers" in names
     assert rendered["name"] == "张***"  # outside the traceback, `name` is still personal
     assert PHONE not in repr(rendered) and NAME not in repr(rendered)
+
+
+# --- free text: every format of a phone, card or ID number, names and addresses --------------
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("手机１３９０７７７６６５５", "手机*********５５"),  # full-width digits
+        ("call 139.0777.6655", "call ***********55"),
+        ("call 139 0777 6655", "call ***********55"),
+        ("call +86 139-0777-6655", "call ***************55"),
+        ("call (+86)13907776655", "call **************55"),
+        ("座机 021-62345678", "座机 **********78"),
+        ("座机 (021)62345678", "座机 ***********78"),
+        ("座机（０２１）６２３４５６７８", "座机***********７８"),
+        ("座机 0571 8765 4321 转 12", "座机 ************21 转 12"),
+        ("卡 6222 0202 0011 2233 123", "卡 *********************23"),
+        ("卡 6222020200112233123", "卡 *****************23"),  # 19 digits, UnionPay
+        ("身份证 11010119900307123X", "身份证 ****************3X"),
+        ("身份证 110101 19900307 1234", "身份证 ******************34"),
+    ],
+    ids=[
+        "full-width",
+        "dotted",
+        "spaced",
+        "plus-86-dashed",
+        "bracketed-86",
+        "landline-dashed",
+        "landline-bracketed",
+        "landline-full-width",
+        "landline-spaced-extension",
+        "card-19-grouped",
+        "card-19-unionpay",
+        "id-card-x",
+        "id-card-spaced",
+    ],
+)
+def test_mask_text_masks_every_number_format(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("你好，我叫张三，想退货", "你好，我叫张***，想退货"),
+        ("收件人: 李四 已签收", "收件人: 李*** 已签收"),
+        ("收货人：欧阳娜娜", "收货人：欧***"),
+        ("姓名 王五", "姓名 王***"),
+        ("my name is John Smith.", "my name is J***."),
+        ("地址：杭州市西湖区文三路100号，谢谢", "地址：杭***，谢谢"),
+        ("请寄到 北京市朝阳区建国路", "请寄到 北***"),
+        ("发到上海市徐汇区漕溪北路88号1201室", "******************1室"),
+        ("漕溪北路 88 号 3 栋 2 单元", "漕***"),
+    ],
+    ids=[
+        "wo-jiao",
+        "receiver",
+        "receiver-4",
+        "xingming",
+        "english",
+        "address-cue",
+        "send-to",
+        "street-room",
+        "street-building",
+    ],
+)
+def test_mask_text_masks_names_after_a_cue_and_addresses(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+
+
+def test_mask_text_masks_personal_fields_of_json_that_does_not_parse() -> None:
+    truncated = '{"customer": {"id": "c-1", "nick": "小王", "name": "张三丰", "address": "杭州市西'
+    assert mask_text(truncated) == (
+        '{"customer": {"id": "c-1", "nick": "小王", "name": "张***", "address": "杭***'
+    )
+
+
+_SEPARATORS = st.sampled_from(["", " ", "-", "."])
+_FULL = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+def _grouped(digits: str, sizes: list[int], sep: str) -> str:
+    parts, start = [], 0
+    for size in sizes:
+        parts.append(digits[start : start + size])
+        start += size
+    return sep.join(p for p in parts if p)
+
+
+@st.composite
+def numbers(draw: st.DrawFn) -> str:
+    """A phone, card or ID number as people write them."""
+    d = st.text("0123456789", min_size=1, max_size=1)
+    kind = draw(st.sampled_from(["mobile", "landline", "card", "id"]))
+    sep = draw(_SEPARATORS)
+    if kind == "mobile":
+        digits = "1" + draw(st.sampled_from("3456789")) + "".join(draw(d) for _ in range(9))
+        number = _grouped(digits, [3, 4, 4], sep)
+        number = draw(st.sampled_from(["", "+86 ", "+86-", "0086 ", "86", "(+86)"])) + number
+    elif kind == "landline":
+        area = "0" + "".join(draw(d) for _ in range(draw(st.sampled_from([2, 3]))))
+        local = draw(st.sampled_from("23456789")) + "".join(draw(d) for _ in range(7))
+        number = (f"({area})" if draw(st.booleans()) else area + sep) + local
+    elif kind == "card":
+        length = draw(st.sampled_from([16, 19]))
+        digits = "62" + "".join(draw(d) for _ in range(length - 2))
+        number = _grouped(digits, [4, 4, 4, 4, 3], sep if sep in ("", " ", "-") else " ")
+    else:
+        year = draw(st.integers(1930, 2020))
+        birth = f"{year}{draw(st.integers(1, 12)):02d}{draw(st.integers(1, 28)):02d}"
+        region = draw(st.sampled_from("123456789")) + "".join(draw(d) for _ in range(5))
+        tail = "".join(draw(d) for _ in range(3)) + draw(st.sampled_from("0123456789X"))
+        number = region + birth + tail
+    return number.translate(_FULL) if draw(st.booleans()) else number
+
+
+_AROUND = st.text(st.sampled_from("电话是请回拨谢谢 ，。,:;abcABC"), max_size=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(numbers(), _AROUND, _AROUND)
+def test_masked_text_never_keeps_seven_digits_of_a_number(
+    number: str, before: str, after: str
+) -> None:
+    digits = "".join(ch for ch in number.translate(_ASCII) if ch.isdigit())
+    masked = mask_text(f"{before}{number}{after}").translate(_ASCII)
+    runs = "".join(ch if ch.isdigit() else " " for ch in masked).split()
+    assert not any(digits[i : i + 7] in run for run in runs for i in range(len(digits) - 6)), masked
+
+
+_ASCII = str.maketrans("０１２３４５６７８９", "0123456789")

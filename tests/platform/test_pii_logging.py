@@ -95,13 +95,15 @@ async def test_personal_data_is_masked_in_every_log_line_at_debug_level(
     )
     refused["message_id"] = "m-pii-refused"
     refused["payload"]["channel"] = f"fax to {PHONE}"  # the contract refuses it
-    # Valid by the contract, refused by PostgreSQL inside the handler (text cannot hold NUL):
-    # the traceback path of the log, with the personal data in the message being handled.
+    # Valid by the contract, refused inside the handler (a time the database driver cannot
+    # convert to UTC): the traceback path of the log, with the personal data in the message
+    # being handled. (Text with U+0000 served here until the contract refused it.)
     unstorable = Envelope.wrap(
-        contact("chat-pii-nul", subject=f"{NAME}\x00", text=PHONE, customer=CUSTOMER),
+        contact("chat-pii-unstorable", subject=NAME, text=PHONE, customer=CUSTOMER),
         producer="t",
         message_id="m-pii-unstorable",
     ).model_dump(mode="json")
+    unstorable["payload"]["occurred_at"] = "9999-12-31T23:59:00-23:59"
 
     workers = WorkerProcesses(tmp_path)
     worker = workers.start("intake", settings.model_copy(update={"log_level": "debug"}))

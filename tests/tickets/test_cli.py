@@ -488,6 +488,28 @@ async def test_show_masks_personal_data_and_reveals_only_to_a_supervisor(
     assert [(r["agent_id"], r["ticket_id"]) for r in reveals] == [("s1", tid)]  # refused: none
 
 
+FULL_WIDTH_PHONE = "13907776655".translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})
+
+
+async def test_show_masks_personal_data_in_free_text_in_every_format(
+    settings: Settings, db: Pool, desks: FixedClock, cli: Cli
+) -> None:
+    text = (
+        f"我叫李秋水,寄到上海市徐汇区漕溪北路88号1201室,座机(021)62345678,手机{FULL_WIDTH_PHONE},"
+        "或者139.0777.6655,身份证11010119900307123X,卡号6222 0202 0011 2233 123"
+    )
+    tid = await new_ticket(settings, db, "ww-9", subject="收件人: 王语嫣 021-62345678", text=text)
+    secrets = ["李秋水", "漕溪北路", "62345678", FULL_WIDTH_PHONE, "139.0777.6655",
+               "11010119900307123X", "0202 0011", "王语嫣"]  # fmt: skip
+    for args in ([], ["--json"]):
+        shown = await cli("tickets", "show", tid, *args)
+        assert shown.exit_code == 0, shown
+        for secret in secrets:
+            assert secret not in shown.stdout, (secret, args)
+    revealed = await cli("tickets", "show", tid, "--reveal", "--json", env={"TICKETQ_AGENT": "s1"})
+    assert "李秋水" in json.dumps(revealed.json(), ensure_ascii=False)
+
+
 async def test_list_filters(settings: Settings, db: Pool, desks: FixedClock, cli: Cli) -> None:
     pre = await new_ticket(settings, db, "ww-6", subject="这款有现货吗?")
     after = await new_ticket(settings, db, "ww-7", subject="还没发货吗", order_id="o-7")

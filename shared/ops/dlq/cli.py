@@ -367,7 +367,11 @@ def _summary_line(outcome: Outcome) -> str:
     line = f"{verb} {len(outcome.done)} of {matched} matched"
     if outcome.failed:
         line += f", {len(outcome.failed)} refused and left in place"
-    return f"{line} (audit #{outcome.audit_id})"
+    line += f" (audit #{outcome.audit_id})"
+    if outcome.interrupted:
+        runs = ", ".join(f"#{i}" for i in outcome.interrupted)
+        line += f"; earlier run(s) {runs} had been interrupted: marked so in the audit log"
+    return line
 
 
 _MESSAGE_COLUMNS = [
@@ -441,6 +445,7 @@ _AUDIT_COLUMNS = [
     Column("failed", align="right"),
     Column("filter", max_width=60),
     Column("ids", "MESSAGE IDS", max_width=60),
+    Column("error", max_width=60),
 ]
 
 

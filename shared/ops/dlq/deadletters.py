@@ -40,7 +40,9 @@ RabbitMQ 4.x would otherwise drop a message read more than 20 times). A test rea
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -61,7 +63,9 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from services.catalogue import CATALOGUE
 from shared.config import Settings
 from shared.failpoints import failpoint
+from shared.messaging import amqp_headers
 from shared.messaging import topology as messaging
+from shared.messaging.wire import UnreadableJson, read_json
 from shared.pii import mask, mask_text
 
 # An exclusive queue as a lock between concurrent `ticketq dlq` commands: freed by the broker
@@ -69,11 +73,14 @@ from shared.pii import mask, mask_text
 LOCK_QUEUE = "ticketq.dlq-tool.lock"
 # Replayed copies published, confirmed, recorded and acked per round.
 BATCH = 100
+# Reads of a DLQ to take again copies whose acks the broker dropped (`DeadLetters._verified`).
+REPAIR_ROUNDS = 5
 # AMQP's prefetch count is 16 bits; a larger DLQ is read with basic.get, one round trip each.
 MAX_PREFETCH = 65_535
 NO_TYPE = "(none)"
 
 ACTIONS = ("replay", "discard")
+INTERRUPTED = "interrupted:"  # how the error of a run closed by a later one starts
 
 
 class DeadLetterError(Exception):
@@ -200,10 +207,26 @@ _UNPARSABLE = object()
 
 
 def _parse_body(body: bytes) -> Any:
+    """The body as JSON, or `_UNPARSABLE`: whatever the broker holds (deep nesting, huge
+    integers, bad UTF-8) is shown as raw text, never raised."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        return read_json(body)
+    except UnreadableJson:
         return _UNPARSABLE
+
+
+def _raw_text(body: bytes) -> str:
+    """A body that is not our JSON as text: UTF-16 or -32 when it starts with their byte order
+    mark (so that it can be read, and masked), else UTF-8, bad bytes replaced."""
+    for bom, codec in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if body.startswith(bom) and len(body) > len(bom):
+            return body.decode(codec, errors="replace")
+    return body.decode("utf-8-sig", errors="replace")
 
 
 # --------------------------------------------------------------------------- a dead letter
@@ -304,15 +327,22 @@ class DeadLetter:
         )
 
     @property
+    def identity(self) -> tuple[str | None, bytes, str]:
+        """What tells this copy from any other: id, body and headers (but the read count)."""
+        headers = {k: v for k, v in self.headers.items() if k != "x-delivery-count"}
+        return self.message_id, self.body, json.dumps(jsonable(headers), sort_keys=True)
+
+    @property
     def replay_queue(self) -> str:
         """Where a replay publishes it: the queue it came from (the DLQ's own, if unknown)."""
         return self.queue if self.queue in CATALOGUE.queue_names else source_queue(self.dlq)
 
     def masked_body(self) -> Any:
-        """The body for ops' eyes: parsed JSON with personal data masked, else masked text."""
+        """The body for ops' eyes: parsed JSON with personal data masked, else the raw text
+        masked as free text (personal fields of a truncated JSON text included)."""
         parsed = _parse_body(self.body)
         if parsed is _UNPARSABLE:
-            return mask_text(self.body.decode(errors="replace"))
+            return mask_text(_raw_text(self.body))
         return mask(parsed)
 
     def masked_headers(self) -> dict[str, Any]:
@@ -325,7 +355,7 @@ class DeadLetter:
             "dlq": self.dlq,
             "position": self.position,
             "message_id": self.message_id,
-            "type": self.type,
+            "type": mask_text(self.type) if self.type else None,  # whatever a body said
             "reason": self.reason,
             "error": mask_text(self.error) if self.error else None,
             "queue": self.queue,
@@ -472,7 +502,12 @@ class Group:
     count: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dlq": self.dlq, "reason": self.reason, "type": self.type, "count": self.count}
+        return {
+            "dlq": self.dlq,
+            "reason": self.reason,
+            "type": mask_text(self.type),
+            "count": self.count,
+        }
 
 
 @dataclass
@@ -488,6 +523,7 @@ class Outcome:
     failed: list[DeadLetter] = field(default_factory=list)  # refused by the broker, left in place
     error: str | None = None
     only: frozenset[str] | None = None  # message ids confirmed by the operator, if any
+    interrupted: list[int] = field(default_factory=list)  # earlier runs' rows found `started`
 
     def selects(self, dead: DeadLetter) -> bool:
         if self.only is not None and (dead.message_id or "") not in self.only:
@@ -509,6 +545,7 @@ class Outcome:
             "done": len(self.done),
             "failed": len(self.failed),
             "error": self.error,
+            "interrupted_runs": self.interrupted,
             "messages": [
                 {
                     **d.summary(),
@@ -544,12 +581,17 @@ class AuditEntry:
     host: str
     pid: int
 
+    @property
+    def interrupted(self) -> bool:
+        """Killed or cut off before it could close its row (closed by a later run)."""
+        return self.status == "failed" and (self.error or "").startswith(INTERRUPTED)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "action": self.action,
             "actor": self.actor,
-            "status": self.status,
+            "status": "interrupted" if self.interrupted else self.status,
             "filter": self.filter,
             "started_at": self.started_at.isoformat(),
             "finished_at": _iso(self.finished_at),
@@ -614,6 +656,26 @@ class Audit:
             list(message_ids),
         )
 
+    async def close_interrupted(self, by: int) -> list[int]:
+        """Close the rows of earlier runs still `started` (killed, or cut off from the database
+        or the broker): `failed`, the error starting `interrupted:`. Only a run holding the
+        tool's lock may call this; their `message_ids` stay as the record of what they moved.
+
+        (`failed` and not a status of its own: the table's CHECK allows started, completed and
+        failed, and a migration is not this change's to make.)
+        """
+        rows = await self.conn.fetch(
+            """UPDATE dlq_audit
+                  SET status = 'failed', finished_at = now(),
+                      error = $2 || ' the run ended without closing its row'
+                              || ' (found by run ' || $1::bigint || ')'
+                WHERE status = 'started' AND id <> $1
+            RETURNING id""",
+            by,
+            INTERRUPTED,
+        )
+        return sorted(r["id"] for r in rows)
+
     async def finish(self, outcome: Outcome) -> None:
         assert outcome.audit_id is not None
         await self.conn.execute(
@@ -677,6 +739,30 @@ class _Held:
         self.count = count
         self.read = 0  # delivered to us and parsed
         self.acked = 0  # of those, acked (replayed or discarded)
+        self.ready_after: int | None = None  # the DLQ's count once the channel has let go
+        self._unacked: dict[int, None] = {}  # delivery tags read and not acked, in order
+
+    async def ack(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+        """Ack these deliveries: with ONE `multiple` ack when they are the oldest not yet acked
+        (a whole replay, a run of selected messages), else one by one.
+
+        Why it matters: RabbitMQ 3.10's quorum queue client holds back settles past 32 pending
+        commands and drops those it holds if the channel closes (`_verified` repairs that);
+        one ack for a batch is one command.
+        """
+        if not messages:
+            return
+        tags = [m.delivery_tag for m in messages]
+        oldest = list(itertools.islice(self._unacked, len(tags)))
+        if sorted(t for t in tags if t is not None) == oldest:
+            await messages[tags.index(max(oldest))].ack(multiple=True)
+        else:
+            for message in messages:
+                await message.ack()
+        for tag in tags:
+            if tag is not None:
+                self._unacked.pop(tag, None)
+        self.acked += len(messages)
 
     async def messages(self) -> AsyncGenerator[tuple[AbstractIncomingMessage, DeadLetter], None]:
         """The `count` messages at the head of the DLQ, in queue order."""
@@ -709,6 +795,8 @@ class _Held:
 
     def _parse(self, position: int, message: AbstractIncomingMessage) -> DeadLetter:
         self.read += 1
+        if message.delivery_tag is not None:
+            self._unacked[message.delivery_tag] = None
         return DeadLetter.from_message(self.dlq, position, message)
 
 
@@ -732,6 +820,7 @@ class DeadLetters:
     ) -> AsyncIterator[DeadLetters]:
         # A plain connection, not a robust one: after a reconnect the held deliveries are gone
         # (the broker returned them) and acking their stale tags would be wrong.
+        amqp_headers.install()  # a dead letter's headers may be anything the broker took
         try:
             connection = await aio_pika.connect(
                 settings.amqp_url, client_properties={"connection_name": "ticketq-dlq"}
@@ -859,6 +948,8 @@ class DeadLetters:
         if audit is None:
             raise AuditUnavailable(f"a {action} needs the audit log")
         outcome.audit_id = await audit.start(action, actor, selection)
+        # This run holds the lock: a row still `started` is a run that died or lost its way.
+        outcome.interrupted = await audit.close_interrupted(outcome.audit_id)
         try:
             await self._apply(outcome, audit)
         except Exception as exc:  # reported in the outcome and in the audit row
@@ -889,16 +980,17 @@ class DeadLetters:
                         outcome.matched.append(dead)
                         batch.append((message, dead))
                         if len(batch) >= BATCH:
-                            held.acked += await self._flush(outcome, batch, audit, publisher)
+                            await self._flush(outcome, held, batch, audit, publisher)
                             batch = []
                             if outcome.failed:
-                                return
-                    if batch:
-                        held.acked += await self._flush(outcome, batch, audit, publisher)
-                    if outcome.failed:
-                        return
+                                break
+                    if batch and not outcome.failed:
+                        await self._flush(outcome, held, batch, audit, publisher)
                 # Leaving the block closes the channel: the broker takes the acks, then returns
                 # every message not acked, in order.
+                await self._verified(held, [d for d in outcome.done if d.dlq == dlq])
+                if outcome.failed:
+                    return
         finally:
             if publisher is not None and not publisher.is_closed:
                 await publisher.close()
@@ -906,11 +998,12 @@ class DeadLetters:
     async def _flush(
         self,
         outcome: Outcome,
+        held: _Held,
         batch: list[tuple[AbstractIncomingMessage, DeadLetter]],
         audit: Audit,
         publisher: AbstractChannel | None,
-    ) -> int:
-        """Publish (replay) and ack a batch; returns how many were acked."""
+    ) -> None:
+        """Publish (replay) and ack a batch."""
         assert outcome.audit_id is not None
         if publisher is not None:
             exchange = await publisher.get_exchange(messaging.EXCHANGE, ensure=False)
@@ -941,17 +1034,47 @@ class DeadLetters:
         else:
             confirmed = batch
         if not confirmed:
-            return 0
+            return
         # Recorded before the acks: a crash now leaves messages both replayed and still
         # dead-lettered (harmless), never gone without a trace.
         await audit.progress(outcome.audit_id, [dead.message_id or "" for _, dead in confirmed])
-        for message, dead in confirmed:
-            n = len(outcome.done) + 1
-            failpoint(f"dlq_after_{'publish' if publisher else 'record'}")
-            failpoint(f"dlq_after_{'publish' if publisher else 'record'}:{n}")
-            await message.ack()
-            outcome.done.append(dead)
-        return len(confirmed)
+        step = "publish" if publisher else "record"
+        for n in range(len(outcome.done) + 1, len(outcome.done) + len(confirmed) + 1):
+            failpoint(f"dlq_after_{step}")
+            failpoint(f"dlq_after_{step}:{n}")
+        await held.ack([message for message, _ in confirmed])
+        outcome.done.extend(dead for _, dead in confirmed)
+
+    async def _verified(self, held: _Held, done: Sequence[DeadLetter]) -> None:
+        """Make sure what was acked is gone from the DLQ once the channel has let go.
+
+        RabbitMQ 3.10's quorum queue client holds back settles (acks) while more than 32 of
+        its commands are pending and DROPS those it holds when the channel closes: the broker
+        then returns those messages to the DLQ although they were replayed (or discarded) and
+        recorded. One ack per batch (`_Held.ack`) makes that rare; this makes it harmless:
+        when the DLQ holds more than the messages left alone, it is read again and the copies
+        acked before (same id, body and headers; a copy dead-lettered again after its replay
+        differs) are acked again.
+        """
+        acked = Counter(d.identity for d in done)
+        for round_ in range(REPAIR_ROUNDS + 1):
+            if held.ready_after is None or held.ready_after <= held.count - held.acked:
+                return
+            if round_ == REPAIR_ROUNDS:
+                break
+            async with (
+                self._holding(held.dlq) as held,
+                contextlib.aclosing(held.messages()) as messages,
+            ):
+                back = []
+                # Each round afresh: an ack of the round before may have been dropped too.
+                remaining = acked.copy()
+                async for message, dead in messages:
+                    if remaining[dead.identity] > 0:
+                        remaining[dead.identity] -= 1
+                        back.append(message)
+                await held.ack(back)
+        self._warn(held.dlq, f"{held.dlq}: acked messages came back; run the command again")
 
     # ---- internals
 
@@ -968,22 +1091,26 @@ class DeadLetters:
         finally:
             if not channel.is_closed:
                 await channel.close()
-            if held is not None and held.read > held.acked:
-                await self._settled(dlq, held.read - held.acked)
+            if held is not None and held.read:
+                held.ready_after = await self._settled(dlq, held.read - held.acked, consumers)
 
-    async def _settled(self, dlq: str, returned: int) -> None:
-        """Wait until the messages the closed channel held are back in the queue.
+    async def _settled(self, dlq: str, returned: int, consumers: int) -> int:
+        """Wait until the closed channel has let go of the DLQ; its count then.
 
-        A quorum queue returns them a moment AFTER the channel is closed: a count taken at once
-        (the next read, the next command) would miss them.
+        A quorum queue returns the messages a moment AFTER the channel is closed: a count taken
+        at once (the next read, the next command) would miss them. Our consumer leaves the
+        queue's consumer count in the same step, so both are awaited.
         """
         channel = await self.connection.channel(publisher_confirms=False)
         try:
             deadline = time.monotonic() + self.delivery_timeout
-            while (await messaging.queue_stats(channel, dlq))[0] < returned:
+            while True:
+                ready, now_consuming = await messaging.queue_stats(channel, dlq)
+                if ready >= returned and now_consuming <= consumers:
+                    return ready
                 if time.monotonic() > deadline:
                     self._warn(dlq, f"{dlq}: fewer messages back than were read; read it again")
-                    return
+                    return ready
                 await asyncio.sleep(0.01)
         finally:
             await channel.close()
