@@ -1,16 +1,20 @@
-"""What the warehouse and finance rooms' tests share: the desks running, commands sent the way
-the CLI sends them, tickets with handoffs to work on."""
+"""What several rooms' tests share (a pytest plugin, see tests/conftest.py): the desks running,
+commands sent the way the CLI sends them, tickets with handoffs to work on, and `ticketq` run
+as a process would run it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
+from typer.testing import CliRunner
 
 from services.aftersales.worker import SERVICE as AFTERSALES
 from services.finance.contracts import RefundArgs
@@ -21,8 +25,9 @@ from services.presale.worker import SERVICE as PRESALE
 from services.warehouse.worker import SERVICE as WAREHOUSE
 from shared.bootstrap import RunningService, Service, start_service
 from shared.cli.commands import queue_of
+from shared.cli.main import app
 from shared.clock import FixedClock
-from shared.config import Settings
+from shared.config import Settings, get_settings
 from shared.db import Pool
 from shared.messaging.envelope import Contract, Envelope
 from shared.messaging.topology import EXCHANGE, amqp_message
@@ -167,3 +172,55 @@ async def desk_worker(settings: Settings, broker: object) -> AsyncIterator[None]
     running = await start_service(PRESALE, settings, clock=FixedClock(T0))
     yield
     await running.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# The CLI as a process would run it
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def __str__(self) -> str:
+        return f"exit {self.exit_code}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+
+
+Cli = Callable[..., Any]
+
+
+@pytest.fixture
+def cli(settings: Settings) -> Cli:
+    """`await cli("tickets", "list", env={...})`: one `ticketq` invocation, like a process."""
+
+    async def invoke(*args: str, env: dict[str, str] | None = None) -> Run:
+        environment = {
+            "TICKETQ_AMQP_URL": settings.amqp_url,
+            "TICKETQ_DATABASE_URL": settings.database_url,
+            "TICKETQ_CLOCK_START": T0.isoformat(),
+            "TICKETQ_AGENT": None,
+            **(env or {}),
+        }
+
+        def call() -> Run:
+            get_settings.cache_clear()  # a process reads its environment once; we are many
+            try:
+                result = CliRunner().invoke(app, list(args), env=environment)
+            finally:
+                get_settings.cache_clear()
+            if result.exception is not None and not isinstance(result.exception, SystemExit):
+                raise result.exception
+            return Run(result.exit_code, result.stdout, result.stderr)
+
+        return await asyncio.to_thread(call)
+
+    return invoke

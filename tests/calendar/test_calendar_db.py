@@ -12,7 +12,7 @@ import pytest
 from shared.calendar import DayKind, parse_calendar, sample_calendar
 from shared.calendar.store import load_calendar, save_calendar
 from shared.db import Pool
-from tests.calendar.conftest import Cli
+from tests.staff import Cli
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 
 from shared.agents.store import load_roster
 from shared.db import Pool
-from tests.calendar.conftest import Cli
+from tests.staff import Cli
 
 pytestmark = pytest.mark.integration
 

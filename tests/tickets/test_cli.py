@@ -7,10 +7,8 @@ process on a fixed clock (10:00 in Shanghai, the day shift).
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ from typing import Any
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-from typer.testing import CliRunner
 
 from services.aftersales.worker import SERVICE as AFTERSALES
 from services.finance.worker import SERVICE as FINANCE
@@ -28,14 +25,14 @@ from services.presale.worker import SERVICE as PRESALE
 from services.warehouse.worker import SERVICE as WAREHOUSE
 from shared.bootstrap import RunningService, start_service
 from shared.cli.commands import send_command
-from shared.cli.main import app
 from shared.cli.output import Unreachable
 from shared.clock import FixedClock
-from shared.config import Settings, get_settings
+from shared.config import Settings
 from shared.db import Pool
 from shared.messaging.envelope import Envelope
 from shared.tickets.contracts import ClaimArgs, CommandReply, Customer, TicketCommand
 from tests.helpers import T0, contact, wait_until
+from tests.staff import Cli
 
 # Everyone on the day shift; after-sales and pre-sale staff start offline so that nobody is
 # auto-assigned and the CLI's `claim` is what makes the first handler.
@@ -53,50 +50,6 @@ agents:
 CUSTOMER = Customer(
     id="c-9", nick="小王", name="王小明", phone="13812345678", address="上海市浦东新区世纪大道100号"
 )
-
-
-@dataclass
-class Run:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    def __str__(self) -> str:
-        return f"exit {self.exit_code}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-
-
-Cli = Callable[..., Any]
-
-
-@pytest.fixture
-def cli(settings: Settings) -> Cli:
-    """`await cli("tickets", "list", env={...})`: one `ticketq` invocation, like a process."""
-
-    async def invoke(*args: str, env: dict[str, str] | None = None) -> Run:
-        environment = {
-            "TICKETQ_AMQP_URL": settings.amqp_url,
-            "TICKETQ_DATABASE_URL": settings.database_url,
-            "TICKETQ_CLOCK_START": T0.isoformat(),
-            "TICKETQ_AGENT": None,
-            **(env or {}),
-        }
-
-        def call() -> Run:
-            get_settings.cache_clear()  # a process reads its environment once; we are many
-            try:
-                result = CliRunner().invoke(app, list(args), env=environment)
-            finally:
-                get_settings.cache_clear()
-            if result.exception is not None and not isinstance(result.exception, SystemExit):
-                raise result.exception
-            return Run(result.exit_code, result.stdout, result.stderr)
-
-        return await asyncio.to_thread(call)
-
-    return invoke
 
 
 @pytest.fixture
