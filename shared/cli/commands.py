@@ -227,9 +227,7 @@ def operation_commands(app: typer.Typer, message_type: type[OnTicket]) -> None:
 
 
 def _union_members(annotation: Any) -> list[type[OperationArgs]]:
-    while get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    return [m for m in get_args(annotation) if isinstance(m, type)]
+    return [m for m in get_args(_bare_annotated(annotation)) if isinstance(m, type)]
 
 
 def _args_factory(model: type[OperationArgs]) -> MakeArgs:
@@ -274,12 +272,24 @@ def _option(name: str, info: FieldInfo) -> inspect.Parameter:
     )
 
 
-def _option_type(annotation: Any) -> tuple[Any, str]:
-    """The option's Python type, and words for its help (choices, list syntax)."""
+def _bare_annotated(annotation: Any) -> Any:
+    """The type under `Annotated[...]`."""
     while get_origin(annotation) is Annotated:
         annotation = get_args(annotation)[0]
-    if get_origin(annotation) in (Union, types.UnionType):  # X | None
+    return annotation
+
+
+def _bare(annotation: Any) -> Any:
+    """The type under `Annotated[...]` and `X | None`."""
+    annotation = _bare_annotated(annotation)
+    if get_origin(annotation) in (Union, types.UnionType):
         annotation = next(a for a in get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def _option_type(annotation: Any) -> tuple[Any, str]:
+    """The option's Python type, and words for its help (choices, list syntax)."""
+    annotation = _bare(annotation)
     if get_origin(annotation) is Literal:
         return str, f"One of: {', '.join(map(str, get_args(annotation)))}."
     if get_origin(annotation) is list:
@@ -309,10 +319,6 @@ def _from_option(info: FieldInfo, value: Any) -> Any:
 
 
 def _option_item(annotation: Any) -> type[BaseModel]:
-    while get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    if get_origin(annotation) in (Union, types.UnionType):
-        annotation = next(a for a in get_args(annotation) if a is not type(None))
-    item = get_args(annotation)[0]
+    item = get_args(_bare(annotation))[0]
     assert isinstance(item, type) and issubclass(item, BaseModel)
     return item
