@@ -31,18 +31,10 @@ from shared.db import Pool
 from shared.messaging import topology as messaging
 from shared.messaging.envelope import Envelope
 from shared.messaging.topology import DL_ATTEMPTS, DL_REASON
-from shared.ops.dlq import deadletters
-from shared.ops.dlq.deadletters import (
-    LOCK_QUEUE,
-    Audit,
-    AuditEntry,
-    Busy,
-    DeadLetter,
-    DeadLetterError,
-    DeadLetters,
-    Filter,
-    audit_entries,
-)
+from shared.ops.dlq import broker
+from shared.ops.dlq.audit import Audit, audit_entries
+from shared.ops.dlq.broker import LOCK_QUEUE, DeadLetters
+from shared.ops.dlq.letters import AuditEntry, Busy, DeadLetter, DeadLetterError, Filter
 from tests.helpers import contact, depth, running, take_all, wait_until
 
 NAME, PHONE = "张三丰", "13812345678"
@@ -532,7 +524,7 @@ async def test_reading_a_dlq_many_times_never_drops_a_message(
 async def test_a_dlq_too_long_for_one_prefetch_is_read_one_get_at_a_time(
     settings: Settings, channel: AbstractChannel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deadletters, "MAX_PREFETCH", 2)  # 65,535 in earnest
+    monkeypatch.setattr(broker, "MAX_PREFETCH", 2)  # 65,535 in earnest
     ids = [f"g-{i}" for i in range(5)]
     await dead_letter_by_hand(settings, [submit(f"chat-{i}", i) for i in ids])
     assert await ids_in(settings) == ids
@@ -584,9 +576,9 @@ async def test_acks_the_broker_dropped_are_made_good(
         settings, [submit(f"chat-{i}", i) for i in ids[1::2]], reason="handler_error"
     )
     dropped: list[int] = []
-    ack = deadletters._Held.ack
+    ack = broker._Held.ack
 
-    async def drop_some(held: deadletters._Held, messages: Any) -> None:
+    async def drop_some(held: broker._Held, messages: Any) -> None:
         if not dropped:  # the broker "drops" every third ack of the first batch
             dropped.extend(range(0, len(messages), 3))
             kept = [m for i, m in enumerate(messages) if i not in dropped]
@@ -595,7 +587,7 @@ async def test_acks_the_broker_dropped_are_made_good(
             return
         await ack(held, messages)
 
-    monkeypatch.setattr(deadletters._Held, "ack", drop_some)
+    monkeypatch.setattr(broker._Held, "ack", drop_some)
     outcome = await replay(settings, Filter.build(reasons=["retries_exhausted"]))
     assert outcome.ok and len(outcome.done) == 100 and dropped
     assert await ids_in(settings) == ids[1::2]

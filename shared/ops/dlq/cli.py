@@ -1,6 +1,7 @@
 """`ticketq dlq`: inspect, replay and discard dead-lettered messages over AMQP alone.
 
-The logic lives in `shared.ops.dlq.deadletters`; this module parses options and prints. Output is a
+The logic lives beside it (`letters`: a dead letter and selections; `broker`: reading,
+replaying, discarding; `audit`: the audit log); this module parses options and prints. Output is a
 plain-text table (or one block per message) by default, JSON with `--json`; times in tables are
 shop time (Asia/Shanghai), in JSON ISO 8601 as recorded. Exit codes (`shared.cli.output`): 0 ok,
 1 refused or failed (a replay the broker refused, a discard not confirmed, an unknown id, another
@@ -23,16 +24,15 @@ import typer
 from shared.cli import output
 from shared.cli.output import CliError, Column, clean, emit, fail, fields, shop_time, table, to_json
 from shared.config import get_settings
-from shared.ops.dlq.deadletters import (
-    Audit,
+from shared.ops.dlq.audit import Audit, audit_entries
+from shared.ops.dlq.broker import DeadLetters
+from shared.ops.dlq.letters import (
     AuditEntry,
     DeadLetter,
     DeadLetterError,
-    DeadLetters,
     Filter,
     Outcome,
     Unreachable,
-    audit_entries,
     dead_letter_queue,
     parse_time,
 )

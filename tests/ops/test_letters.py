@@ -13,7 +13,7 @@ from services.catalogue import CATALOGUE
 from shared.cli.main import app
 from shared.cli.output import to_json
 from shared.messaging import topology as messaging
-from shared.ops.dlq.deadletters import (
+from shared.ops.dlq.letters import (
     NO_TYPE,
     DeadLetter,
     Filter,
