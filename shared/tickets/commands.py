@@ -76,13 +76,21 @@ class Assign(_CommandBase):
 
 @dataclass(frozen=True, kw_only=True)
 class Reply(_CommandBase):
-    """A message to the customer; the first one sets the ticket's first response time."""
+    """A message to the customer; the first one sets the ticket's first response time.
+
+    `promise_by`: the reply promises the customer the next one by then (§8, a promise timer).
+    """
 
     text: str
+    promise_by: datetime | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_text(self.text, "reply text")
+        if self.promise_by is not None:
+            require_aware(self.promise_by, "promise_by")
+            if self.promise_by <= self.at:
+                raise ValueError("a reply can only promise a time after it is sent")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -76,9 +76,14 @@ async def insert_ticket(conn: Connection, opened: Accepted, contact: Mapping[str
 
 
 async def load_ticket(conn: Connection, ticket_id: str) -> Ticket | None:
-    """The ticket aggregate, its row locked until the transaction ends."""
+    """The ticket aggregate, its row locked until the transaction ends.
+
+    FOR NO KEY UPDATE: writers of rows that refer to the ticket (history, by its foreign key;
+    a timer's firing) do not wait for it, so a command may wait for a firing, never the reverse.
+    """
     row = await conn.fetchrow(
-        "SELECT id, kind, owner_role, opened_at, state FROM tickets WHERE id = $1 FOR UPDATE",
+        """SELECT id, kind, owner_role, opened_at, state FROM tickets WHERE id = $1
+           FOR NO KEY UPDATE""",
         ticket_id,
     )
     if row is None:
