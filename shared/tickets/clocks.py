@@ -62,7 +62,8 @@ class TimerKind(StrEnum):
 
 @dataclass(frozen=True)
 class Rule:
-    """A kind's clock and how long it runs; `after` None: to the end of the staffed period."""
+    """A kind's clock and how long it runs; `after` None: to the end of the staffed period
+    (the one `DAY_LEAD` of staffed time after the start lies in)."""
 
     clock: ClockKind
     after: timedelta | None
@@ -70,6 +71,9 @@ class Rule:
 
 # The grace after a promised time before a missed promise escalates.
 PROMISE_GRACE = timedelta(minutes=10)
+# "Today" for a ticket taken in a day's last half hour of staffed time is the next staffed day:
+# nobody can resolve, or promise a follow-up for, a ticket taken at 23:29:50 before 23:30.
+DAY_LEAD = timedelta(minutes=30)
 
 RULES: dict[TimerKind, Rule] = {
     TimerKind.FIRST_RESPONSE: Rule(ClockKind.BUSINESS, timedelta(seconds=30)),

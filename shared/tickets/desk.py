@@ -81,7 +81,7 @@ async def reveal_ticket(tx: Transaction, msg: Incoming[RevealTicket]) -> Outcome
             f"only a supervisor sees personal data unmasked; {actor.id} is not one",
             None,
         )
-    view = await ticket_view(tx.conn, asked.ticket_id)
+    view = await ticket_view(tx.conn, asked.ticket_id, now=tx.now)
     if view is None:
         return reject(tx, asked.ticket_id, "unknown_ticket", "no such ticket", None)
     await tx.conn.execute(

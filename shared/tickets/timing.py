@@ -38,6 +38,7 @@ from shared import timers
 from shared.agents.store import load_roster
 from shared.calendar.maths import (
     ClockKind,
+    add_business_time,
     business_time_between,
     deadline,
     end_of_staffed_period,
@@ -55,6 +56,7 @@ from shared.tickets import (
     decide,
 )
 from shared.tickets.clocks import (
+    DAY_LEAD,
     RULES,
     Arm,
     Cancel,
@@ -73,7 +75,8 @@ ESCALATION_DEADLINE = timedelta(minutes=30)
 def due_at(calendar: Calendar, arm: Arm) -> datetime:
     rule = arm.rule
     if rule.after is None:  # not resolved today: the end of the role's staffed stretch
-        return end_of_staffed_period(calendar, arm.role, arm.start)
+        today = add_business_time(calendar, arm.role, arm.start, DAY_LEAD)
+        return end_of_staffed_period(calendar, arm.role, today)
     return deadline(calendar, rule.clock, arm.role, arm.start, rule.after)
 
 
