@@ -194,7 +194,8 @@ Command: TypeAlias = (
 
 
 # The history's one vocabulary (its action column): what happened, in the past tense. Steps of
-# a warehouse or finance task that do not finish it are `step_recorded` (shared.tickets.operations).
+# a warehouse or finance task that do not finish it are `step_recorded` (shared.tickets.operations);
+# timer firings write theirs as the system (shared.tickets.timing: breached, owner_reminded...).
 ACTIONS: Mapping[type[Command | Open], str] = {
     Open: "opened",
     AttachFollowUp: "follow_up_attached",

@@ -71,6 +71,12 @@ from shared.timers import Firing, record_breach, record_escalation
 # How long the supervisor has to act on a timer's escalation (business time).
 ESCALATION_DEADLINE = timedelta(minutes=30)
 
+# The history's words for what firings do (beside `commands.ACTIONS`; the actor: the system).
+FIRST_RESPONSE_MISSED = "first_response_missed"
+BREACHED = "breached"
+OWNER_REMINDED = "owner_reminded"
+ESCALATION_UNASSIGNED = "escalation_unassigned"  # no supervisor on the roster to take it
+
 
 def due_at(calendar: Calendar, arm: Arm) -> datetime:
     rule = arm.rule
@@ -186,7 +192,7 @@ async def first_response_missed(firing: Firing) -> None:
         "UPDATE first_responses SET met = false WHERE ticket_id = $1 AND met IS NULL",
         firing.timer.ticket_id,
     )
-    await _history(firing, "first_response_missed", {"agent_id": agent_id})
+    await _history(firing, FIRST_RESPONSE_MISSED, {"agent_id": agent_id})
 
 
 async def no_response(firing: Firing) -> None:
@@ -195,7 +201,7 @@ async def no_response(firing: Firing) -> None:
         return
     await record_breach(firing, agent_id=owners[0])
     await _history(
-        firing, "breached", {"agent_id": owners[0]}, "no response to the customer within 2 min"
+        firing, BREACHED, {"agent_id": owners[0]}, "no response to the customer within 2 min"
     )
 
 
@@ -217,7 +223,7 @@ async def remind_owner(firing: Firing) -> None:
     else:
         reason = "the customer has waited 5 min since writing again: ask if they can wait and "
         reason += "promise a time"
-    await _history(firing, "owner_reminded", {"agent_id": owners[0]}, reason)
+    await _history(firing, OWNER_REMINDED, {"agent_id": owners[0]}, reason)
 
 
 async def not_resolved_today(firing: Firing) -> None:
@@ -234,7 +240,7 @@ async def not_resolved_today(firing: Firing) -> None:
         await record_breach(firing, agent_id=owners[1])
         await _history(
             firing,
-            "breached",
+            BREACHED,
             {"agent_id": owners[1]},
             "not resolved today and no follow-up promised to the customer",
         )
@@ -263,7 +269,7 @@ async def _escalate(firing: Firing, problem: str) -> None:
     chosen = supervisor_for(await load_roster(conn), calendar, firing.now)
     if chosen is None:  # nobody to send it to: counted, for the shop manager to see
         await record_escalation(firing, to_agent_id=None, reason=problem)
-        await _history(firing, "escalation_unassigned", {}, problem)
+        await _history(firing, ESCALATION_UNASSIGNED, {}, problem)
         return
     supervisor, starts = chosen
     customer_id = await conn.fetchval("SELECT customer_id FROM tickets WHERE id = $1", ticket.id)
