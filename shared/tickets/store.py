@@ -78,8 +78,9 @@ async def insert_ticket(conn: Connection, opened: Accepted, contact: Mapping[str
 async def load_ticket(conn: Connection, ticket_id: str) -> Ticket | None:
     """The ticket aggregate, its row locked until the transaction ends.
 
-    FOR NO KEY UPDATE: writers of rows that refer to the ticket (history, by its foreign key;
-    a timer's firing) do not wait for it, so a command may wait for a firing, never the reverse.
+    FOR NO KEY UPDATE: writers of rows that refer to the ticket (its history, by the foreign
+    key) do not wait for it, so a timer firing that only records (a breach, a reminder) never
+    waits for a command, which may wait for the firing (`shared.tickets.timing`).
     """
     row = await conn.fetchrow(
         """SELECT id, kind, owner_role, opened_at, state FROM tickets WHERE id = $1
