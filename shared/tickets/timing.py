@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import timers
+from shared.agents.roster import SHOP_TIMEZONE
 from shared.agents.store import load_roster
 from shared.calendar.maths import (
     ClockKind,
@@ -210,8 +211,13 @@ async def no_response_escalate(firing: Firing) -> None:
 
 
 async def promise_missed(firing: Firing) -> None:
-    promised = firing.timer.payload.get("start")
-    await _escalate(firing, f"the reply promised by {promised} was not sent")
+    await _escalate(firing, f"the reply promised by {_promised(firing)} was not sent")
+
+
+def _promised(firing: Firing) -> str:
+    """The promised time (the promise timers' start), as the shop reads it."""
+    at = datetime.fromisoformat(firing.timer.payload["start"]).astimezone(SHOP_TIMEZONE)
+    return f"{at:%Y-%m-%d %H:%M}"
 
 
 async def remind_owner(firing: Firing) -> None:
@@ -219,7 +225,7 @@ async def remind_owner(firing: Firing) -> None:
     if owners is None:
         return
     if firing.timer.kind == TimerKind.REPLY_PROMISED:
-        reason = f"the customer was promised a reply by {firing.timer.payload.get('start')}"
+        reason = f"the customer was promised a reply by {_promised(firing)}"
     else:
         reason = "the customer has waited 5 min since writing again: ask if they can wait and "
         reason += "promise a time"

@@ -286,6 +286,7 @@ async def test_a_promised_reply_reminds_at_the_time_and_escalates_when_missed(
     escalation = await db.fetchrow("SELECT to_agent_id, kind, reason FROM escalations")
     assert escalation is not None
     assert (escalation["to_agent_id"], escalation["kind"]) == ("s1", "reply_promise_missed")
+    assert escalation["reason"] == "the reply promised by 2026-11-23 11:00 was not sent"
     assert (await actions(db, tid))[-1] == "escalated"
 
 
