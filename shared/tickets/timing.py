@@ -21,12 +21,12 @@ What firing does, and where it shows:
 |                      | `breached`; either way it re-arms for the end of the next staffed    |
 |                      | period while the ticket stays unresolved                             |
 
-Locks: the firings that only record (breaches, reminders, measurements) never lock the ticket
-row (`load_ticket` takes FOR NO KEY UPDATE, which the history's foreign key check does not wait
-for), so a reply racing a firing waits for the firing to commit and finds the timer fired, or
-cancels it first: exactly one outcome. An escalation locks the ticket to decide; if a command
-on it is cancelling that very timer at the same instant, PostgreSQL breaks the deadlock after
-a second and whichever lost is tried again (the command is retried, the firing re-claimed).
+Locks, one order for all: timers, then the ticket. A firing holds its timers from its claim;
+a command locks the ticket's pending timers before the ticket (`load_ticket`), so a reply
+racing a firing either waits for it to commit and finds the timer fired, or locks it first and
+cancels it (the firing's claim skips it): exactly one outcome. Escalating firings lock the
+ticket with `lock_timers=False` and leave its other clocks alone: the 2-minute one was due
+first, and a promise's were settled by the reply that made it.
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ async def _escalate(firing: Firing, problem: str) -> None:
     """Through the aggregate's Escalate as the system (history: escalated, the ticket with the
     supervisor), plus the escalation row; a ticket already with a supervisor gets the row only."""
     conn, timer = firing.conn, firing.timer
-    ticket = await load_ticket(conn, timer.ticket_id)
+    ticket = await load_ticket(conn, timer.ticket_id, lock_timers=False)
     if ticket is None or ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
         return
     calendar = await load_calendar(conn)
@@ -298,7 +298,6 @@ async def _escalate(firing: Firing, problem: str) -> None:
     )
     if isinstance(decision, Accepted):
         await save_decision(conn, decision)
-        await apply_clocks(conn, decision, firing.now)
     await record_escalation(firing, to_agent_id=supervisor.id, reason=problem)
 
 

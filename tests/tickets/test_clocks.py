@@ -25,7 +25,7 @@ from shared.config import Settings
 from shared.db import Pool
 from shared.tickets.contracts import ReplyArgs
 from shared.tickets.read_model import list_tickets, running_clocks
-from tests.helpers import T0, add_agents, contact, wait_until
+from tests.helpers import T0, add_agents, captured_logs, contact, wait_until
 from tests.staff import one
 
 SHOP = ZoneInfo("Asia/Shanghai")
@@ -240,6 +240,31 @@ async def test_thirty_minutes_escalates_to_the_supervisor_on_shift_or_the_next_o
     assert state["owner"]["agent"]["id"] == "s2"
     deadline = datetime.fromisoformat(state["escalation"]["deadline"])
     assert deadline == datetime(2026, 11, 23, 17, 30, tzinfo=SHOP)
+
+
+async def test_a_reply_racing_the_escalation_neither_deadlocks_nor_splits(
+    settings: Settings, db: Pool, desk: Desk
+) -> None:
+    """The escalation locks the ticket while holding its timer; a command locks the ticket's
+    timers before the ticket: one order, so neither waits on the other in a cycle."""
+    rng = random.Random(3)
+    async with captured_logs("warning") as logs:
+        for i in range(6):
+            start = desk.at(timedelta(minutes=40 * i))
+            tid = await new_ticket(settings, db, f"late-reply-{i}")
+            sent = asyncio.create_task(reply(settings, tid))
+            await asyncio.sleep(rng.uniform(0, 0.02))
+            desk.clock.set(start + timedelta(minutes=30))
+            await sent
+            await settled(db, tid, "no_response_30m")
+            state = (await timer(db, tid, "no_response_30m"))["state"]
+            rows = await db.fetchval("SELECT count(*) FROM escalations WHERE ticket_id = $1", tid)
+            status = await db.fetchval("SELECT status FROM tickets WHERE id = $1", tid)
+            assert (state, rows, (await actions(db, tid)).count("escalated"), status) in {
+                ("fired", 1, 1, "escalated"),
+                ("cancelled", 0, 0, "in_progress"),
+            }
+    assert [e["event"] for e in logs if e["event"].startswith("timer_")] == []
 
 
 async def test_two_replicas_never_fire_a_timer_twice(
