@@ -4,24 +4,25 @@
 the adapter (`shared.tickets.timing`) turns each `Arm` into a due time on the shop calendar and
 applies it in the transaction that saves the decision.
 
-| event                                   | arms (from the event's time)          | cancels        |
-|-----------------------------------------|---------------------------------------|----------------|
-| opened (routed to a role)               | no_response_2m, no_response_30m       |                |
-| claimed / assigned: the first handler   | first_response (none yet),            |                |
-|                                         | not_resolved_today                    |                |
-| follow-up contact attached              | customer_waiting_5m                   |                |
-|                                         | (+ not_resolved_today if reopened)    |                |
-| replied                                 | reply_promised, reply_promise_missed  | first_response,|
-|                                         | (at the promised time, if promised)   | no_response_*, |
-|                                         |                                       | customer_wait.,|
-|                                         |                                       | promises       |
-| handed off, escalated (the owner acted) |                                       | no_response_*  |
-| resolved, closed                        |                                       | every kind     |
+| event                                 | arms (from the event's time)     | cancels          |
+|---------------------------------------|----------------------------------|------------------|
+| opened (routed to a role)             | no_response_2m, no_response_30m  |                  |
+| claimed / assigned: first handler     | first_response (none yet),       |                  |
+|                                       | not_resolved_today               |                  |
+| follow-up contact attached            | customer_waiting_5m (+ not_      |                  |
+|                                       | resolved_today if it reopened)   |                  |
+| replied                               | reply_promised, reply_promise_   | first_response,  |
+|                                       | missed (at the promised time, if | no_response_*,   |
+|                                       | promised)                        | customer_waiting,|
+|                                       |                                  | the promises     |
+| handed off, escalated by an agent     |                                  | no_response_*    |
+| resolved, closed                      |                                  | every kind       |
 
 Response clocks start when the customer's contact opens the ticket, so a ticket nobody takes
 also breaches and escalates; they count the owning role's staffed hours (§3: paused while the
 shop is closed). A reply made with a promise re-arms the promise timers; a reply without one
-cancels them (the customer heard back).
+cancels them (the customer heard back). "Today" ends with the role's staffed stretch that
+`DAY_LEAD` of staffed time after the start lies in.
 
 The 24 h unpaid, 72 h shipment and 7-day return clocks need order events that do not exist yet.
 """
