@@ -33,6 +33,7 @@ from shared.messaging.envelope import Contract
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.runtime import Handler, Route, Worker
 from shared.observability import Readiness, sample_forever, serve
+from shared.timers import FireHandler, TimerLoop
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,9 @@ class Service:
     catalogue: Catalogue
     handlers: Mapping[type[Contract], Handler]
     background: tuple[Background, ...] = ()
+    # Timer kinds this worker fires (`shared.timers`): a loop in every replica, whose firings
+    # wake this worker's outbox relay.
+    timers: Mapping[str, FireHandler] = field(default_factory=dict)
     routes: Mapping[str, Mapping[str, Route]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +100,7 @@ class RunningService:
     http: ThreadingWSGIServer | None
     closing: tuple[Callable[[], Coroutine[Any, Any, None]], ...]  # the dependencies' watchers
     quieting: tuple[Callable[[], None], ...]
+    timer_loop: TimerLoop | None = None
 
     @property
     def metrics_port(self) -> int | None:
@@ -196,6 +201,14 @@ async def start_service(
         ),
         *(asyncio.create_task(loop(pool, clock)) for loop in service.background),
     ]
+    timer_loop = None
+    if service.timers:
+        timer_loop = TimerLoop(
+            service.timers, database_url=settings.database_url, on_commit=relay.notify
+        )
+        tasks.append(
+            asyncio.create_task(timer_loop.run(pool, clock), name=f"{service.name}-timers")
+        )
     log.info("service_started", metrics_port=http.server_port if http else None)
     return RunningService(
         service,
@@ -208,6 +221,7 @@ async def start_service(
         http,
         closing=(database.close, broker.close, database_probe.close),
         quieting=quieting,
+        timer_loop=timer_loop,
     )
 
 

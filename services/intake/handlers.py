@@ -14,6 +14,7 @@ from shared.tickets import Actor, Open, Rejected, decide, open_ticket
 from shared.tickets.contracts import FollowUpAttached, TicketRouted
 from shared.tickets.roles import Role
 from shared.tickets.store import insert_ticket, load_ticket, save_decision
+from shared.tickets.timing import apply_clocks
 
 SHOP_TIME = ZoneInfo("Asia/Shanghai")
 ACTOR_ID, ACTOR_NAME = "system:intake", "intake"
@@ -125,6 +126,7 @@ async def _open(
             "opened_at": contact.occurred_at,
         },
     )
+    await apply_clocks(tx.conn, opened, now)
     tx.emit(
         decision.role.value,
         TicketRouted(
@@ -161,6 +163,7 @@ async def _attach(
     if isinstance(attached, Rejected):  # only a closed ticket refuses; intake never picks one
         raise RuntimeError(f"follow-up refused by {ticket.id}: {attached.message}")
     await save_decision(tx.conn, attached)
+    await apply_clocks(tx.conn, attached, now)
     tx.emit(
         decision.role.value,
         FollowUpAttached(

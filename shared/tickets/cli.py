@@ -141,6 +141,17 @@ def tickets_list(
             "offline or off shift now",
         ),
     ] = False,
+    due_within: Annotated[
+        str | None,
+        typer.Option(
+            "--due-within",
+            metavar="DURATION",
+            help="A clock runs out within DURATION (e.g. 10m, 2h, 1d): a timer due by then",
+        ),
+    ] = None,
+    breached: Annotated[
+        bool, typer.Option("--breached", help="Tickets with a service-level breach recorded")
+    ] = False,
     include_closed: Annotated[bool, typer.Option("--all", help="Include closed tickets")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Tickets per page")] = 100,
     page: Annotated[int, typer.Option("--page", min=1, help="Which page (1: newest)")] = 1,
@@ -148,6 +159,7 @@ def tickets_list(
 ) -> None:
     """List tickets, newest first, a page at a time; says how many matched (on stderr, so
     --json stays a plain list). Filters combine (all must hold)."""
+    within = None if due_within is None else parse_duration(due_within, "--due-within")
 
     async def go() -> Page:
         async with database(get_settings()) as conn:
@@ -159,6 +171,8 @@ def tickets_list(
                     status=status.value if status else None,
                     waiting_for=waiting_for,
                     absent_first_handler=absent_first_handler,
+                    due_within=within,
+                    breached=breached,
                     include_closed=include_closed,
                     limit=limit,
                     offset=(page - 1) * limit,
@@ -213,6 +227,14 @@ def _order_text(order: Mapping[str, Any] | None) -> str:
     return " · ".join(cell(p) for p in parts)
 
 
+def _left_text(seconds: float) -> str:
+    """Time left on a clock: `1h05m`, `0m20s`; overdue as `-2m00s`."""
+    sign, rest = ("-" if seconds < 0 else ""), round(abs(seconds))
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{sign}{hours}h{minutes:02d}m" if hours else f"{sign}{minutes}m{secs:02d}s"
+
+
 def show_text(view: Mapping[str, Any]) -> str:
     owner = view["owner"]
     fh = view["first_handler"]
@@ -256,6 +278,18 @@ def show_text(view: Mapping[str, Any]) -> str:
     ]
     if view["attachments"]:
         lines.append(f"  attachments  {cell(view['attachments'])}")
+    lines += ["", "clocks"]
+    lines.append(
+        table(
+            [
+                {**c, "due": shop_time(c["due_at"]), "left": _left_text(c["left_seconds"])}
+                for c in view.get("clocks", [])
+            ],
+            [Column("kind"), Column("clock"), Column("due", "DUE"), Column("left", "LEFT")],
+            empty="(no clock running)",
+            indent="  ",
+        )
+    )
     lines += ["", "handoffs"]
     lines.append(
         table(
@@ -372,7 +406,7 @@ def tickets_show(
 
         async def go() -> dict[str, Any] | None:
             async with database(get_settings()) as conn:
-                return await ticket_view(conn, ticket_id)
+                return await ticket_view(conn, ticket_id, now=clock().now())
 
         found = run(go())
         if found is None:
@@ -427,25 +461,32 @@ def parse_data(items: Sequence[str] | None, option: str = "--data") -> dict[str,
     return data
 
 
-_RELATIVE = re.compile(r"^\+(\d+)([mhd])$")
+_RELATIVE = re.compile(r"^\+?(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def parse_deadline(text: str, now: datetime) -> datetime:
-    """ISO 8601 (shop local time when no offset is given) or `+30m`, `+2h`, `+1d`."""
+def parse_duration(text: str, option: str) -> timedelta:
+    """`30s`, `10m`, `2h`, `1d`."""
     if match := _RELATIVE.match(text.strip()):
-        unit = {"m": "minutes", "h": "hours", "d": "days"}[match[2]]
-        return now + timedelta(**{unit: int(match[1])})
+        return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    raise typer.BadParameter(f"expected a duration like 10m or 2h, got {text!r}", param_hint=option)
+
+
+def parse_deadline(text: str, now: datetime, option: str = "--deadline") -> datetime:
+    """ISO 8601 (shop local time when no offset is given) or from now: `+30m`, `2h`, `+1d`."""
+    if _RELATIVE.match(text.strip()):
+        return now + parse_duration(text, option)
     try:
         at = datetime.fromisoformat(text.strip())
     except ValueError:
         raise typer.BadParameter(
             f"expected an ISO time like 2026-11-24T18:00 or +2h, got {text!r}",
-            param_hint="--deadline",
+            param_hint=option,
         ) from None
     if at.tzinfo is None:
         at = at.replace(tzinfo=SHOP_TIMEZONE)
     if at <= now:
-        raise typer.BadParameter(f"{shop_time(at)} is not in the future", param_hint="--deadline")
+        raise typer.BadParameter(f"{shop_time(at)} is not in the future", param_hint=option)
     return at
 
 
@@ -460,9 +501,19 @@ def register_actions(app: typer.Typer) -> None:
     @ticket_action(app, "reply")
     def reply(
         text: Annotated[str, typer.Argument(help="What you tell the customer")],
+        promise: Annotated[
+            str | None,
+            typer.Option(
+                "--promise",
+                metavar="WHEN",
+                help="You promise the next reply by WHEN: 2h, +30m or an ISO time (shop time "
+                "if no offset); you are reminded then, and it escalates if missed",
+            ),
+        ] = None,
     ) -> CommandArgs:
         """Answer the customer (the first answer is the ticket's first response)."""
-        return build(ReplyArgs, text=text)
+        by = None if promise is None else parse_deadline(promise, clock().now(), "--promise")
+        return build(ReplyArgs, text=text, promise_by=by)
 
     @ticket_action(app, "handoff")
     def handoff(

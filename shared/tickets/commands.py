@@ -76,13 +76,21 @@ class Assign(_CommandBase):
 
 @dataclass(frozen=True, kw_only=True)
 class Reply(_CommandBase):
-    """A message to the customer; the first one sets the ticket's first response time."""
+    """A message to the customer; the first one sets the ticket's first response time.
+
+    `promise_by`: the reply promises the customer the next one by then (§8, a promise timer).
+    """
 
     text: str
+    promise_by: datetime | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_text(self.text, "reply text")
+        if self.promise_by is not None:
+            require_aware(self.promise_by, "promise_by")
+            if self.promise_by <= self.at:
+                raise ValueError("a reply can only promise a time after it is sent")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,7 +194,8 @@ Command: TypeAlias = (
 
 
 # The history's one vocabulary (its action column): what happened, in the past tense. Steps of
-# a warehouse or finance task that do not finish it are `step_recorded` (shared.tickets.operations).
+# a warehouse or finance task that do not finish it are `step_recorded` (shared.tickets.operations);
+# timer firings write theirs as the system (shared.tickets.timing: breached, owner_reminded...).
 ACTIONS: Mapping[type[Command | Open], str] = {
     Open: "opened",
     AttachFollowUp: "follow_up_attached",

@@ -111,6 +111,11 @@ class ReplyArgs(_Args):
 
     command: Literal["reply"] = "reply"
     text: str = Field(min_length=1, max_length=5000)
+    promise_by: AwareDatetime | None = Field(
+        None,
+        description="The next reply is promised by then: the owner is reminded at that time, "
+        "and the ticket escalates if it is missed (§8)",
+    )
 
 
 class HandOffArgs(_Args):

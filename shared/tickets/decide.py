@@ -289,8 +289,13 @@ def _reply(ticket: Ticket, command: Reply) -> Decision:
         ticket,
         after,
         command,
-        lambda stamp: (TicketReplied(**stamp, text=command.text, first_response=first),),
-        {"first_response": first},
+        lambda stamp: (
+            TicketReplied(
+                **stamp, text=command.text, first_response=first, promise_by=command.promise_by
+            ),
+        ),
+        {"first_response": first}
+        | ({} if command.promise_by is None else {"promise_by": command.promise_by.isoformat()}),
     )
 
 

@@ -50,6 +50,8 @@ from shared.tickets.store import (
     open_ticket_counts,
     save_decision,
 )
+from shared.tickets.timing import FIRE_HANDLERS, apply_clocks
+from shared.timers import FireHandler
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +82,7 @@ async def reveal_ticket(tx: Transaction, msg: Incoming[RevealTicket]) -> Outcome
             f"only a supervisor sees personal data unmasked; {actor.id} is not one",
             None,
         )
-    view = await ticket_view(tx.conn, asked.ticket_id)
+    view = await ticket_view(tx.conn, asked.ticket_id, now=tx.now)
     if view is None:
         return reject(tx, asked.ticket_id, "unknown_ticket", "no such ticket", None)
     await tx.conn.execute(
@@ -115,6 +117,12 @@ def desk_handlers(role: Role) -> dict[type[Contract], Handler]:
     if role is Role.AFTERSALES:
         handlers[HandoffRequested] = task_arrived
     return handlers
+
+
+def desk_timers() -> Mapping[str, FireHandler]:
+    """What a ticket desk's timer loop fires: every ticket clock (SPEC §8), whichever desk's
+    ticket it is; every replica runs one (`shared.tickets.timing`)."""
+    return FIRE_HANDLERS
 
 
 # --- agent commands -------------------------------------------------------------------------
@@ -198,7 +206,7 @@ async def _domain_command(
         case ClaimArgs():
             return domain.Claim(**common)
         case ReplyArgs():
-            return domain.Reply(**common, text=args.text)
+            return domain.Reply(**common, text=args.text, promise_by=args.promise_by)
         case HandOffArgs():
             return domain.HandOff(
                 **common,
@@ -234,8 +242,10 @@ async def _domain_command(
 
 
 async def commit(tx: Transaction, accepted: Accepted) -> None:
-    """Save the new state and history; send the events that move work between roles."""
+    """Save the new state and history, arm and cancel its clocks; send the events that move
+    work between roles."""
     await save_decision(tx.conn, accepted)
+    await apply_clocks(tx.conn, accepted, tx.now)
     for event in accepted.events:
         match event:
             case domain.HandoffRequested() if event.role is not Role.SUPERVISOR:
@@ -341,6 +351,7 @@ async def auto_assign(
         log.warning("assignment_rejected", ticket_id=ticket_id, code=decision.code)
         return None
     await save_decision(conn, decision)
+    await apply_clocks(conn, decision, now)
     await conn.execute(
         """INSERT INTO assignment_cursor (role, last_agent_id) VALUES ($1, $2)
            ON CONFLICT (role) DO UPDATE SET last_agent_id = excluded.last_agent_id""",

@@ -59,6 +59,7 @@ class TicketAssigned(_EventBase):
 class TicketReplied(_EventBase):
     text: str
     first_response: bool
+    promise_by: datetime | None = None  # the next reply promised by then
 
 
 @dataclass(frozen=True, kw_only=True)

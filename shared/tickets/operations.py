@@ -4,7 +4,7 @@ The machinery every role's operations share. An operation (`RefundArgs`, `ShipAr
 typed result of a handoff; each role keeps its own in its room, as a table keyed by argument
 type (`services/finance/operations.py`: `OPERATIONS = {RefundArgs: refund, ...}`), and its
 worker alone runs them (`operation_handler`), inside the runtime's one transaction, with the
-ticket row already locked (`load_ticket ... FOR UPDATE`):
+ticket row already locked (`load_ticket ... FOR NO KEY UPDATE`):
 
 1. the aggregate's own rules first, as a dry run of recording the handoff's result (the handoff
    exists and is open, the actor may record it, the expected version): `not_owner` and friends;

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
 
 from shared.agents.roster import agent_from_row
 from shared.agents.store import shift_roster
+from shared.calendar.maths import business_time_between
+from shared.calendar.store import load_calendar
 from shared.db import Connection
 from shared.pii import mask, mask_detail, mask_text
 from shared.tickets import Ticket
@@ -63,6 +65,8 @@ async def list_tickets(
     status: str | None = None,
     waiting_for: str | None = None,
     absent_first_handler: bool = False,
+    due_within: timedelta | None = None,
+    breached: bool = False,
     include_closed: bool = False,
     limit: int = 100,
     offset: int = 0,
@@ -100,6 +104,13 @@ async def list_tickets(
                        AND jsonb_typeof(coalesce(h->'taken_by', 'null')) = 'null'
                        AND h->>'role' = ANY({mine}::text[])))"""
         )
+    if due_within is not None:  # a clock running out: a pending timer due by then
+        where.append(
+            f"""EXISTS (SELECT 1 FROM timers d WHERE d.ticket_id = t.id AND d.state = 'pending'
+                          AND d.due_at <= {param(now + due_within)})"""
+        )
+    if breached:
+        where.append("EXISTS (SELECT 1 FROM breaches b WHERE b.ticket_id = t.id)")
     if absent_first_handler:
         where.append(
             "t.status <> 'closed' AND t.first_handler_id IS NOT NULL"
@@ -187,8 +198,33 @@ async def is_supervisor(conn: Connection, agent_id: str) -> bool:
     return roles is not None and Role.SUPERVISOR.value in roles
 
 
-async def ticket_view(conn: Connection, ticket_id: str) -> dict[str, Any] | None:
-    """Everything about one ticket, unmasked: the caller masks (`masked_view`)."""
+async def running_clocks(conn: Connection, ticket_id: str, now: datetime) -> list[dict[str, Any]]:
+    """The ticket's pending timers, soonest first: kind, clock, due time, and the time left on
+    its clock at `now` (business clocks: the role's staffed time; negative: overdue)."""
+    rows = await conn.fetch(
+        """SELECT kind, clock, due_at, payload->>'role' AS role FROM timers
+            WHERE ticket_id = $1 AND state = 'pending' ORDER BY due_at, kind""",
+        ticket_id,
+    )
+    calendar = await load_calendar(conn) if rows else None
+    out = []
+    for r in rows:
+        if r["clock"] == "business" and calendar is not None and r["role"] in _ROLES:
+            left = business_time_between(calendar, Role(r["role"]), now, r["due_at"])
+        else:
+            left = r["due_at"] - now
+        out.append({**dict(r), "left_seconds": left.total_seconds()})
+    return out
+
+
+_ROLES = {r.value for r in Role}
+
+
+async def ticket_view(
+    conn: Connection, ticket_id: str, *, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """Everything about one ticket, unmasked: the caller masks (`masked_view`). With `now`,
+    its running clocks too (`running_clocks`)."""
     row = await conn.fetchrow(
         """SELECT t.*, o.name AS owner_name, f.name AS first_handler_name
              FROM tickets t
@@ -211,7 +247,9 @@ async def ticket_view(conn: Connection, ticket_id: str) -> dict[str, Any] | None
         ticket_id,
     )
     state = TICKET.validate_python(row["state"]) if row["state"] is not None else None
-    return _view(dict(row), state, [dict(c) for c in contacts], [dict(h) for h in history])
+    view = _view(dict(row), state, [dict(c) for c in contacts], [dict(h) for h in history])
+    view["clocks"] = [] if now is None else await running_clocks(conn, ticket_id, now)
+    return view
 
 
 def _ref(agent: Any) -> dict[str, str] | None:

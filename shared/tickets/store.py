@@ -75,10 +75,25 @@ async def insert_ticket(conn: Connection, opened: Accepted, contact: Mapping[str
     await _append(conn, t.id, opened.history)
 
 
-async def load_ticket(conn: Connection, ticket_id: str) -> Ticket | None:
-    """The ticket aggregate, its row locked until the transaction ends."""
+async def load_ticket(
+    conn: Connection, ticket_id: str, *, lock_timers: bool = True
+) -> Ticket | None:
+    """The ticket aggregate, its row locked until the transaction ends.
+
+    Its pending timers are locked first (a firing holds them from its claim until it commits,
+    then locks the ticket): a command waits for a firing before it holds the ticket, so the
+    two never wait for each other. A firing itself passes `lock_timers=False`. FOR NO KEY
+    UPDATE: a firing's history rows (their foreign key) never wait for another firing.
+    """
+    if lock_timers:
+        await conn.execute(
+            """SELECT 1 FROM timers WHERE ticket_id = $1 AND state = 'pending'
+                ORDER BY id FOR UPDATE""",
+            ticket_id,
+        )
     row = await conn.fetchrow(
-        "SELECT id, kind, owner_role, opened_at, state FROM tickets WHERE id = $1 FOR UPDATE",
+        """SELECT id, kind, owner_role, opened_at, state FROM tickets WHERE id = $1
+           FOR NO KEY UPDATE""",
         ticket_id,
     )
     if row is None:

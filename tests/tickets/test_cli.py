@@ -489,6 +489,33 @@ async def test_list_filters(settings: Settings, db: Pool, desks: FixedClock, cli
     assert missing.exit_code == 1 and "no ticket 'T-nope'" in missing.stderr
 
 
+async def test_promised_reply_shows_as_a_running_clock_and_in_due_within(
+    settings: Settings, db: Pool, desks: FixedClock, cli: Cli
+) -> None:
+    tid = await new_ticket(settings, db, "ww-8", subject="还没发货吗", order_id="o-8")
+    assert (await cli("claim", tid, "--as", "a1")).exit_code == 0
+    promised = await cli("reply", tid, "查一下仓库,两小时内回复", "--promise", "2h", "--as", "a1")
+    assert promised.exit_code == 0, promised
+    shown = await cli("tickets", "show", tid)
+    assert shown.exit_code == 0, shown
+    clocks = shown.stdout.split("\nclocks\n")[1].split("\n\n")[0]
+    assert "reply_promised" in clocks and "calendar" in clocks and "2h00m" in clocks, clocks
+    assert "not_resolved_today" in clocks and "first_response" not in clocks  # replied
+    kinds = [c["kind"] for c in (await cli("tickets", "show", tid, "--json")).json()["clocks"]]
+    assert kinds == ["reply_promised", "reply_promise_missed", "not_resolved_today"]
+
+    async def ids(*args: str) -> list[str]:
+        result = await cli("tickets", "list", *args, "--json")
+        assert result.exit_code == 0, result
+        return [t["id"] for t in result.json()]
+
+    assert await ids("--due-within", "3h") == [tid]
+    assert await ids("--due-within", "10m") == []
+    assert await ids("--breached") == []
+    assert (await cli("tickets", "list", "--due-within", "soon")).exit_code == 2
+    assert (await cli("reply", tid, "x", "--promise", "yesterday", "--as", "a1")).exit_code == 2
+
+
 # --------------------------------------------------------------------------------------------
 # Usage errors, unreachable servers, and request/reply itself
 

@@ -1,0 +1,188 @@
+"""The ticket's clocks (SPEC §8): which timers a decision arms and cancels. Pure.
+
+`timers_for(decision)` reads the accepted decision's events and returns what to arm or cancel;
+the adapter (`shared.tickets.timing`) turns each `Arm` into a due time on the shop calendar and
+applies it in the transaction that saves the decision.
+
+| event                                 | arms (from the event's time)     | cancels          |
+|---------------------------------------|----------------------------------|------------------|
+| opened (routed to a role)             | no_response_2m, no_response_30m  |                  |
+| claimed / assigned: first handler     | first_response (none yet),       |                  |
+|                                       | not_resolved_today               |                  |
+| follow-up contact attached            | customer_waiting_5m (+ not_      |                  |
+|                                       | resolved_today if it reopened)   |                  |
+| replied                               | reply_promised, reply_promise_   | first_response,  |
+|                                       | missed (at the promised time, if | no_response_*,   |
+|                                       | promised)                        | customer_waiting,|
+|                                       |                                  | the promises     |
+| handed off, escalated by an agent     |                                  | no_response_*    |
+| resolved, closed                      |                                  | every kind       |
+
+Response clocks start when the customer's contact opens the ticket, so a ticket nobody takes
+also breaches and escalates; they count the owning role's staffed hours (§3: paused while the
+shop is closed). A reply made with a promise re-arms the promise timers; a reply without one
+cancels them (the customer heard back). "Today" ends with the role's staffed stretch that
+`DAY_LEAD` of staffed time after the start lies in.
+
+The 24 h unpaid, 72 h shipment and 7-day return clocks need order events that do not exist yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from shared.agents.roster import Agent, Roster
+from shared.calendar.maths import ClockKind, next_staffed, staffed
+from shared.calendar.model import Calendar
+from shared.tickets.decide import Accepted
+from shared.tickets.events import (
+    ContactAttached,
+    HandoffRequested,
+    TicketAssigned,
+    TicketClaimed,
+    TicketClosed,
+    TicketEscalated,
+    TicketOpened,
+    TicketReplied,
+    TicketResolved,
+)
+from shared.tickets.roles import Role
+
+
+class TimerKind(StrEnum):
+    FIRST_RESPONSE = "first_response"  # measured: met or missed (30 s target)
+    NO_RESPONSE = "no_response_2m"  # a breach against the owning agent
+    NO_RESPONSE_ESCALATE = "no_response_30m"  # escalate to the supervisor on shift
+    CUSTOMER_WAITING = "customer_waiting_5m"  # prompt the owner: ask, promise a time
+    NOT_RESOLVED_TODAY = "not_resolved_today"  # a follow-up (a promise) must exist
+    REPLY_PROMISED = "reply_promised"  # remind the owner at the promised time
+    PROMISE_MISSED = "reply_promise_missed"  # still no reply: escalate
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A kind's clock and how long it runs; `after` None: to the end of the staffed period
+    (the one `DAY_LEAD` of staffed time after the start lies in)."""
+
+    clock: ClockKind
+    after: timedelta | None
+
+
+# The grace after a promised time before a missed promise escalates.
+PROMISE_GRACE = timedelta(minutes=10)
+# "Today" for a ticket taken in a day's last half hour of staffed time is the next staffed day:
+# nobody can resolve, or promise a follow-up for, a ticket taken at 23:29:50 before 23:30.
+DAY_LEAD = timedelta(minutes=30)
+
+RULES: dict[TimerKind, Rule] = {
+    TimerKind.FIRST_RESPONSE: Rule(ClockKind.BUSINESS, timedelta(seconds=30)),
+    TimerKind.NO_RESPONSE: Rule(ClockKind.BUSINESS, timedelta(minutes=2)),
+    TimerKind.NO_RESPONSE_ESCALATE: Rule(ClockKind.BUSINESS, timedelta(minutes=30)),
+    TimerKind.CUSTOMER_WAITING: Rule(ClockKind.BUSINESS, timedelta(minutes=5)),
+    TimerKind.NOT_RESOLVED_TODAY: Rule(ClockKind.BUSINESS, None),
+    TimerKind.REPLY_PROMISED: Rule(ClockKind.CALENDAR, timedelta(0)),
+    TimerKind.PROMISE_MISSED: Rule(ClockKind.CALENDAR, PROMISE_GRACE),
+}
+
+NO_RESPONSE = (TimerKind.NO_RESPONSE, TimerKind.NO_RESPONSE_ESCALATE)
+PROMISES = (TimerKind.REPLY_PROMISED, TimerKind.PROMISE_MISSED)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """Start `kind`'s clock at `start`, counting `role`'s staffed hours if it is business."""
+
+    kind: TimerKind
+    role: Role
+    start: datetime
+    agent_id: str | None = None  # whom it measures (first response)
+
+    @property
+    def rule(self) -> Rule:
+        return RULES[self.kind]
+
+
+@dataclass(frozen=True)
+class Cancel:
+    kind: TimerKind
+
+
+Op = Arm | Cancel
+
+
+def timers_for(decision: Accepted) -> list[Op]:
+    """What the decision's events arm and cancel, in order (a later op on a kind wins)."""
+    ticket = decision.ticket
+    ops: list[Op] = []
+    for event in decision.events:
+        match event:
+            case TicketOpened():
+                ops += [Arm(kind, event.role, event.at) for kind in NO_RESPONSE]
+            case TicketClaimed() | TicketAssigned() if event.became_first_handler:
+                agent = event.owner.agent
+                if ticket.first_response_at is None:
+                    ops.append(
+                        Arm(
+                            TimerKind.FIRST_RESPONSE,
+                            event.owner.role,
+                            event.at,
+                            agent.id if agent else None,
+                        )
+                    )
+                ops.append(Arm(TimerKind.NOT_RESOLVED_TODAY, event.owner.role, event.at))
+            case ContactAttached():
+                ops.append(Arm(TimerKind.CUSTOMER_WAITING, event.owner.role, event.at))
+                if event.reopened:
+                    ops.append(Arm(TimerKind.NOT_RESOLVED_TODAY, event.owner.role, event.at))
+            case TicketReplied():
+                ops += [
+                    Cancel(kind)
+                    for kind in (TimerKind.FIRST_RESPONSE, *NO_RESPONSE, TimerKind.CUSTOMER_WAITING)
+                ]
+                if event.promise_by is None:
+                    ops += [Cancel(kind) for kind in PROMISES]
+                else:
+                    role = ticket.owner.role
+                    ops += [Arm(kind, role, event.promise_by) for kind in PROMISES]
+            case HandoffRequested() | TicketEscalated():
+                ops += [Cancel(kind) for kind in NO_RESPONSE]
+            case TicketResolved() | TicketClosed():
+                ops += [Cancel(kind) for kind in TimerKind]
+    return ops
+
+
+def supervisor_for(
+    roster: Roster, calendar: Calendar, at: datetime
+) -> tuple[Agent, datetime] | None:
+    """Who an escalation at `at` goes to, and from when: the supervisor on shift and online now
+    (lowest id first), else the one whose shift next brings them to work on a day the calendar
+    staffs supervisors (checked a week ahead). None: the roster has no supervisor for it."""
+    supervisors = sorted(
+        (a for a in roster.agents if Role.SUPERVISOR in a.roles), key=lambda a: a.id
+    )
+    if staffed(calendar, Role.SUPERVISOR, at):
+        for agent in supervisors:
+            if agent.online and roster.on_shift(agent, at):
+                return agent, at
+    tz = roster.timezone
+    today = at.astimezone(tz).date()
+    upcoming: list[tuple[datetime, str, Agent]] = []
+    for agent in supervisors:
+        for shift in (s for s in roster.shifts if s.name in agent.shifts):
+            for days in range(8):
+                day = today + timedelta(days=days)
+                start = datetime.combine(day, shift.start, tzinfo=tz)
+                end = datetime.combine(day, shift.end, tzinfo=tz)
+                if end <= at:
+                    continue
+                # The calendar may open later that day (a holiday's reduced hours).
+                begins = next_staffed(calendar, Role.SUPERVISOR, max(start, at))
+                if at < begins < end:  # not now: whoever is on shift now is offline
+                    upcoming.append((begins, agent.id, agent))
+                    break
+    if not upcoming:
+        return None
+    begins, _, agent = min(upcoming, key=lambda u: (u[0], u[1]))
+    return agent, begins

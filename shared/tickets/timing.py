@@ -1,0 +1,312 @@
+"""The ticket's clocks on the shop calendar (SPEC §8): the adapter of `shared.tickets.clocks`.
+
+`apply_clocks` arms and cancels what a decision's events call for, inside the transaction that
+saves the decision (call it right after `save_decision` / `insert_ticket`), and keeps the first
+response measurement (`first_responses`). `FIRE_HANDLERS` are what each kind does when it fires,
+run by every desk replica's timer loop (`shared.bootstrap.Service.timers`).
+
+What firing does, and where it shows:
+
+| kind                 | effect                                                               |
+|----------------------|----------------------------------------------------------------------|
+| first_response       | `first_responses.met` false; history `first_response_missed`         |
+| no_response_2m       | a breach against the owning agent (none: the queue); history         |
+|                      | `breached`                                                           |
+| no_response_30m      | the aggregate's Escalate as the system, to the supervisor on shift   |
+|                      | or next on shift; an escalation row (history `escalated`)            |
+| customer_waiting_5m  | history `owner_reminded`: ask if the customer can wait, promise time |
+| reply_promised       | history `owner_reminded` at the promised time                        |
+| reply_promise_missed | escalation as for 30 min, `PROMISE_GRACE` after the promised time    |
+| not_resolved_today   | no promise pending: a breach against the first handler, history      |
+|                      | `breached`; either way it re-arms for the end of the next staffed    |
+|                      | period while the ticket stays unresolved                             |
+
+Locks, one order for all: timers, then the ticket. A firing holds its timers from its claim;
+a command locks the ticket's pending timers before the ticket (`load_ticket`), so a reply
+racing a firing either waits for it to commit and finds the timer fired, or locks it first and
+cancels it (the firing's claim skips it): exactly one outcome. Escalating firings lock the
+ticket with `lock_timers=False` and leave its other clocks alone: the 2-minute one was due
+first, and a promise's were settled by the reply that made it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared import timers
+from shared.agents.roster import SHOP_TIMEZONE
+from shared.agents.store import load_roster
+from shared.calendar.maths import (
+    ClockKind,
+    add_business_time,
+    business_time_between,
+    deadline,
+    end_of_staffed_period,
+)
+from shared.calendar.model import Calendar
+from shared.calendar.store import load_calendar
+from shared.db import Connection
+from shared.tickets import (
+    SYSTEM,
+    Accepted,
+    Escalate,
+    EscalationCategory,
+    TicketReplied,
+    TicketStatus,
+    decide,
+)
+from shared.tickets.clocks import (
+    DAY_LEAD,
+    RULES,
+    Arm,
+    Cancel,
+    TimerKind,
+    supervisor_for,
+    timers_for,
+)
+from shared.tickets.roles import Role
+from shared.tickets.store import append_history, load_ticket, save_decision
+from shared.timers import Firing, record_breach, record_escalation
+
+# How long the supervisor has to act on a timer's escalation (business time).
+ESCALATION_DEADLINE = timedelta(minutes=30)
+
+# The history's words for what firings do (beside `commands.ACTIONS`; the actor: the system).
+FIRST_RESPONSE_MISSED = "first_response_missed"
+BREACHED = "breached"
+OWNER_REMINDED = "owner_reminded"
+ESCALATION_UNASSIGNED = "escalation_unassigned"  # no supervisor on the roster to take it
+
+
+def due_at(calendar: Calendar, arm: Arm) -> datetime:
+    rule = arm.rule
+    if rule.after is None:  # not resolved today: the end of the role's staffed stretch
+        today = add_business_time(calendar, arm.role, arm.start, DAY_LEAD)
+        return end_of_staffed_period(calendar, arm.role, today)
+    return deadline(calendar, rule.clock, arm.role, arm.start, rule.after)
+
+
+def _engine_clock(kind: TimerKind) -> timers.ClockKind:
+    return "business" if RULES[kind].clock is ClockKind.BUSINESS else "calendar"
+
+
+async def apply_clocks(conn: Connection, decision: Accepted, now: datetime) -> None:
+    """Arm and cancel what `decision` calls for, in the caller's transaction."""
+    ops = timers_for(decision)
+    if not ops:
+        return
+    ticket_id = decision.ticket.id
+    calendar: Calendar | None = None
+    answered_in_time = False
+    for op in ops:
+        if isinstance(op, Cancel):
+            cancelled = await timers.cancel(conn, ticket_id=ticket_id, kind=op.kind.value)
+            answered_in_time |= op.kind is TimerKind.FIRST_RESPONSE and cancelled
+            continue
+        calendar = calendar or await load_calendar(conn)
+        due = due_at(calendar, op)
+        payload: dict[str, Any] = {"role": op.role.value, "start": op.start.isoformat()}
+        if op.agent_id is not None:
+            payload["agent_id"] = op.agent_id
+        await timers.arm(
+            conn,
+            ticket_id=ticket_id,
+            kind=op.kind.value,
+            due_at=due,
+            clock=_engine_clock(op.kind),
+            now=now,
+            payload=payload,
+        )
+        if op.kind is TimerKind.FIRST_RESPONSE:
+            await conn.execute(
+                """INSERT INTO first_responses (ticket_id, agent_id, assigned_at, due_at)
+                   VALUES ($1, $2, $3, $4) ON CONFLICT (ticket_id) DO NOTHING""",
+                ticket_id,
+                op.agent_id,
+                op.start,
+                due,
+            )
+    for event in decision.events:
+        if isinstance(event, TicketReplied):
+            await _first_reply(conn, decision, event.at, answered_in_time)
+
+
+async def _first_reply(
+    conn: Connection, decision: Accepted, at: datetime, answered_in_time: bool
+) -> None:
+    """The ticket's first reply after it was taken: when, how much staffed time it took, and
+    met if it cancelled the 30 s timer (else the timer fired first: missed)."""
+    assigned_at = await conn.fetchval(
+        "SELECT assigned_at FROM first_responses WHERE ticket_id = $1 AND replied_at IS NULL",
+        decision.ticket.id,
+    )
+    if assigned_at is None:
+        return
+    took = business_time_between(
+        await load_calendar(conn), decision.ticket.first_handler_role, assigned_at, at
+    )
+    await conn.execute(
+        """UPDATE first_responses SET replied_at = $2, business_seconds = $3,
+                  met = coalesce(met, $4)
+            WHERE ticket_id = $1""",
+        decision.ticket.id,
+        at,
+        took.total_seconds(),
+        answered_in_time,
+    )
+
+
+# --- firing -----------------------------------------------------------------------------------
+
+
+async def _history(
+    firing: Firing, action: str, detail: dict[str, Any], reason: str | None = None
+) -> None:
+    await append_history(
+        firing.conn,
+        ticket_id=firing.timer.ticket_id,
+        at=firing.now,
+        actor_id=SYSTEM.id,
+        actor_name=SYSTEM.name,
+        action=action,
+        message_id=f"timer:{firing.timer.id}",
+        detail={"timer": firing.timer.kind, "due_at": firing.timer.due_at.isoformat(), **detail},
+        reason=reason,
+    )
+
+
+async def _owners(firing: Firing) -> tuple[str | None, str | None] | None:
+    """(owning agent, first handler) of an unfinished ticket; None once resolved or closed."""
+    row = await firing.conn.fetchrow(
+        "SELECT owner_agent_id, first_handler_id, status FROM tickets WHERE id = $1",
+        firing.timer.ticket_id,
+    )
+    if row is None or row["status"] in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+        return None
+    return row["owner_agent_id"], row["first_handler_id"]
+
+
+async def first_response_missed(firing: Firing) -> None:
+    agent_id = firing.timer.payload.get("agent_id")
+    await firing.conn.execute(
+        "UPDATE first_responses SET met = false WHERE ticket_id = $1 AND met IS NULL",
+        firing.timer.ticket_id,
+    )
+    await _history(firing, FIRST_RESPONSE_MISSED, {"agent_id": agent_id})
+
+
+async def no_response(firing: Firing) -> None:
+    owners = await _owners(firing)
+    if owners is None:
+        return
+    await record_breach(firing, agent_id=owners[0])
+    await _history(
+        firing, BREACHED, {"agent_id": owners[0]}, "no response to the customer within 2 min"
+    )
+
+
+async def no_response_escalate(firing: Firing) -> None:
+    await _escalate(firing, "no response to the customer within 30 min (staffed time)")
+
+
+async def promise_missed(firing: Firing) -> None:
+    await _escalate(firing, f"the reply promised by {_promised(firing)} was not sent")
+
+
+def _promised(firing: Firing) -> str:
+    """The promised time (the promise timers' start), as the shop reads it."""
+    at = datetime.fromisoformat(firing.timer.payload["start"]).astimezone(SHOP_TIMEZONE)
+    return f"{at:%Y-%m-%d %H:%M}"
+
+
+async def remind_owner(firing: Firing) -> None:
+    owners = await _owners(firing)
+    if owners is None:
+        return
+    if firing.timer.kind == TimerKind.REPLY_PROMISED:
+        reason = f"the customer was promised a reply by {_promised(firing)}"
+    else:
+        reason = "the customer has waited 5 min since writing again: ask if they can wait and "
+        reason += "promise a time"
+    await _history(firing, OWNER_REMINDED, {"agent_id": owners[0]}, reason)
+
+
+async def not_resolved_today(firing: Firing) -> None:
+    owners = await _owners(firing)
+    if owners is None:
+        return
+    promised = await firing.conn.fetchval(
+        """SELECT count(*) FROM timers
+            WHERE ticket_id = $1 AND kind = $2 AND state = 'pending'""",
+        firing.timer.ticket_id,
+        TimerKind.REPLY_PROMISED.value,
+    )
+    if not promised:
+        await record_breach(firing, agent_id=owners[1])
+        await _history(
+            firing,
+            BREACHED,
+            {"agent_id": owners[1]},
+            "not resolved today and no follow-up promised to the customer",
+        )
+    # Tomorrow's end of day asks again while the ticket stays unresolved.
+    role = Role(firing.timer.payload["role"])
+    calendar = await load_calendar(firing.conn)
+    await timers.arm(
+        firing.conn,
+        ticket_id=firing.timer.ticket_id,
+        kind=firing.timer.kind,
+        due_at=end_of_staffed_period(calendar, role, firing.timer.due_at),
+        clock="business",
+        now=firing.now,
+        payload=firing.timer.payload,
+    )
+
+
+async def _escalate(firing: Firing, problem: str) -> None:
+    """Through the aggregate's Escalate as the system (history: escalated, the ticket with the
+    supervisor), plus the escalation row; a ticket already with a supervisor gets the row only."""
+    conn, timer = firing.conn, firing.timer
+    ticket = await load_ticket(conn, timer.ticket_id, lock_timers=False)
+    if ticket is None or ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+        return
+    calendar = await load_calendar(conn)
+    chosen = supervisor_for(await load_roster(conn), calendar, firing.now)
+    if chosen is None:  # nobody to send it to: counted, for the shop manager to see
+        await record_escalation(firing, to_agent_id=None, reason=problem)
+        await _history(firing, ESCALATION_UNASSIGNED, {}, problem)
+        return
+    supervisor, starts = chosen
+    customer_id = await conn.fetchval("SELECT customer_id FROM tickets WHERE id = $1", ticket.id)
+    decision = decide(
+        ticket,
+        Escalate(
+            actor=SYSTEM,
+            at=firing.now,
+            message_id=f"timer:{timer.id}",
+            category=EscalationCategory.TIMER_BREACH,
+            customer_info={"customer_id": customer_id},
+            problem=problem,
+            actions_taken=f"timer {timer.kind} fired",
+            customer_demand="an answer",
+            responsible=supervisor.ref,
+            deadline=deadline(
+                calendar, ClockKind.BUSINESS, Role.SUPERVISOR, starts, ESCALATION_DEADLINE
+            ),
+        ),
+    )
+    if isinstance(decision, Accepted):
+        await save_decision(conn, decision)
+    await record_escalation(firing, to_agent_id=supervisor.id, reason=problem)
+
+
+FIRE_HANDLERS: dict[str, timers.FireHandler] = {
+    TimerKind.FIRST_RESPONSE: first_response_missed,
+    TimerKind.NO_RESPONSE: no_response,
+    TimerKind.NO_RESPONSE_ESCALATE: no_response_escalate,
+    TimerKind.CUSTOMER_WAITING: remind_owner,
+    TimerKind.NOT_RESOLVED_TODAY: not_resolved_today,
+    TimerKind.REPLY_PROMISED: remind_owner,
+    TimerKind.PROMISE_MISSED: promise_missed,
+}
