@@ -104,7 +104,9 @@ async def assign_all(pool: Pool, ids: list[str], replicas: int) -> list[float]:
     return took
 
 
-async def run(base: Settings, tag: str, open_tickets: int, n: int, replicas: int) -> dict[str, float]:
+async def run(
+    base: Settings, tag: str, open_tickets: int, n: int, replicas: int
+) -> dict[str, float]:
     async with bench_database(base, tag) as settings:
         conn = await asyncpg.connect(settings.database_url)
         try:
@@ -143,8 +145,7 @@ def main() -> None:
         tag = f"assign{open_tickets}_{int(time.time())}"
         r = asyncio.run(run(base, tag, open_tickets, args.n, args.replicas))
         print(
-            f"{open_tickets:>8} {r['tickets_per_s']:>10.0f} {r['p50_ms']:>9.1f} "
-            f"{r['p99_ms']:>9.1f}"
+            f"{open_tickets:>8} {r['tickets_per_s']:>10.0f} {r['p50_ms']:>9.1f} {r['p99_ms']:>9.1f}"
         )
 
 

@@ -138,4 +138,3 @@ async def open_ticket_counts(conn: Connection, role: Role) -> dict[str, int]:
         "SELECT agent_id, open FROM agent_load WHERE role = $1 AND open > 0", role.value
     )
     return {r["agent_id"]: r["open"] for r in rows}
-

@@ -20,6 +20,7 @@ DECLARE
     was_agent text;
     now_role  text;
     now_agent text;
+    k         record;
 BEGIN
     IF TG_OP <> 'INSERT' AND OLD.owner_agent_id IS NOT NULL
        AND OLD.status NOT IN ('resolved', 'closed') THEN
@@ -34,14 +35,18 @@ BEGIN
     IF was_role IS NOT DISTINCT FROM now_role AND was_agent IS NOT DISTINCT FROM now_agent THEN
         RETURN NULL;  -- the same load before and after: most updates (a reply, a step)
     END IF;
-    -- Upserts (+1, -1) are atomic under concurrent commands. Both rows are locked in key
-    -- order, so two moves in opposite directions (A to B, B to A) cannot deadlock.
-    INSERT INTO agent_load AS l (role, agent_id, open)
-    SELECT v.role, v.agent_id, v.delta
-      FROM (VALUES (was_role, was_agent, -1), (now_role, now_agent, 1)) AS v (role, agent_id, delta)
-     WHERE v.agent_id IS NOT NULL
-     ORDER BY v.role, v.agent_id
-    ON CONFLICT (role, agent_id) DO UPDATE SET open = l.open + excluded.open;
+    -- Both rows are changed in key order, so two moves in opposite directions (A to B and
+    -- B to A at once) cannot deadlock. The row taken from exists: the ticket was counted in it.
+    FOR k IN SELECT * FROM (VALUES (was_role, was_agent, -1), (now_role, now_agent, 1))
+                        AS v (role, agent_id, delta)
+              WHERE v.agent_id IS NOT NULL ORDER BY v.role, v.agent_id LOOP
+        IF k.delta > 0 THEN
+            INSERT INTO agent_load AS l (role, agent_id, open) VALUES (k.role, k.agent_id, 1)
+            ON CONFLICT (role, agent_id) DO UPDATE SET open = l.open + 1;
+        ELSE
+            UPDATE agent_load SET open = open - 1 WHERE role = k.role AND agent_id = k.agent_id;
+        END IF;
+    END LOOP;
     RETURN NULL;
 END $$;
 
