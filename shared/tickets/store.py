@@ -135,6 +135,7 @@ async def open_ticket_counts(conn: Connection, role: Role) -> dict[str, int]:
     Kept per agent by a trigger on `tickets` (migration 0011), so this reads one row per
     agent of the role, however many tickets are open."""
     rows = await conn.fetch(
-        "SELECT agent_id, open FROM agent_load WHERE role = $1 AND open > 0", role.value
+        "SELECT agent_id, open_tickets FROM agent_load WHERE role = $1 AND open_tickets > 0",
+        role.value,
     )
-    return {r["agent_id"]: r["open"] for r in rows}
+    return {r["agent_id"]: r["open_tickets"] for r in rows}

@@ -38,13 +38,13 @@ STEPS = 250  # per connection
 # one statement (one snapshot) so that the other connection's commits cannot fall in between.
 MISMATCHES = """
     SELECT coalesce(c.role, l.role) AS role, coalesce(c.agent_id, l.agent_id) AS agent_id,
-           coalesce(c.n, 0) AS counted, coalesce(l.open, 0) AS kept
+           coalesce(c.n, 0) AS counted, coalesce(l.open_tickets, 0) AS kept
       FROM (SELECT owner_role AS role, owner_agent_id AS agent_id, count(*) AS n
               FROM tickets
              WHERE owner_agent_id IS NOT NULL AND status NOT IN ('resolved', 'closed')
              GROUP BY 1, 2) c
       FULL JOIN agent_load l ON l.role = c.role AND l.agent_id = c.agent_id
-     WHERE coalesce(c.n, 0) <> coalesce(l.open, 0)"""
+     WHERE coalesce(c.n, 0) <> coalesce(l.open_tickets, 0)"""
 
 
 async def test_the_load_the_assigner_sees_is_the_open_tickets_owned(db: Pool) -> None:

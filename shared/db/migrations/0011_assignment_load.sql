@@ -8,9 +8,9 @@
 -- makes the change, and the assigner reads one row per agent of the role. It counts exactly
 -- what the old query did: owner_agent_id set, status neither resolved nor closed, per owner_role.
 CREATE TABLE agent_load (
-    role     text    NOT NULL,
-    agent_id text    NOT NULL,
-    open     integer NOT NULL CHECK (open >= 0),  -- below 0 would mean a missed change
+    role         text    NOT NULL,
+    agent_id     text    NOT NULL,
+    open_tickets integer NOT NULL CHECK (open_tickets >= 0),  -- below 0: a change was missed
     PRIMARY KEY (role, agent_id)
 ) WITH (fillfactor = 50);  -- a few rows updated all day: room for in-page (HOT) updates
 
@@ -41,10 +41,12 @@ BEGIN
                         AS v (role, agent_id, delta)
               WHERE v.agent_id IS NOT NULL ORDER BY v.role, v.agent_id LOOP
         IF k.delta > 0 THEN
-            INSERT INTO agent_load AS l (role, agent_id, open) VALUES (k.role, k.agent_id, 1)
-            ON CONFLICT (role, agent_id) DO UPDATE SET open = l.open + 1;
+            INSERT INTO agent_load AS l (role, agent_id, open_tickets)
+            VALUES (k.role, k.agent_id, 1)
+            ON CONFLICT (role, agent_id) DO UPDATE SET open_tickets = l.open_tickets + 1;
         ELSE
-            UPDATE agent_load SET open = open - 1 WHERE role = k.role AND agent_id = k.agent_id;
+            UPDATE agent_load SET open_tickets = open_tickets - 1
+             WHERE role = k.role AND agent_id = k.agent_id;
         END IF;
     END LOOP;
     RETURN NULL;
@@ -56,7 +58,7 @@ CREATE TRIGGER tickets_agent_load
     AFTER INSERT OR DELETE OR UPDATE OF owner_role, owner_agent_id, status ON tickets
     FOR EACH ROW EXECUTE FUNCTION agent_load_follow();
 
-INSERT INTO agent_load (role, agent_id, open)
+INSERT INTO agent_load (role, agent_id, open_tickets)
 SELECT owner_role, owner_agent_id, count(*)
   FROM tickets
  WHERE owner_agent_id IS NOT NULL AND status NOT IN ('resolved', 'closed')
