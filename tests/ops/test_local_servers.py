@@ -41,8 +41,8 @@ def free(port: int) -> bool:
 @pytest.fixture
 def private_servers(tmp_path: Path) -> Iterator[dict[str, str]]:
     """servers.sh's environment for servers of this test's own, started; destroyed after."""
-    amqp = next(p for p in random.sample(range(30000, 45000), 200) if free(p) and free(p + 20000))
-    pg = next(p for p in random.sample(range(46000, 60000), 200) if free(p))
+    amqp = next(p for p in random.sample(range(12000, 20000), 200) if free(p) and free(p + 20000))
+    pg = next(p for p in random.sample(range(20000, 30000), 200) if free(p))  # clear of both
     env = {
         **os.environ,
         "TICKETQ_LOCAL_DIR": str(tmp_path / "local"),
@@ -50,7 +50,8 @@ def private_servers(tmp_path: Path) -> Iterator[dict[str, str]]:
         "TICKETQ_LOCAL_PG_PORT": str(pg),
     }
     try:
-        subprocess.run([SCRIPT, "start"], env=env, check=True, capture_output=True, timeout=240)
+        started = subprocess.run([SCRIPT, "start"], env=env, capture_output=True, timeout=240)
+        assert started.returncode == 0, started.stderr.decode()
         yield env
     finally:
         subprocess.run([SCRIPT, "destroy"], env=env, check=True, capture_output=True, timeout=120)
