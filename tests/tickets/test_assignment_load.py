@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TypedDict
 
 from shared import tickets as domain
-from shared.db import Connection, Pool
+from shared.db import Connection, Pool, migrations
 from shared.tickets.desk import auto_assign
 from shared.tickets.roles import Role, TicketKind
 from shared.tickets.store import insert_ticket, load_ticket, open_ticket_counts, save_decision
@@ -80,6 +80,27 @@ async def test_the_load_the_assigner_sees_is_the_open_tickets_owned(db: Pool) ->
         "closed",
         "first_handler_reassigned",
     }, done
+
+
+async def test_the_migration_counts_the_tickets_open_before_it(db: Pool) -> None:
+    """Migration 0011 on a database that already has tickets: the load starts from them."""
+    undo = """DROP TRIGGER tickets_agent_load ON tickets; DROP FUNCTION agent_load_follow();
+              DROP TABLE agent_load; DROP INDEX tickets_queued"""
+    await db.execute(undo)  # the schema as it was before 0011
+    async with db.acquire() as conn:
+        for i in range(40):
+            await open_ticket(conn, f"T{i}", Role.AFTERSALES)
+    await db.execute(
+        """UPDATE tickets SET owner_agent_id = 'a' || (1 + n % 3), owner_role = r, status = s
+             FROM (SELECT id, substr(id, 2)::int AS n FROM tickets) x,
+                  LATERAL (SELECT (ARRAY['aftersales', 'presale'])[1 + x.n % 2] AS r,
+                                  (ARRAY['in_progress', 'handed_off', 'resolved', 'closed',
+                                         'escalated'])[1 + x.n % 5] AS s) y
+            WHERE tickets.id = x.id AND x.n % 7 <> 0"""
+    )
+    await db.execute(dict(migrations())["0011_assignment_load"])
+    assert await db.fetch(MISMATCHES) == []
+    assert await db.fetchval("SELECT sum(open_tickets) FROM agent_load") == 20
 
 
 async def open_ticket(conn: Connection, ticket_id: str, role: Role) -> None:
