@@ -11,7 +11,8 @@
 #   deploy/local/servers.sh rabbitmqctl ARGS...
 #                                       rabbitmqctl against our node
 #
-# Both servers listen on 127.0.0.1 only and keep their data under
+# Both servers listen on 127.0.0.1 only (RabbitMQ's Erlang distribution and epmd
+# too), RabbitMQ has no guest user, and they keep their data under
 # ${TICKETQ_LOCAL_DIR:-<repo>/.local}.  Ports: TICKETQ_LOCAL_AMQP_PORT (5672),
 # TICKETQ_LOCAL_PG_PORT (5432); the Erlang distribution port is AMQP + 20000.
 # Progress goes to stderr; stdout carries only the `export` lines, so
@@ -249,6 +250,9 @@ rmq_write_config() {
 log.file.level = info
 log.console = false
 disk_free_limit.absolute = 50MB
+# The first boot creates our user, not the default guest administrator.
+default_user = $APP_USER
+default_pass = $APP_PASSWORD
 EOF
 }
 
@@ -316,8 +320,11 @@ rmq_start() {
 }
 
 rmq_provisioned() { # cheap check used when the node was already running
+    local users
     rmqctl -q list_user_permissions "$APP_USER" --no-table-headers 2>/dev/null \
-        | grep -qxF "$(printf '%s\t.*\t.*\t.*' "$APP_VHOST")"
+        | grep -qxF "$(printf '%s\t.*\t.*\t.*' "$APP_VHOST")" || return 1
+    users="$(rmqctl -q list_users --no-table-headers 2>/dev/null)" || return 1
+    ! grep -qE '^guest([[:space:]]|$)' <<<"$users"
 }
 
 rmq_provision() {
@@ -337,6 +344,10 @@ rmq_provision() {
     fi
     rmqctl -q set_user_tags "$APP_USER" administrator >/dev/null
     rmqctl -q set_permissions -p "$APP_VHOST" "$APP_USER" '.*' '.*' '.*' >/dev/null
+    # No default guest administrator (a node created before default_user was set has one).
+    if grep -qxF guest <<<"$users"; then
+        rmqctl -q delete_user guest >/dev/null
+    fi
 }
 
 rmq_stop() {

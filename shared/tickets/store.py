@@ -145,12 +145,12 @@ async def _append(conn: Connection, ticket_id: str, h: HistoryEntry) -> None:
 
 
 async def open_ticket_counts(conn: Connection, role: Role) -> dict[str, int]:
-    """Tickets each agent of `role` owns and has not resolved: their load for assignment."""
+    """Tickets each agent of `role` owns and has not resolved: their load for assignment.
+
+    Kept per agent by a trigger on `tickets` (migration 0011), so this reads one row per
+    agent of the role, however many tickets are open."""
     rows = await conn.fetch(
-        """SELECT owner_agent_id, count(*) AS n FROM tickets
-           WHERE owner_role = $1 AND owner_agent_id IS NOT NULL
-             AND status NOT IN ('resolved', 'closed')
-           GROUP BY owner_agent_id""",
+        "SELECT agent_id, open_tickets FROM agent_load WHERE role = $1 AND open_tickets > 0",
         role.value,
     )
-    return {r["owner_agent_id"]: r["n"] for r in rows}
+    return {r["agent_id"]: r["open_tickets"] for r in rows}
