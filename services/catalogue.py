@@ -9,7 +9,13 @@ tests/test_catalogue.py fails on drift.
 from __future__ import annotations
 
 from services.finance.contracts import FinanceOperation
-from services.intake.contracts import SubmitTicket
+from services.intake.contracts import (
+    OrderClosed,
+    OrderPaid,
+    OrderShipped,
+    OrderSigned,
+    SubmitTicket,
+)
 from services.warehouse.contracts import WarehouseOperation
 from shared.agents.contracts import LoadRoster, RosterReply, SetPresence
 from shared.messaging.catalogue import Catalogue, MessageType, Queue
@@ -42,6 +48,10 @@ CATALOGUE = Catalogue(
     ),
     types=(
         MessageType(SubmitTicket, ("intake",), "An upstream system submits a customer contact"),
+        MessageType(OrderPaid, ("intake",), "The order centre: an order was paid"),
+        MessageType(OrderShipped, ("intake",), "The order centre: an order was shipped"),
+        MessageType(OrderSigned, ("intake",), "The order centre: an order was signed for"),
+        MessageType(OrderClosed, ("intake",), "The order centre: an order's trade was closed"),
         MessageType(TicketRouted, DESKS, "Intake routed a new ticket to a role's queue"),
         MessageType(
             FollowUpAttached, DESKS, "A follow-up contact was attached to an unfinished ticket"

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         None, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz; 0 picks one"
     )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
+    return_window_days: int = Field(
+        7, ge=0, le=365, description="No-reason return window after signing, days (SPEC §7)"
+    )
     compensation_approval_threshold: Decimal = Field(
         Decimal("50"), ge=0, description="Payouts above this (CNY) need a supervisor approval"
     )

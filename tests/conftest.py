@@ -7,6 +7,7 @@ each other's messages or rows.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import subprocess
@@ -66,7 +67,16 @@ async def _admin(sql: str) -> None:
     # A connection of its own each time: a test may restart PostgreSQL in between.
     admin = await asyncpg.connect(BASE.database_url)
     try:
-        await admin.execute(sql)
+        for attempt in range(10):
+            try:
+                await admin.execute(sql)
+                return
+            except asyncpg.InsufficientPrivilegeError:
+                # DROP DATABASE ... FORCE may meet an autovacuum worker (the superuser's) in
+                # the test's database; it ends within moments.
+                if attempt == 9:
+                    raise
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
 

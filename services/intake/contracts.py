@@ -1,4 +1,5 @@
-"""Intake's message: a customer contact from an upstream system (SPEC §2, §4).
+"""Intake's messages: customer contacts (SPEC §2, §4) and upstream order events, from upstream
+systems.
 
 What intake sends on (`ticket.routed`, `ticket.follow_up_attached`) is the ticket kernel's
 (`shared.tickets.contracts`), as are the ticket's parts (customer, order).
@@ -39,3 +40,55 @@ class SubmitTicket(Contract):
         None, description="Kind, when the upstream system knows it (e.g. an unpaid-order reminder)"
     )
     occurred_at: AwareDatetime = Field(description="When the customer made contact")
+
+
+# --- upstream order events (order centre) -------------------------------------------------------
+
+
+class _OrderEvent(Contract):
+    order_id: str = Field(min_length=1, max_length=100, description="The order's id")
+    source: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        description="The upstream system, e.g. `order-centre`",
+        examples=["order-centre"],
+    )
+
+
+class OrderPaid(_OrderEvent):
+    """The order was paid (an unpaid reminder's chase ends; the 72 h shipment clock starts)."""
+
+    TYPE: ClassVar[str] = "order.paid"
+
+    paid_at: AwareDatetime
+    placed_at: AwareDatetime | None = Field(None, description="When it was placed, if known")
+
+
+class OrderShipped(_OrderEvent):
+    """The order left the warehouse."""
+
+    TYPE: ClassVar[str] = "order.shipped"
+
+    shipped_at: AwareDatetime
+    carrier: str | None = Field(None, min_length=1, max_length=100)
+    tracking_number: str | None = Field(None, min_length=1, max_length=100)
+
+
+class OrderSigned(_OrderEvent):
+    """The customer signed for the parcel (receipt: invoices may go out; the no-reason return
+    window starts)."""
+
+    TYPE: ClassVar[str] = "order.signed"
+
+    signed_at: AwareDatetime
+
+
+class OrderClosed(_OrderEvent):
+    """The trade was closed (cancelled unpaid, or refunded in full)."""
+
+    TYPE: ClassVar[str] = "order.closed"
+
+    closed_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)
+
+
+OrderEvent = OrderPaid | OrderShipped | OrderSigned | OrderClosed

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from services.intake.contracts import SubmitTicket
 from services.intake.decide import AttachFollowUp, OpenNewTicket, OpenTicket, route_contact
+from services.intake.orders import learn, lock_order, times_of
 from shared import tickets
 from shared.db import Connection
 from shared.messaging.runtime import Incoming, Outcome, Transaction
 from shared.tickets import Actor, Open, Rejected, decide, open_ticket
-from shared.tickets.contracts import FollowUpAttached, TicketRouted
+from shared.tickets.clocks import OrderTimes
+from shared.tickets.contracts import FollowUpAttached, Order, TicketRouted
 from shared.tickets.roles import Role
 from shared.tickets.store import insert_ticket, load_ticket, save_decision
-from shared.tickets.timing import apply_clocks
+from shared.tickets.timing import apply_clocks, apply_order_clocks
 
 SHOP_TIME = ZoneInfo("Asia/Shanghai")
 ACTOR_ID, ACTOR_NAME = "system:intake", "intake"
@@ -25,9 +28,7 @@ async def submit_ticket(tx: Transaction, msg: Incoming[SubmitTicket]) -> Outcome
     unfinished = None
     if contact.order is not None:
         # Two contacts about one order, on two replicas at once, must not open two tickets.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"order:{contact.order.id}"
-        )
+        await lock_order(conn, contact.order.id)
         unfinished = await _open_ticket_for_order(conn, contact.order.id)
     decision = route_contact(contact, unfinished)
     follow_up = isinstance(decision, AttachFollowUp)
@@ -98,6 +99,14 @@ async def _open(
 ) -> None:
     """Born in the aggregate (`open_ticket`), then routed to its role's queue."""
     contact, order = msg.payload, msg.payload.order
+    # What the contact says of its order, with what order events told before it came.
+    times = OrderTimes()
+    order_data = None
+    if order is not None:
+        _, times = await learn(tx.conn, order.id, times_of(order))
+        order_data = order.model_copy(
+            update={k: v for k, v in asdict(times).items() if v and k in Order.model_fields}
+        ).model_dump(mode="json")
     opened = open_ticket(
         Open(
             actor=INTAKE,
@@ -119,7 +128,7 @@ async def _open(
             "customer_id": contact.customer.id,
             "customer": contact.customer.model_dump(mode="json"),
             "order_id": order.id if order else None,
-            "order_data": order.model_dump(mode="json") if order else None,
+            "order_data": order_data,
             "subject": contact.subject,
             "body": contact.text,
             "attachments": [a.model_dump(mode="json") for a in contact.attachments],
@@ -127,6 +136,10 @@ async def _open(
         },
     )
     await apply_clocks(tx.conn, opened, now)
+    if order is not None:
+        await apply_order_clocks(
+            tx.conn, ticket_id, decision.kind, decision.role, OrderTimes(), times, now
+        )
     tx.emit(
         decision.role.value,
         TicketRouted(

@@ -28,6 +28,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
 )
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -298,7 +299,10 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._steering
         if self._queue is not None and self._consumer_tag is not None:
-            await self._queue.cancel(self._consumer_tag)
+            # A channel the broker already closed (an outage not yet over) has no consumer
+            # left to cancel.
+            with contextlib.suppress(AMQPError, ChannelInvalidStateError):
+                await self._queue.cancel(self._consumer_tag)
             self._consumer_tag = None
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=30)

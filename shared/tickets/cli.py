@@ -50,6 +50,7 @@ from shared.tickets.contracts import (
     ReplyArgs,
     ResolveArgs,
     RevealTicket,
+    TakeOverChaseArgs,
 )
 from shared.tickets.read_model import (
     Page,
@@ -587,6 +588,12 @@ def register_actions(app: typer.Typer) -> None:
             responsible_id=responsible,
             deadline=parse_deadline(deadline, clock().now()),
         )
+
+    @ticket_action(app, "chase")
+    def chase() -> Contract:
+        """Pre-sale: take over the chase of an order unpaid 24 h whose first handler is away
+        (追单); you become its first handler and the order's credit is yours."""
+        return TakeOverChaseArgs()
 
     @ticket_action(app, "reassign")
     def reassign(

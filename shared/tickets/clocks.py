@@ -24,7 +24,18 @@ shop is closed). A reply made with a promise re-arms the promise timers; a reply
 cancels them (the customer heard back). "Today" ends with the role's staffed stretch that
 `DAY_LEAD` of staffed time after the start lies in.
 
-The 24 h unpaid, 72 h shipment and 7-day return clocks need order events that do not exist yet.
+The order's clocks follow what the shop knows of the order (the contact's order data and the
+upstream order events, `order_timers_for`), on the calendar clock:
+
+| the order                                   | arms                                | cancels      |
+|---------------------------------------------|-------------------------------------|--------------|
+| placed, not paid (unpaid-reminder tickets)  | unpaid_24h from when it was placed  |              |
+| paid (urge-shipment tickets)                | shipment_72h from payment, unless   | unpaid_24h   |
+|                                             | already shipped                     |              |
+| shipped                                     |                                     | shipment_72h |
+| signed for (return, exchange tickets)       | return_window (7 days, configurable)|              |
+|                                             | from signing                        |              |
+| closed (the trade was closed)               |                                     | all three    |
 """
 
 from __future__ import annotations
@@ -48,7 +59,7 @@ from shared.tickets.events import (
     TicketReplied,
     TicketResolved,
 )
-from shared.tickets.roles import Role
+from shared.tickets.roles import Role, TicketKind
 
 
 class TimerKind(StrEnum):
@@ -59,6 +70,9 @@ class TimerKind(StrEnum):
     NOT_RESOLVED_TODAY = "not_resolved_today"  # a follow-up (a promise) must exist
     REPLY_PROMISED = "reply_promised"  # remind the owner at the promised time
     PROMISE_MISSED = "reply_promise_missed"  # still no reply: escalate
+    UNPAID_24H = "unpaid_24h"  # the chase opens to other pre-sale agents (追单)
+    SHIPMENT_72H = "shipment_72h"  # paid, not shipped: the urge-shipment path (催发货)
+    RETURN_WINDOW = "return_window"  # the no-reason return window closes (7 days)
 
 
 @dataclass(frozen=True)
@@ -84,7 +98,15 @@ RULES: dict[TimerKind, Rule] = {
     TimerKind.NOT_RESOLVED_TODAY: Rule(ClockKind.BUSINESS, None),
     TimerKind.REPLY_PROMISED: Rule(ClockKind.CALENDAR, timedelta(0)),
     TimerKind.PROMISE_MISSED: Rule(ClockKind.CALENDAR, PROMISE_GRACE),
+    TimerKind.UNPAID_24H: Rule(ClockKind.CALENDAR, timedelta(hours=24)),
+    TimerKind.SHIPMENT_72H: Rule(ClockKind.CALENDAR, timedelta(hours=72)),
+    TimerKind.RETURN_WINDOW: Rule(ClockKind.CALENDAR, timedelta(days=7)),  # `after` overrides
 }
+ORDER_KINDS = (TimerKind.UNPAID_24H, TimerKind.SHIPMENT_72H, TimerKind.RETURN_WINDOW)
+# Whose path each order clock belongs to (§7): the customer asking where the parcel is, and a
+# return or exchange checked against the window since signing.
+SHIPMENT_KINDS = frozenset({TicketKind.URGE_SHIPMENT})
+RETURN_KINDS = frozenset({TicketKind.RETURN, TicketKind.EXCHANGE})
 
 NO_RESPONSE = (TimerKind.NO_RESPONSE, TimerKind.NO_RESPONSE_ESCALATE)
 PROMISES = (TimerKind.REPLY_PROMISED, TimerKind.PROMISE_MISSED)
@@ -98,10 +120,12 @@ class Arm:
     role: Role
     start: datetime
     agent_id: str | None = None  # whom it measures (first response)
+    after: timedelta | None = None  # instead of the kind's own duration (a configured window)
 
     @property
     def rule(self) -> Rule:
-        return RULES[self.kind]
+        rule = RULES[self.kind]
+        return rule if self.after is None else Rule(rule.clock, self.after)
 
 
 @dataclass(frozen=True)
@@ -150,6 +174,40 @@ def timers_for(decision: Accepted) -> list[Op]:
                 ops += [Cancel(kind) for kind in NO_RESPONSE]
             case TicketResolved() | TicketClosed():
                 ops += [Cancel(kind) for kind in TimerKind]
+    return ops
+
+
+@dataclass(frozen=True)
+class OrderTimes:
+    """What the shop knows of an order's life: each time once known, never moved."""
+
+    placed_at: datetime | None = None
+    paid_at: datetime | None = None
+    shipped_at: datetime | None = None
+    signed_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+def order_timers_for(
+    kind: TicketKind, role: Role, before: OrderTimes, after: OrderTimes, *, return_window: timedelta
+) -> list[Op]:
+    """What learning `after` (having known `before`) arms and cancels on a ticket of `kind` about
+    the order. A new ticket passes an empty `before`."""
+    if after.closed_at is not None:
+        return [Cancel(k) for k in ORDER_KINDS] if before.closed_at is None else []
+    ops: list[Op] = []
+    unpaid = after.paid_at is None and after.placed_at is not None
+    if kind is TicketKind.UNPAID_REMINDER and unpaid and before.placed_at is None:
+        assert after.placed_at is not None
+        ops.append(Arm(TimerKind.UNPAID_24H, role, after.placed_at))
+    if after.paid_at is not None and before.paid_at is None:
+        ops.append(Cancel(TimerKind.UNPAID_24H))
+        if after.shipped_at is None and kind in SHIPMENT_KINDS:
+            ops.append(Arm(TimerKind.SHIPMENT_72H, role, after.paid_at))
+    if after.shipped_at is not None and before.shipped_at is None:
+        ops.append(Cancel(TimerKind.SHIPMENT_72H))
+    if after.signed_at is not None and before.signed_at is None and kind in RETURN_KINDS:
+        ops.append(Arm(TimerKind.RETURN_WINDOW, role, after.signed_at, after=return_window))
     return ops
 
 

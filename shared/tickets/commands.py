@@ -179,8 +179,24 @@ class ReassignFirstHandler(_CommandBase):
         require_text(self.reason, "reason for reassigning the first handler")
 
 
+@dataclass(frozen=True, kw_only=True)
+class OpenChase(_CommandBase):
+    """The order stayed unpaid 24 h (a timer): other pre-sale agents may chase it (追单)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TakeOverChase(_CommandBase):
+    """Another agent of the ticket's role takes over an open chase whose first handler is away
+    (offline or off shift, as the desk reads the roster): they become its first handler, and
+    the order's credit goes to them (seed 003)."""
+
+    first_handler_away: bool
+
+
 Command: TypeAlias = (
     AttachFollowUp
+    | OpenChase
+    | TakeOverChase
     | Claim
     | Assign
     | Reply
@@ -208,6 +224,8 @@ ACTIONS: Mapping[type[Command | Open], str] = {
     Close: "closed",
     Escalate: "escalated",
     ReassignFirstHandler: "first_handler_reassigned",
+    OpenChase: "chase_opened",
+    TakeOverChase: "chase_taken_over",
 }
 STEP_RECORDED = "step_recorded"
 

@@ -173,6 +173,13 @@ class ReassignArgs(_Args):
     reason: str = Field(min_length=1, max_length=1000)
 
 
+class TakeOverChaseArgs(_Args):
+    """Pre-sale: take over the chase of an order unpaid 24 h whose first handler is away (追单);
+    you become its first handler and the order's credit is yours."""
+
+    command: Literal["take_over_chase"] = "take_over_chase"
+
+
 # --- Warehouse and finance operations (issue 5): typed results of a handoff --------------------
 class OperationArgs(_Args):
     """A warehouse or finance operation's arguments: the handoff (task) it completes or advances.
@@ -203,7 +210,8 @@ CommandArgs = Annotated[
     | ResolveArgs
     | CloseArgs
     | EscalateArgs
-    | ReassignArgs,
+    | ReassignArgs
+    | TakeOverChaseArgs,
     Field(discriminator="command"),
 ]
 

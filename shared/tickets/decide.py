@@ -60,13 +60,17 @@ from shared.tickets.commands import (
     Escalate,
     HandOff,
     Open,
+    OpenChase,
     ReassignFirstHandler,
     RecordResult,
     Reply,
     Resolve,
+    TakeOverChase,
     action_of,
 )
 from shared.tickets.events import (
+    ChaseOpened,
+    ChaseTakenOver,
     ContactAttached,
     Event,
     EventFactory,
@@ -99,6 +103,7 @@ from shared.tickets.model import (
 from shared.tickets.roles import Role
 from shared.tickets.rules import (
     Rejected,
+    a_chase_is_taken_over_only_while_open_and_its_handler_away,
     a_result_is_recorded_once,
     close_only_after_resolve,
     closed_ticket_is_final,
@@ -107,6 +112,7 @@ from shared.tickets.rules import (
     handoff_ids_are_unique,
     is_system,
     no_handoffs_pending,
+    only_an_agent_of_its_role_chases,
     only_first_handler_may_finish,
     only_one_agent_owns_the_work,
     only_owner_or_tracker_may_act,
@@ -114,6 +120,7 @@ from shared.tickets.rules import (
     only_system_or_supervisor_may_assign,
     only_the_handoff_role_records_its_result,
     only_the_owning_role_may_claim,
+    only_the_system_opens_a_chase,
     reassign_an_existing_first_handler,
     resolve_once,
     resolved_ticket_takes_no_new_work,
@@ -159,6 +166,10 @@ def decide(ticket: Ticket, command: Command) -> Decision:
     match command:
         case AttachFollowUp():
             return _attach_follow_up(ticket, command)
+        case OpenChase():
+            return _open_chase(ticket, command)
+        case TakeOverChase():
+            return _take_over_chase(ticket, command)
         case Claim():
             return _claim(ticket, command)
         case Assign():
@@ -490,6 +501,46 @@ def _reassign_first_handler(ticket: Ticket, command: ReassignFirstHandler) -> De
             "owner": _owner_detail(after.owner),
         },
         reason=command.reason,
+    )
+
+
+def _open_chase(ticket: Ticket, command: OpenChase) -> Decision:
+    if rejected := (
+        only_the_system_opens_a_chase(ticket, command)
+        or resolved_ticket_takes_no_new_work(ticket, command)
+    ):
+        return rejected
+    after = replace(ticket, chase_open=True)
+    return _accept(ticket, after, command, lambda stamp: (ChaseOpened(**stamp),), {})
+
+
+def _take_over_chase(ticket: Ticket, command: TakeOverChase) -> Decision:
+    actor = command.actor
+    if rejected := (
+        a_chase_is_taken_over_only_while_open_and_its_handler_away(ticket, command)
+        or resolved_ticket_takes_no_new_work(ticket, command)
+        or only_an_agent_of_its_role_chases(ticket, actor)
+    ):
+        return rejected
+    previous = ticket.first_handler
+    home = Owner(ticket.first_handler_role, actor.ref)
+    # Work away stays with whoever does it and comes back to the chaser.
+    owner = ticket.owner if ticket.open_handoffs else home
+    status = ticket.status if ticket.open_handoffs else TicketStatus.IN_PROGRESS
+    after = replace(ticket, first_handler=actor.ref, owner=owner, status=status, chase_open=False)
+    return _accept(
+        ticket,
+        after,
+        command,
+        lambda stamp: (
+            ChaseTakenOver(**stamp, previous=previous, new=actor.ref, owner=after.owner),
+        ),
+        {
+            "from": None if previous is None else _ref_detail(previous),
+            "to": _ref_detail(actor.ref),
+            "owner": _owner_detail(after.owner),
+        },
+        reason="the order stayed unpaid 24 h and its first handler is away (追单)",
     )
 
 

@@ -39,6 +39,7 @@ from shared.tickets.contracts import (
     ReplyArgs,
     ResolveArgs,
     RevealTicket,
+    TakeOverChaseArgs,
     TicketCommand,
     TicketReturned,
     TicketRouted,
@@ -239,6 +240,19 @@ async def _domain_command(
                 new_first_handler=(await actor_of(tx.conn, args.new_first_handler_id)).ref,
                 reason=args.reason,
             )
+        case TakeOverChaseArgs():
+            return domain.TakeOverChase(
+                **common, first_handler_away=await _away(tx, ticket.first_handler)
+            )
+
+
+async def _away(tx: Transaction, agent: domain.AgentRef | None) -> bool:
+    """Offline, or off shift now, as the roster says (nobody: away)."""
+    if agent is None:
+        return True
+    roster = await load_roster(tx.conn)
+    found = roster.agent(agent.id)
+    return found is None or not found.online or not roster.on_shift(found, tx.now)
 
 
 async def commit(tx: Transaction, accepted: Accepted) -> None:

@@ -114,8 +114,22 @@ class FirstHandlerReassigned(_EventBase):
     owner: Owner
 
 
+@dataclass(frozen=True, kw_only=True)
+class ChaseOpened(_EventBase):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChaseTakenOver(_EventBase):
+    previous: AgentRef | None
+    new: AgentRef
+    owner: Owner
+
+
 Event: TypeAlias = (
     TicketOpened
+    | ChaseOpened
+    | ChaseTakenOver
     | ContactAttached
     | TicketClaimed
     | TicketAssigned

@@ -166,6 +166,8 @@ class Ticket:
     resolution: str | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    # 24 h unpaid (§6, seed 003): another pre-sale agent may take over the chase (追单).
+    chase_open: bool = False
 
     @property
     def open_handoffs(self) -> tuple[Handoff, ...]:

@@ -8,6 +8,7 @@ from shared.tickets.commands import (
     Command,
     ReassignFirstHandler,
     RecordResult,
+    TakeOverChase,
     command_name,
 )
 from shared.tickets.model import (
@@ -285,4 +286,38 @@ def _invalid(ticket: Ticket, command: Command, why: str, rule: str) -> Rejected:
         RejectionCode.INVALID_TRANSITION,
         f"cannot {command_name(command)} ticket {ticket.id}: {why}",
         rule,
+    )
+
+
+def only_the_system_opens_a_chase(ticket: Ticket, command: Command) -> Rejected | None:
+    if is_system(command.actor):
+        return None
+    return _invalid(
+        ticket,
+        command,
+        "a chase opens when the order stays unpaid 24 h",
+        "only_the_system_opens_a_chase",
+    )
+
+
+def a_chase_is_taken_over_only_while_open_and_its_handler_away(
+    ticket: Ticket, command: TakeOverChase
+) -> Rejected | None:
+    rule = "a_chase_is_taken_over_only_while_open_and_its_handler_away"
+    if not ticket.chase_open:
+        return _invalid(ticket, command, "its order is not open for chasing (24 h unpaid)", rule)
+    if ticket.first_handler is not None and ticket.first_handler.id == command.actor.id:
+        return _invalid(ticket, command, "it is already yours", rule)
+    if not command.first_handler_away:
+        return _not_owner(ticket, "its first handler is at work: only they chase it", rule)
+    return None
+
+
+def only_an_agent_of_its_role_chases(ticket: Ticket, actor: Actor) -> Rejected | None:
+    if ticket.first_handler_role in actor.roles:
+        return None
+    return _not_owner(
+        ticket,
+        f"only a {ticket.first_handler_role} agent may take over its chase",
+        "only_an_agent_of_its_role_chases",
     )

@@ -20,6 +20,10 @@ What firing does, and where it shows:
 | not_resolved_today   | no promise pending: a breach against the first handler, history      |
 |                      | `breached`; either way it re-arms for the end of the next staffed    |
 |                      | period while the ticket stays unresolved                             |
+| unpaid_24h           | the aggregate's OpenChase: history `chase_opened`; another pre-sale  |
+|                      | agent may take the chase over while its first handler is away        |
+| shipment_72h         | history `owner_reminded`: the urge-shipment path                     |
+| return_window        | history `return_window_closed`                                       |
 
 Locks, one order for all: timers, then the ticket. A firing holds its timers from its claim;
 a command locks the ticket's pending timers before the ticket (`load_ticket`), so a reply
@@ -46,12 +50,14 @@ from shared.calendar.maths import (
 )
 from shared.calendar.model import Calendar
 from shared.calendar.store import load_calendar
+from shared.config import get_settings
 from shared.db import Connection
 from shared.tickets import (
     SYSTEM,
     Accepted,
     Escalate,
     EscalationCategory,
+    OpenChase,
     TicketReplied,
     TicketStatus,
     decide,
@@ -61,11 +67,14 @@ from shared.tickets.clocks import (
     RULES,
     Arm,
     Cancel,
+    Op,
+    OrderTimes,
     TimerKind,
+    order_timers_for,
     supervisor_for,
     timers_for,
 )
-from shared.tickets.roles import Role
+from shared.tickets.roles import Role, TicketKind
 from shared.tickets.store import append_history, load_ticket, save_decision
 from shared.timers import Firing, record_breach, record_escalation
 
@@ -77,6 +86,7 @@ FIRST_RESPONSE_MISSED = "first_response_missed"
 BREACHED = "breached"
 OWNER_REMINDED = "owner_reminded"
 ESCALATION_UNASSIGNED = "escalation_unassigned"  # no supervisor on the roster to take it
+RETURN_WINDOW_CLOSED = "return_window_closed"
 
 
 def due_at(calendar: Calendar, arm: Arm) -> datetime:
@@ -96,7 +106,30 @@ async def apply_clocks(conn: Connection, decision: Accepted, now: datetime) -> N
     ops = timers_for(decision)
     if not ops:
         return
-    ticket_id = decision.ticket.id
+    answered_in_time = await _apply(conn, decision.ticket.id, ops, now)
+    for event in decision.events:
+        if isinstance(event, TicketReplied):
+            await _first_reply(conn, decision, event.at, answered_in_time)
+
+
+async def apply_order_clocks(
+    conn: Connection,
+    ticket_id: str,
+    kind: TicketKind,
+    role: Role,
+    before: OrderTimes,
+    after: OrderTimes,
+    now: datetime,
+) -> None:
+    """Arm and cancel the order's clocks on one of its tickets, in the caller's transaction."""
+    window = timedelta(days=get_settings().return_window_days)
+    ops = order_timers_for(kind, role, before, after, return_window=window)
+    if ops:
+        await _apply(conn, ticket_id, ops, now)
+
+
+async def _apply(conn: Connection, ticket_id: str, ops: list[Op], now: datetime) -> bool:
+    """Apply `ops`; whether a first-response timer was cancelled (answered in time)."""
     calendar: Calendar | None = None
     answered_in_time = False
     for op in ops:
@@ -127,9 +160,7 @@ async def apply_clocks(conn: Connection, decision: Accepted, now: datetime) -> N
                 op.start,
                 due,
             )
-    for event in decision.events:
-        if isinstance(event, TicketReplied):
-            await _first_reply(conn, decision, event.at, answered_in_time)
+    return answered_in_time
 
 
 async def _first_reply(
@@ -301,6 +332,36 @@ async def _escalate(firing: Firing, problem: str) -> None:
     await record_escalation(firing, to_agent_id=supervisor.id, reason=problem)
 
 
+async def open_chase(firing: Firing) -> None:
+    """24 h unpaid: through the aggregate, the chase opens to other pre-sale agents (追单)."""
+    ticket = await load_ticket(firing.conn, firing.timer.ticket_id, lock_timers=False)
+    if ticket is None:
+        return
+    decision = decide(
+        ticket, OpenChase(actor=SYSTEM, at=firing.now, message_id=f"timer:{firing.timer.id}")
+    )
+    if isinstance(decision, Accepted):  # a resolved or closed ticket has nothing to chase
+        await save_decision(firing.conn, decision)
+
+
+async def shipment_overdue(firing: Firing) -> None:
+    owners = await _owners(firing)
+    if owners is None:
+        return
+    reason = (
+        "paid more than 72 h ago and not shipped: the urge-shipment path (soothe the customer, "
+        "hand the urging to the warehouse, who records the delay reason; tell the supervisor)"
+    )
+    await _history(firing, OWNER_REMINDED, {"agent_id": owners[0]}, reason)
+
+
+async def return_window_closed(firing: Firing) -> None:
+    if await _owners(firing) is None:
+        return
+    reason = "the no-reason return window since signing has closed"
+    await _history(firing, RETURN_WINDOW_CLOSED, {}, reason)
+
+
 FIRE_HANDLERS: dict[str, timers.FireHandler] = {
     TimerKind.FIRST_RESPONSE: first_response_missed,
     TimerKind.NO_RESPONSE: no_response,
@@ -309,4 +370,7 @@ FIRE_HANDLERS: dict[str, timers.FireHandler] = {
     TimerKind.NOT_RESOLVED_TODAY: not_resolved_today,
     TimerKind.REPLY_PROMISED: remind_owner,
     TimerKind.PROMISE_MISSED: promise_missed,
+    TimerKind.UNPAID_24H: open_chase,
+    TimerKind.SHIPMENT_72H: shipment_overdue,
+    TimerKind.RETURN_WINDOW: return_window_closed,
 }

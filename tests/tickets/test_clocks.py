@@ -27,6 +27,7 @@ from shared.tickets.contracts import ReplyArgs
 from shared.tickets.read_model import list_tickets, running_clocks
 from tests.helpers import T0, add_agents, captured_logs, contact, wait_until
 from tests.staff import one
+from tests.tcp_proxy import TcpProxy
 
 SHOP = ZoneInfo("Asia/Shanghai")
 ROSTER = [
@@ -376,3 +377,40 @@ async def test_not_resolved_today_is_a_breach_unless_a_follow_up_is_promised(
     async with db.acquire() as conn:
         breached = await list_tickets(conn, breached=True, now=closing)
     assert [t["id"] for t in breached.rows] == [forgotten]
+
+
+async def test_timers_due_while_the_broker_is_away_fire_once(
+    settings: Settings, db: Pool, broker: object
+) -> None:
+    """The desk loses RabbitMQ (a proxy cut) while its 2-min clock falls due: timers need only
+    PostgreSQL, so it fires then, once, and nothing fires again when the broker is back."""
+    await add_agents(db, ROSTER)
+    proxy = TcpProxy(settings.amqp_url)
+    await proxy.restore()
+    clock = FixedClock(T0)
+    cut_off = settings.model_copy(update={"amqp_url": proxy.url(settings.amqp_url)})
+    running = [
+        await start_service(INTAKE, settings, clock=clock),
+        await start_service(AFTERSALES, cut_off, clock=clock),
+    ]
+    try:
+        loop = running[1].timer_loop
+        assert loop is not None
+        await asyncio.wait_for(loop.listening.wait(), 10)
+        tid = await new_ticket(settings, db, "away-1")
+        await proxy.cut()
+        clock.set(T0 + timedelta(minutes=3))
+        await settled(db, tid, "no_response_2m")
+        await proxy.restore()
+        await new_ticket(settings, db, "away-2")  # the desk is back: it assigns again
+        breaches = await db.fetchval(
+            "SELECT count(*) FROM breaches b JOIN timers t ON t.id = b.timer_id "
+            "WHERE t.ticket_id = $1 AND t.kind = 'no_response_2m'",
+            tid,
+        )
+        assert breaches == 1
+        assert (await timer(db, tid, "no_response_2m"))["state"] == "fired"
+    finally:
+        for r in running:
+            await r.stop()
+        await proxy.close()

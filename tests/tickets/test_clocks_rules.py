@@ -27,7 +27,18 @@ from shared.tickets import (
     decide,
     open_ticket,
 )
-from shared.tickets.clocks import NO_RESPONSE, PROMISES, Arm, Cancel, TimerKind, supervisor_for
+from shared.tickets.clocks import (
+    NO_RESPONSE,
+    ORDER_KINDS,
+    PROMISES,
+    Arm,
+    Cancel,
+    Op,
+    OrderTimes,
+    TimerKind,
+    order_timers_for,
+    supervisor_for,
+)
 from shared.tickets.clocks import timers_for as ops_of
 from shared.tickets.roles import Role, TicketKind
 from shared.tickets.timing import due_at
@@ -176,3 +187,48 @@ def test_escalations_go_to_the_supervisor_on_shift_or_the_next_one() -> None:
         datetime(2026, 10, 2, 10, 0, tzinfo=SHOP),
     )
     assert supervisor_for(supervisors(), CALENDAR, T0) is None
+
+
+# --- the order's clocks ---------------------------------------------------------------------
+
+WINDOW = timedelta(days=7)
+PLACED, PAID, SHIPPED, SIGNED = (T0 + timedelta(hours=h) for h in (0, 1, 30, 60))
+
+
+def order_ops(kind: TicketKind, before: OrderTimes, after: OrderTimes) -> list[Op]:
+    return order_timers_for(kind, Role.PRESALE, before, after, return_window=WINDOW)
+
+
+def test_an_unpaid_reminder_starts_the_24h_chase_clock_when_the_order_was_placed() -> None:
+    unpaid = OrderTimes(placed_at=PLACED)
+    assert order_ops(TicketKind.UNPAID_REMINDER, OrderTimes(), unpaid) == [
+        Arm(TimerKind.UNPAID_24H, Role.PRESALE, PLACED)
+    ]
+    assert order_ops(TicketKind.INQUIRY, OrderTimes(), unpaid) == []  # no chase for others
+    assert order_ops(TicketKind.UNPAID_REMINDER, unpaid, unpaid) == []  # nothing new
+
+
+def test_payment_ends_the_chase_and_starts_the_shipment_clock_unless_shipped() -> None:
+    unpaid, paid = OrderTimes(placed_at=PLACED), OrderTimes(placed_at=PLACED, paid_at=PAID)
+    assert order_ops(TicketKind.UNPAID_REMINDER, unpaid, paid) == [Cancel(TimerKind.UNPAID_24H)]
+    assert order_ops(TicketKind.URGE_SHIPMENT, unpaid, paid) == [
+        Cancel(TimerKind.UNPAID_24H),
+        Arm(TimerKind.SHIPMENT_72H, Role.PRESALE, PAID),
+    ]
+    shipped_first = OrderTimes(shipped_at=SHIPPED)  # the events came out of order
+    both = OrderTimes(paid_at=PAID, shipped_at=SHIPPED)
+    assert order_ops(TicketKind.LOGISTICS, shipped_first, both) == [Cancel(TimerKind.UNPAID_24H)]
+
+
+def test_shipping_cancels_the_72h_clock_signing_starts_the_window_closing_cancels_all() -> None:
+    paid = OrderTimes(paid_at=PAID)
+    shipped = OrderTimes(paid_at=PAID, shipped_at=SHIPPED)
+    signed = OrderTimes(paid_at=PAID, shipped_at=SHIPPED, signed_at=SIGNED)
+    assert order_ops(TicketKind.RETURN, paid, shipped) == [Cancel(TimerKind.SHIPMENT_72H)]
+    assert order_ops(TicketKind.INQUIRY, shipped, signed) == []  # no return asked
+    [window] = order_ops(TicketKind.RETURN, shipped, signed)
+    assert window == Arm(TimerKind.RETURN_WINDOW, Role.PRESALE, SIGNED, after=WINDOW)
+    assert window.rule.after == WINDOW
+    closed = OrderTimes(paid_at=PAID, closed_at=SHIPPED)
+    assert order_ops(TicketKind.RETURN, paid, closed) == [Cancel(k) for k in ORDER_KINDS]
+    assert order_ops(TicketKind.RETURN, closed, closed) == []

@@ -26,6 +26,7 @@ from shared.tickets import (
     HandoffRequested,
     HandoffResultRecorded,
     Open,
+    OpenChase,
     Outcome,
     Owner,
     ReassignFirstHandler,
@@ -34,6 +35,7 @@ from shared.tickets import (
     RejectionCode,
     Reply,
     Resolve,
+    TakeOverChase,
     Task,
     Ticket,
     TicketAssigned,
@@ -683,3 +685,40 @@ def test_a_follow_up_on_an_open_ticket_changes_no_owner_and_a_closed_one_refuses
     )
     done = step(step(ticket, resolve(CHEN_JING)), close(CHEN_JING))
     reject(done, follow_up(60), RejectionCode.INVALID_TRANSITION)
+
+
+# --- the chase of an unpaid order (追单) ----------------------------------------------------------
+
+
+def test_only_the_system_opens_a_chase_and_only_while_the_ticket_is_unresolved() -> None:
+    ticket = claimed(presale_ticket(), LI_NA)
+    reject(
+        ticket, OpenChase(actor=LI_NA, at=at(2), message_id=msg()), RejectionCode.INVALID_TRANSITION
+    )
+    opened = accept(ticket, OpenChase(actor=SYSTEM, at=at(2), message_id=msg()))
+    assert opened.ticket.chase_open and opened.history.action == "chase_opened"
+    resolved = step(ticket, resolve(LI_NA))
+    reject(
+        resolved,
+        OpenChase(actor=SYSTEM, at=at(50), message_id=msg()),
+        RejectionCode.INVALID_TRANSITION,
+    )
+
+
+def take_over(actor: Actor, away: bool) -> TakeOverChase:
+    return TakeOverChase(actor=actor, at=at(3), message_id=msg(), first_handler_away=away)
+
+
+def test_a_chase_is_taken_over_by_another_agent_of_the_role_while_the_first_is_away() -> None:
+    ticket = claimed(presale_ticket(), LI_NA)
+    reject(ticket, take_over(ZHAO_LEI, True), RejectionCode.INVALID_TRANSITION)  # not open
+    chased = step(ticket, OpenChase(actor=SYSTEM, at=at(2), message_id=msg()))
+    reject(chased, take_over(ZHAO_LEI, False), RejectionCode.NOT_OWNER)  # Li Na is at work
+    reject(chased, take_over(CHEN_JING, True), RejectionCode.NOT_OWNER)  # not pre-sale
+    reject(chased, take_over(LI_NA, True), RejectionCode.INVALID_TRANSITION)  # hers already
+    taken = accept(chased, take_over(ZHAO_LEI, True))
+    after = taken.ticket
+    assert after.first_handler == ZHAO_LEI.ref and after.owner.agent == ZHAO_LEI.ref
+    assert not after.chase_open and after.status is TicketStatus.IN_PROGRESS
+    assert taken.history.action == "chase_taken_over"
+    assert taken.history.detail["from"] == {"id": "a1", "name": "Li Na"}

@@ -29,12 +29,14 @@ from shared.tickets import (
     EscalationCategory,
     HandOff,
     HistoryEntry,
+    OpenChase,
     ReassignFirstHandler,
     RecordResult,
     Rejected,
     RejectionCode,
     Reply,
     Resolve,
+    TakeOverChase,
     Task,
     Ticket,
     TicketReturnedToFirstHandler,
@@ -192,7 +194,7 @@ def may_have_done(before: Ticket, command: Command) -> bool:
             return boss or first
         case ReassignFirstHandler():
             return boss
-        case AttachFollowUp():  # intake's, never drawn here
+        case AttachFollowUp() | OpenChase() | TakeOverChase():  # not drawn here
             return False
 
 
