@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias, get_args
 
+from shared.flows.model import Flow
 from shared.tickets.model import (
     HANDOFF_ROLES,
     Actor,
@@ -66,12 +67,15 @@ class AttachFollowUp(_CommandBase):
 class Claim(_CommandBase):
     """An agent takes the unowned work: a queued ticket, or the handoff that owns it."""
 
+    flow: Flow | None = None  # the newest flow of the ticket's kind: starts it if it has none
+
 
 @dataclass(frozen=True, kw_only=True)
 class Assign(_CommandBase):
     """Auto-assignment (or a supervisor) gives the unowned work to `agent`."""
 
     agent: AgentRef
+    flow: Flow | None = None  # as for Claim
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,6 +175,24 @@ class ReassignFirstHandler(_CommandBase):
         require_text(self.reason, "reason for reassigning the first handler")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Step(_CommandBase):
+    """A move on the ticket's flow: the answer to its current question (SPEC §6, §7).
+
+    `flow` is the definition the ticket started on (the desk looks it up by kind and version);
+    `reason` is required when the move ends the flow in a loss (one of its loss reasons).
+    """
+
+    answer: str
+    flow: Flow | None  # None: the ticket follows no flow, or its version is not loaded
+    note: str | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_text(self.answer, "answer")
+
+
 Command: TypeAlias = (
     AttachFollowUp
     | Claim
@@ -182,6 +204,7 @@ Command: TypeAlias = (
     | Close
     | Escalate
     | ReassignFirstHandler
+    | Step
 )
 
 
@@ -199,6 +222,7 @@ ACTIONS: Mapping[type[Command | Open], str] = {
     Close: "closed",
     Escalate: "escalated",
     ReassignFirstHandler: "first_handler_reassigned",
+    Step: "stepped",
 }
 STEP_RECORDED = "step_recorded"
 

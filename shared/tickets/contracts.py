@@ -147,6 +147,18 @@ class ReassignArgs(_Args):
     reason: str = Field(min_length=1, max_length=1000)
 
 
+class StepArgs(_Args):
+    """A move on the ticket's flow: the answer at its current step (`tickets show` lists the
+    allowed ones); a move the flow does not allow is rejected `not_allowed_by_flow`."""
+
+    command: Literal["step"] = "step"
+    answer: str = Field(min_length=1, max_length=64, examples=["shop_error"])
+    note: str | None = Field(None, max_length=2000, description="What was said or found")
+    reason: str | None = Field(
+        None, max_length=200, description="A loss reason from the flow's list, when it ends so"
+    )
+
+
 # --- Warehouse and finance operations (issue 5): typed results of a handoff --------------------
 class OperationArgs(_Args):
     """A warehouse or finance operation's arguments: the handoff (task) it completes or advances.
@@ -177,7 +189,8 @@ CommandArgs = Annotated[
     | ResolveArgs
     | CloseArgs
     | EscalateArgs
-    | ReassignArgs,
+    | ReassignArgs
+    | StepArgs,
     Field(discriminator="command"),
 ]
 
@@ -220,7 +233,7 @@ class CommandReply(Contract):
     code: str | None = Field(
         None,
         description="Rejection code: not_owner, not_first_handler, version_conflict, "
-        "handoffs_pending, invalid_transition, invalid_command, unknown_agent, unknown_ticket; "
+        "handoffs_pending, invalid_transition, not_allowed_by_flow, invalid_command, unknown_agent, unknown_ticket; "
         "for warehouse and finance operations the ledger rule that broke, e.g. "
         "refund_exceeds_paid, payout_needs_approval, invoice_before_receipt, "
         "invoice_exceeds_order, stock_would_go_negative (see shared.tickets.operations)",

@@ -113,6 +113,16 @@ class FirstHandlerReassigned(_EventBase):
     owner: Owner
 
 
+@dataclass(frozen=True, kw_only=True)
+class FlowStepped(_EventBase):
+    """The ticket moved on its flow: by an answer, or by a handoff's result (its outcome)."""
+
+    flow: str  # "KIND vN"
+    left: str
+    answer: str
+    entered: str
+
+
 Event: TypeAlias = (
     TicketOpened
     | ContactAttached
@@ -127,6 +137,7 @@ Event: TypeAlias = (
     | TicketClosed
     | TicketEscalated
     | FirstHandlerReassigned
+    | FlowStepped
 )
 
 # Builds a command's events once the new version is known.

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal, TypeAlias
 
+from shared.flows.model import FlowPosition
 from shared.tickets.roles import Role, TicketKind
 
 # --------------------------------------------------------------------------------------------
@@ -29,6 +30,7 @@ class RejectionCode(StrEnum):
     VERSION_CONFLICT = "version_conflict"
     HANDOFFS_PENDING = "handoffs_pending"
     INVALID_TRANSITION = "invalid_transition"
+    NOT_ALLOWED_BY_FLOW = "not_allowed_by_flow"
 
 
 class EscalationCategory(StrEnum):
@@ -166,6 +168,9 @@ class Ticket:
     resolution: str | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    # Where it stands on its kind's flow; born when its first handler takes it (Claim/Assign
+    # carrying the newest flow). None: opened before flows existed, or a kind without one.
+    flow: FlowPosition | None = None
 
     @property
     def open_handoffs(self) -> tuple[Handoff, ...]:

@@ -16,6 +16,8 @@ from pydantic import TypeAdapter
 from shared.agents.roster import agent_from_row
 from shared.agents.store import shift_roster
 from shared.db import Connection
+from shared.flows.model import FlowBook
+from shared.flows.view import position_view
 from shared.pii import mask, mask_detail, mask_text
 from shared.tickets import Ticket
 from shared.tickets.roles import Role
@@ -187,8 +189,11 @@ async def is_supervisor(conn: Connection, agent_id: str) -> bool:
     return roles is not None and Role.SUPERVISOR.value in roles
 
 
-async def ticket_view(conn: Connection, ticket_id: str) -> dict[str, Any] | None:
-    """Everything about one ticket, unmasked: the caller masks (`masked_view`)."""
+async def ticket_view(
+    conn: Connection, ticket_id: str, flows: FlowBook | None = None
+) -> dict[str, Any] | None:
+    """Everything about one ticket, unmasked: the caller masks (`masked_view`). With `flows`,
+    its current step, the question and the allowed answers (`flow`)."""
     row = await conn.fetchrow(
         """SELECT t.*, o.name AS owner_name, f.name AS first_handler_name
              FROM tickets t
@@ -211,7 +216,10 @@ async def ticket_view(conn: Connection, ticket_id: str) -> dict[str, Any] | None
         ticket_id,
     )
     state = TICKET.validate_python(row["state"]) if row["state"] is not None else None
-    return _view(dict(row), state, [dict(c) for c in contacts], [dict(h) for h in history])
+    view = _view(dict(row), state, [dict(c) for c in contacts], [dict(h) for h in history])
+    if state is not None and state.flow is not None:
+        view["flow"] = position_view(state.flow, flows.of(state.flow) if flows else None)
+    return view
 
 
 def _ref(agent: Any) -> dict[str, str] | None:
@@ -306,6 +314,7 @@ def _view(
         "closed_at": state.closed_at if state else None,
         "handoffs": handoffs,
         "escalation": escalation,
+        "flow": None,
         "contacts": [dict(c) for c in contacts],
         "history": [dict(h) for h in history],
     }
