@@ -10,7 +10,8 @@ exactly one of `ask`, `wait`, `handoff`, `end`; an answer or outcome leading to 
 waiting state without a timeout; an end state without a reason (a `resolution`, or
 `loss_reason: required` with the flow's `loss_reasons` list); a state not reachable from the
 start; a state from which no end state can be reached; a hand-over whose result leads straight
-to an end (the first handler tells the customer before the ticket ends, SPEC §5.6).
+to an end or another hand-over (a result comes back to the first handler, who tells the customer
+and decides what next, SPEC §5.5, §5.6; recording a result needs no flow definition).
 """
 
 from __future__ import annotations
@@ -204,10 +205,11 @@ def _check_graph(flow: Flow, refuse: Refuse) -> None:
         for answer, target in moves(state).items():
             if target not in flow.states:
                 raise refuse(f"{answer!r} leads to {target!r}, which does not exist", state.name)
-            if isinstance(state, HandOver) and isinstance(flow.states[target], End):
+            if isinstance(state, HandOver) and not isinstance(flow.states[target], Ask | Wait):
                 raise refuse(
-                    f"the result ({answer}) leads straight to the end {target!r}: the first "
-                    "handler tells the customer first (add a question)",
+                    f"the result ({answer}) leads straight to {target!r}: a result comes back "
+                    "to a question or a wait, where the first handler tells the customer and "
+                    "decides what next",
                     state.name,
                 )
         if isinstance(state, End) and state.resolution is None and not flow.loss_reasons:

@@ -51,7 +51,12 @@ def position_view(position: FlowPosition | None, flow: Flow | None) -> dict[str,
         "end_reason": position.end_reason,
     }
     if flow is None:
-        return {**view, "type": None, "question": "(this flow version is not loaded)", "answers": []}
+        return {
+            **view,
+            "type": None,
+            "question": "(this flow version is not loaded)",
+            "answers": [],
+        }
     state = flow.state(position.state)
     view |= {"type": state_type(state), "question": question(state)}
     match state:

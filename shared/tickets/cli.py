@@ -1,9 +1,9 @@
 """The agent CLI on tickets: reads from PostgreSQL, actions as commands to the role's worker.
 
 Reads (`ticketq tickets list|show`) come straight from the system of record. Actions
-(`ticketq claim|reply|handoff|result|resolve|close|escalate|reassign|step`) are `TicketCommand`s sent
-over AMQP to the worker of the role that owns the ticket (`rpc.queue_for`); the agent sees at once
-"accepted: ..." or "rejected (code): ..." (exit 0 or 1).
+(`ticketq claim|reply|handoff|result|resolve|close|escalate|reassign|step`) are `TicketCommand`s
+sent over AMQP to the worker of the role that owns the ticket (`rpc.queue_for`); the agent sees at
+once "accepted: ..." or "rejected (code): ..." (exit 0 or 1).
 
 Customer personal data (SPEC §10) is masked in everything shown, unless a supervisor asks
 `tickets show ID --reveal --as THEIR_ID`.

@@ -233,7 +233,8 @@ class CommandReply(Contract):
     code: str | None = Field(
         None,
         description="Rejection code: not_owner, not_first_handler, version_conflict, "
-        "handoffs_pending, invalid_transition, not_allowed_by_flow, invalid_command, unknown_agent, unknown_ticket; "
+        "handoffs_pending, invalid_transition, not_allowed_by_flow, invalid_command, "
+        "unknown_agent, unknown_ticket; "
         "for warehouse and finance operations the ledger rule that broke, e.g. "
         "refund_exceeds_paid, payout_needs_approval, invoice_before_receipt, "
         "invoice_exceeds_order, stock_would_go_negative (see shared.tickets.operations)",

@@ -51,6 +51,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeAlias, assert_never
 
+from shared.flows.model import End, Flow, FlowPosition, HandOver, moves, start_position
 from shared.tickets.commands import (
     Assign,
     AttachFollowUp,
@@ -86,7 +87,6 @@ from shared.tickets.events import (
     TicketResolved,
     TicketReturnedToFirstHandler,
 )
-from shared.flows.model import End, Flow, FlowPosition, HandOver, moves, start_position
 from shared.tickets.flow_rules import (
     answer_allowed_here,
     loss_reason_from_the_list,
@@ -243,7 +243,11 @@ def _claim(ticket: Ticket, command: Claim) -> Decision:
                 **stamp, owner=after.owner, handoff_id=handoff_id, became_first_handler=first
             ),
         ),
-        {"owner": _owner_detail(after.owner), "handoff_id": handoff_id, **_flow_started(ticket, after)},
+        {
+            "owner": _owner_detail(after.owner),
+            "handoff_id": handoff_id,
+            **_flow_started(ticket, after),
+        },
     )
 
 
@@ -266,7 +270,11 @@ def _assign(ticket: Ticket, command: Assign) -> Decision:
                 **stamp, owner=after.owner, handoff_id=handoff_id, became_first_handler=first
             ),
         ),
-        {"owner": _owner_detail(after.owner), "handoff_id": handoff_id, **_flow_started(ticket, after)},
+        {
+            "owner": _owner_detail(after.owner),
+            "handoff_id": handoff_id,
+            **_flow_started(ticket, after),
+        },
     )
 
 
@@ -588,7 +596,11 @@ def _step(ticket: Ticket, command: Step) -> Decision:
 
     detail: dict[str, object] = {**move, "note": command.note}
     if handoff is not None:
-        detail |= {"handoff_id": handoff.id, "role": str(handoff.role), "action": handoff.task.action}
+        detail |= {
+            "handoff_id": handoff.id,
+            "role": str(handoff.role),
+            "action": handoff.task.action,
+        }
         detail["owner"] = _owner_detail(after.owner)
     if isinstance(target, End):
         detail["resolution"] = after.resolution
