@@ -1,0 +1,291 @@
+"""Every path walked on the real broker and database with real commands (SPEC §6, §7): the
+desks, warehouse and finance running in this process, time moved by a FixedClock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.aftersales.worker import SERVICE as AFTERSALES
+from services.finance.contracts import ApprovePayoutArgs, PayoutArgs, RefundArgs
+from services.finance.worker import SERVICE as FINANCE
+from services.flows import load_all
+from services.intake.client import publish_ticket
+from services.intake.worker import SERVICE as INTAKE
+from services.presale.worker import SERVICE as PRESALE
+from services.warehouse.contracts import PickUpArgs, ReceiveReturnArgs, TrackReturnArgs
+from services.warehouse.worker import SERVICE as WAREHOUSE
+from shared.cli.commands import send_command
+from shared.clock import FixedClock
+from shared.config import Settings
+from shared.db import Pool
+from shared.messaging.envelope import Contract
+from shared.tickets.contracts import CloseArgs, CommandReply, RecordResultArgs, StepArgs
+from shared.tickets.read_model import ticket_view
+from shared.tickets.roles import TicketKind
+from tests.helpers import T0, add_agents, command_for, contact, wait_until
+
+ROSTER = [
+    ("p1", "王芳", ["presale"], ["day"]),
+    ("a1", "李娜", ["aftersales"], ["day"]),
+    ("w1", "赵仓", ["warehouse"], ["day"]),
+    ("f1", "钱财", ["finance"], ["day"]),
+    ("s1", "孙主管", ["supervisor"], ["day"]),
+]
+
+
+@pytest.fixture
+async def clock(settings: Settings, db: Pool, broker: object) -> AsyncIterator[FixedClock]:
+    await add_agents(db, ROSTER)
+    clock = FixedClock(T0)
+    running = [
+        await start(s, settings, clock) for s in (INTAKE, PRESALE, AFTERSALES, WAREHOUSE, FINANCE)
+    ]
+    yield clock
+    for r in running:
+        await r.stop()
+
+
+async def start(service: Any, settings: Settings, clock: FixedClock) -> Any:
+    from shared.bootstrap import start_service
+
+    return await start_service(service, settings, clock=clock)
+
+
+async def opened(settings: Settings, db: Pool, kind: TicketKind, name: str, **kw: Any) -> str:
+    """A ticket of `kind` from a new contact, assigned to its desk's agent (p1 or a1)."""
+    await publish_ticket(settings.amqp_url, contact(name, kind=kind, order_id=f"o-{name}", **kw))
+
+    async def assigned() -> bool:
+        owner = await db.fetchval("SELECT owner_agent_id FROM tickets WHERE external_id = $1", name)
+        return owner is not None
+
+    await wait_until(assigned, what="auto-assignment")
+    return str(await db.fetchval("SELECT id FROM tickets WHERE external_id = $1", name))
+
+
+async def send(settings: Settings, tid: str, actor: str, args: Contract) -> CommandReply:
+    """A command the way the CLI sends it (request/reply to the queue its type goes to)."""
+    return await send_command(settings, command_for(tid, actor, args))
+
+
+async def walk(
+    settings: Settings, tid: str, actor: str, *answers: str, **kw: Any
+) -> list[CommandReply]:
+    replies = []
+    for answer in answers:
+        reply = await send(settings, tid, actor, StepArgs(answer=answer, **kw))
+        assert reply.accepted, reply
+        replies.append(reply)
+    return replies
+
+
+async def flow(db: Pool, tid: str) -> dict[str, Any]:
+    async with db.acquire() as conn:
+        view = await ticket_view(conn, tid, load_all())
+    assert view is not None and view["flow"] is not None
+    return dict(view["flow"])
+
+
+async def history(db: Pool, tid: str, action: str = "stepped") -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT at, actor_id, detail, reason FROM ticket_history "
+        "WHERE ticket_id = $1 AND action = $2 ORDER BY id",
+        tid,
+        action,
+    )
+    return [dict(r) for r in rows]
+
+
+async def handoff_of(db: Pool, tid: str) -> str:
+    state = await db.fetchval("SELECT state FROM tickets WHERE id = $1", tid)
+    return str(state["flow"]["handoff_id"])
+
+
+async def test_wrong_item_shop_error_compensation_approved_above_the_threshold(
+    settings: Settings, db: Pool, clock: FixedClock
+) -> None:
+    tid = await opened(settings, db, TicketKind.WRONG_ITEM, "ww-wrong-1", subject="发错货了")
+    at = await flow(db, tid)
+    assert (at["flow"], at["state"], at["type"]) == ("wrong_item v1", "ask_photos", "wait")
+    assert at["timeout"]["timer"] == "customer_reply_24h"
+
+    refused = await send(settings, tid, "a1", StepArgs(answer="refund_now"))
+    assert (refused.accepted, refused.code) == (False, "not_allowed_by_flow")
+    assert "allowed answers: photos_received" in refused.message
+
+    await walk(settings, tid, "a1", "photos_received", "shop_error")
+    await walk(settings, tid, "a1", "accepted", note="80.00 agreed")
+    payout = await handoff_of(db, tid)
+    assert (await flow(db, tid))["waits_for"] == "finance: payout"
+
+    above = PayoutArgs(handoff_id=payout, amount=Decimal("80.00"))
+    unapproved = await send(settings, tid, "f1", above)
+    assert (unapproved.accepted, unapproved.code) == (False, "payout_needs_approval")
+    approval = ApprovePayoutArgs(handoff_id=payout, amount=Decimal("80.00"))
+    assert (await send(settings, tid, "s1", approval)).accepted
+    assert (await flow(db, tid))["state"] == "payout"  # an approval does not finish the task
+    assert (await send(settings, tid, "f1", above)).accepted
+
+    back = await flow(db, tid)
+    assert (back["state"], back["answers"]) == ("paid", ["confirmed"])
+    await walk(settings, tid, "a1", "confirmed")
+    done = await flow(db, tid)
+    assert (done["type"], done["end_reason"]) == ("end", "compensation paid")
+    row = await db.fetchrow("SELECT status, state FROM tickets WHERE id = $1", tid)
+    assert (row["status"], row["state"]["resolution"]) == ("resolved", "compensation paid")
+    assert (await send(settings, tid, "a1", CloseArgs())).accepted
+
+    moves = [
+        (h["detail"]["left"], h["detail"]["answer"], h["detail"]["entered"])
+        for h in await history(db, tid)
+    ]
+    assert moves == [
+        ("ask_photos", "photos_received", "verify"),
+        ("verify", "shop_error", "offer_compensation"),
+        ("offer_compensation", "accepted", "payout"),
+        ("paid", "confirmed", "compensated"),
+    ]
+    (result,) = await history(db, tid, "result_recorded")
+    assert result["detail"]["flow"]["entered"] == "paid"
+
+
+async def test_wrong_item_compensation_refused_return_and_refund(
+    settings: Settings, db: Pool, clock: FixedClock
+) -> None:
+    tid = await opened(settings, db, TicketKind.WRONG_ITEM, "ww-wrong-2", subject="漏发了")
+    await walk(settings, tid, "a1", "photos_received", "shop_error", "refused")
+    pick_up = await handoff_of(db, tid)
+    for args in (
+        PickUpArgs(handoff_id=pick_up, carrier="SF", tracking_number="SF100"),
+        TrackReturnArgs(handoff_id=pick_up, status="delivered"),
+        ReceiveReturnArgs(handoff_id=pick_up, inspection="wrong_item"),
+    ):
+        reply = await send(settings, tid, "w1", args)
+        assert reply.accepted, reply
+    assert (await flow(db, tid))["state"] == "verify_return"
+    await walk(settings, tid, "a1", "verified")
+    refund = await handoff_of(db, tid)
+    assert refund != pick_up
+    reply = await send(
+        settings, tid, "f1", RefundArgs(handoff_id=refund, amount=Decimal("59.00"), reason="错发")
+    )
+    assert reply.accepted, reply
+    await walk(settings, tid, "a1", "told")
+    assert (await flow(db, tid))["end_reason"] == "returned and refunded"
+
+
+async def test_wrong_item_not_the_shops_error_excessive_demand_waits_for_the_platform(
+    settings: Settings, db: Pool, clock: FixedClock
+) -> None:
+    tid = await opened(settings, db, TicketKind.WRONG_ITEM, "ww-wrong-3", subject="发错货")
+    await walk(settings, tid, "a1", "photos_received", "not_shop_error", "not_accepted")
+    await walk(settings, tid, "a1", "excessive", note="要求全额退款再赔三倍")
+    waiting = await flow(db, tid)
+    assert (waiting["state"], waiting["timeout"]["timer"]) == (
+        "platform_intervention",
+        "platform_ruling_72h",
+    )
+    early = await send(settings, tid, "a1", StepArgs(answer="timeout"))
+    assert (early.accepted, early.code) == (False, "not_allowed_by_flow")
+    clock.advance(timedelta(hours=72))
+    await walk(settings, tid, "a1", "timeout", "chased", "ruled_for_shop", "told")
+    assert (await flow(db, tid))["end_reason"] == "the platform ruled for the shop"
+
+
+async def test_wrong_item_otherwise_the_supervisor_decides(
+    settings: Settings, db: Pool, clock: FixedClock
+) -> None:
+    tid = await opened(settings, db, TicketKind.WRONG_ITEM, "ww-wrong-4", subject="发错货")
+    await walk(settings, tid, "a1", "photos_received", "not_shop_error", "not_accepted")
+    await walk(settings, tid, "a1", "otherwise")
+    decision = await handoff_of(db, tid)
+    decided = RecordResultArgs(handoff_id=decision, outcome="done", data={"offer": "coupon 20"})
+    assert (await send(settings, tid, "s1", decided)).accepted
+    await walk(settings, tid, "a1", "settled")
+    assert (await flow(db, tid))["end_reason"] == "settled as the supervisor decided"
+
+
+async def test_inquiry_no_deal_records_a_loss_reason_from_the_list(
+    settings: Settings, db: Pool, clock: FixedClock
+) -> None:
+    tid = await opened(settings, db, TicketKind.INQUIRY, "ww-inq-1", paid=False)
+    assert await db.fetchval("SELECT owner_agent_id FROM tickets WHERE id = $1", tid) == "p1"
+    await walk(settings, tid, "p1", "need_understood")
+    at = await flow(db, tid)
+    assert "price_too_high" in at["loss_reasons"]
+    refused = await send(settings, tid, "p1", StepArgs(answer="no_deal", reason="bored"))
+    assert (refused.accepted, refused.code) == (False, "not_allowed_by_flow")
+    await walk(settings, tid, "p1", "no_deal", reason="price_too_high", note="嫌贵, 比别家贵5元")
+    (lost,) = (await history(db, tid))[-1:]
+    assert lost["reason"] == "price_too_high"
+    assert lost["detail"]["entered"] == "lost"
+    resolution = await db.fetchval("SELECT state->>'resolution' FROM tickets WHERE id = $1", tid)
+    assert resolution == "inquiry: lost (price_too_high); 嫌贵, 比别家贵5元"
+
+
+async def test_inquiry_deal(settings: Settings, db: Pool, clock: FixedClock) -> None:
+    tid = await opened(settings, db, TicketKind.INQUIRY, "ww-inq-2", paid=False)
+    await walk(settings, tid, "p1", "need_understood", "deal", "farewell")
+    assert (await flow(db, tid))["end_reason"] == "deal"
+
+
+async def test_unpaid_reminder_im_sms_phone_each_recorded_with_its_time_then_paid(
+    settings: Settings, db: Pool, clock: FixedClock
+) -> None:
+    tid = await opened(settings, db, TicketKind.UNPAID_REMINDER, "order-unpaid-1", paid=False)
+    await walk(settings, tid, "p1", "reminded")  # IM, at T0
+    clock.advance(timedelta(hours=2))
+    await walk(settings, tid, "p1", "timeout", "reminded")  # SMS, at T0 + 2 h
+    clock.advance(timedelta(hours=4))
+    await walk(settings, tid, "p1", "timeout", "answered")  # phone, at T0 + 6 h
+    await walk(settings, tid, "p1", "will_pay", note="工资还没发")
+    clock.advance(timedelta(hours=24))
+    chase = await flow(db, tid)
+    assert chase["state"] == "wait_unpaid_24h" and chase["timeout"]["timer"] == "unpaid_order_24h"
+    await walk(settings, tid, "p1", "timeout", "paid", "thanked")
+    assert (await flow(db, tid))["end_reason"] == "paid"
+    steps = [
+        (h["detail"]["left"], h["detail"]["answer"], h["at"] - T0) for h in await history(db, tid)
+    ]
+    assert steps[:6] == [
+        ("remind_im", "reminded", timedelta(0)),
+        ("wait_after_im", "timeout", timedelta(hours=2)),
+        ("remind_sms", "reminded", timedelta(hours=2)),
+        ("wait_after_sms", "timeout", timedelta(hours=6)),
+        ("remind_phone", "answered", timedelta(hours=6)),
+        ("why_not_paid", "will_pay", timedelta(hours=6)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "then", "ends"),
+    [
+        ("within_window", "agree_return", "returned and refunded"),
+        ("shop_fault", "agree_return", "returned and refunded"),
+        ("outside_window", "decline_return", "return declined: outside the 7-day window"),
+    ],
+)
+async def test_return_checked_against_the_7_day_window(
+    settings: Settings, db: Pool, clock: FixedClock, answer: str, then: str, ends: str
+) -> None:
+    tid = await opened(settings, db, TicketKind.RETURN, f"ww-ret-{answer}", subject="退货")
+    await walk(settings, tid, "a1", "returning", answer)
+    assert (await flow(db, tid))["state"] == then
+    if then == "decline_return":
+        await walk(settings, tid, "a1", "accepted")
+    else:
+        await walk(settings, tid, "a1", "sent_back")
+        received = ReceiveReturnArgs(handoff_id=await handoff_of(db, tid), inspection="passed")
+        assert (await send(settings, tid, "w1", received)).accepted
+        await walk(settings, tid, "a1", "refund")
+        refund = RefundArgs(
+            handoff_id=await handoff_of(db, tid), amount=Decimal("59.00"), reason="七天无理由"
+        )
+        assert (await send(settings, tid, "f1", refund)).accepted
+        await walk(settings, tid, "a1", "told")
+    assert (await flow(db, tid))["end_reason"] == ends
