@@ -6,18 +6,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 import pytest
 
 from services.aftersales.worker import SERVICE as AFTERSALES
-from services.finance.contracts import ApprovePayoutArgs, PayoutArgs, RefundArgs
+from services.finance.contracts import ApprovePayoutArgs, InvoiceArgs, PayoutArgs, RefundArgs
 from services.finance.worker import SERVICE as FINANCE
 from services.flows import load_all
 from services.intake.client import publish_ticket
 from services.intake.worker import SERVICE as INTAKE
 from services.presale.worker import SERVICE as PRESALE
-from services.warehouse.contracts import PickUpArgs, ReceiveReturnArgs, TrackReturnArgs
+from services.warehouse.contracts import (
+    OrderChangeArgs,
+    PickUpArgs,
+    ReceiveReturnArgs,
+    TrackReturnArgs,
+    UrgeShipmentArgs,
+)
 from services.warehouse.worker import SERVICE as WAREHOUSE
 from shared.cli.commands import send_command
 from shared.clock import FixedClock
@@ -137,6 +143,7 @@ async def test_wrong_item_shop_error_compensation_approved_above_the_threshold(
     done = await flow(db, tid)
     assert (done["type"], done["end_reason"]) == ("end", "compensation paid")
     row = await db.fetchrow("SELECT status, state FROM tickets WHERE id = $1", tid)
+    assert row is not None
     assert (row["status"], row["state"]["resolution"]) == ("resolved", "compensation paid")
     assert (await send(settings, tid, "a1", CloseArgs())).accepted
 
@@ -289,3 +296,142 @@ async def test_return_checked_against_the_7_day_window(
         assert (await send(settings, tid, "f1", refund)).accepted
         await walk(settings, tid, "a1", "told")
     assert (await flow(db, tid))["end_reason"] == ends
+
+
+# The other after-sales paths, one walk each: ("a1", answer) is a step by the first handler,
+# (agent, make_args) the operation (or result) that finishes the flow's open handoff, a timedelta
+# moves the clock. Each ends with the end's resolution.
+Move: TypeAlias = tuple[str, Any] | timedelta
+
+
+def _result(handoff_id: str) -> RecordResultArgs:
+    return RecordResultArgs(handoff_id=handoff_id, outcome="done", data={"tracking": "SF9"})
+
+
+PATHS: dict[TicketKind, tuple[list[Move], str]] = {
+    TicketKind.LOGISTICS: (
+        [
+            ("a1", "slow_delivery"),
+            ("a1", "past_due"),
+            ("a1", "accepted"),
+            ("f1", lambda h: PayoutArgs(handoff_id=h, amount=Decimal("20.00"))),
+            ("a1", "confirmed"),
+        ],
+        "delivered and confirmed",
+    ),
+    TicketKind.URGE_SHIPMENT: (
+        [
+            ("a1", "over_72h_unshipped"),
+            ("a1", "gift_offered"),
+            ("w1", lambda h: UrgeShipmentArgs(handoff_id=h, delay_reason="面料缺货, 周五补到")),
+            ("a1", "reported"),
+        ],
+        "shipment urged, delay reported",
+    ),
+    TicketKind.ORDER_CHANGE: (
+        [
+            ("a1", "not_printed"),
+            ("w1", lambda h: OrderChangeArgs(handoff_id=h, change="颜色换成蓝色")),
+            ("a1", "told"),
+        ],
+        "order changed",
+    ),
+    TicketKind.QUALITY: (
+        [
+            ("a1", "photos_received"),
+            ("a1", "repairable"),
+            ("w1", _result),
+            ("a1", "willing"),
+            timedelta(hours=48),
+            ("a1", "timeout"),
+            ("a1", "works"),
+            ("a1", "asked"),
+        ],
+        "repaired with a part",
+    ),
+    TicketKind.EXCHANGE: (
+        [
+            ("a1", "agreed"),
+            ("a1", "sent_back"),
+            ("w1", lambda h: ReceiveReturnArgs(handoff_id=h, inspection="passed")),
+            ("a1", "ship"),
+            ("w1", _result),
+            ("a1", "told"),
+        ],
+        "exchanged",
+    ),
+    TicketKind.COMPENSATION: (
+        [
+            ("a1", "photos_received"),
+            ("a1", "minor"),
+            ("a1", "agreed"),
+            ("f1", lambda h: PayoutArgs(handoff_id=h, amount=Decimal("30.00"))),
+            ("a1", "told"),
+        ],
+        "compensation paid",
+    ),
+    TicketKind.INVOICE: (
+        [
+            ("a1", "not_received"),
+            timedelta(hours=72),
+            ("a1", "timeout"),
+            ("a1", "received"),
+            (
+                "f1",
+                lambda h: InvoiceArgs(
+                    handoff_id=h,
+                    title="某某公司",
+                    amount=Decimal("59.00"),
+                    quantity=1,
+                    einvoice_id="EI-1",
+                ),
+            ),
+            ("a1", "sent"),
+        ],
+        "invoice issued and sent",
+    ),
+    TicketKind.OUT_OF_STOCK: (
+        [
+            ("a1", "refund"),
+            ("f1", lambda h: RefundArgs(handoff_id=h, amount=Decimal("59.00"), reason="缺货")),
+            ("a1", "told"),
+        ],
+        "refunded (out of stock)",
+    ),
+    TicketKind.PLATFORM_COMPLAINT: (
+        [
+            ("a1", "not_willing"),
+            ("a1", "not_at_fault"),
+            ("a1", "ruled_for_shop"),
+            ("a1", "told"),
+        ],
+        "the platform ruled",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(PATHS), ids=str)
+async def test_after_sales_path(
+    settings: Settings, db: Pool, clock: FixedClock, kind: TicketKind
+) -> None:
+    tid = await opened(settings, db, kind, f"ww-{kind}", subject="售后问题")
+    # Signed for three days ago: an invoice needs the receipt (finance checks it).
+    signed = (clock.now() - timedelta(days=3)).isoformat()
+    await db.execute(
+        "UPDATE tickets SET order_data = order_data || jsonb_build_object('signed_at', $2::text)"
+        " WHERE id = $1",
+        tid,
+        signed,
+    )
+    script, ends = PATHS[kind]
+    for move in script:
+        if isinstance(move, timedelta):
+            clock.advance(move)
+            continue
+        actor, what = move
+        args = StepArgs(answer=what) if isinstance(what, str) else what(await handoff_of(db, tid))
+        reply = await send(settings, tid, actor, args)
+        assert reply.accepted, (move, reply)
+    done = await flow(db, tid)
+    assert (done["type"], done["end_reason"]) == ("end", ends)
+    assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", tid) == "resolved"
