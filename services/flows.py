@@ -18,6 +18,6 @@ _HERE = Path(__file__).parent
 FLOW_DIRS = (_HERE / "presale" / "flows", _HERE / "aftersales" / "flows")
 
 
-def load_all(folders: Iterable[Path] = FLOW_DIRS) -> FlowBook:
-    """Every flow of every desk, validated (`FlowError` on the first invalid one)."""
-    return load_flows(folders)
+def load_all(folders: Iterable[Path] | None = None) -> FlowBook:
+    """Every flow of every desk (`FLOW_DIRS`), validated (`FlowError` on the first invalid one)."""
+    return load_flows(FLOW_DIRS if folders is None else folders)

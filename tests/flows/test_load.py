@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +35,27 @@ def test_every_ticket_kind_with_a_path_has_a_flow() -> None:
     assert isinstance(payout, HandOver) and (payout.role, payout.action) == ("finance", "payout")
 
 
-def test_a_flow_file_broken_on_purpose_is_refused_and_the_desks_do_not_start(
-    tmp_path: Path,
-) -> None:
+def test_a_flow_file_broken_on_purpose_is_refused() -> None:
     with pytest.raises(FlowError) as refused:
         load_all((*FLOW_DIRS, BROKEN))  # what the workers load, plus the broken file
     message = str(refused.value)
-    assert "wrong_item.v2.yaml" in message
-    assert "state 'verify'" in message
+    assert "wrong_item.v2.yaml: state 'verify': " in message
     assert "'shop_error' leads to 'offer_compensatoin', which does not exist" in message
+
+
+@pytest.mark.parametrize("desk", ["presale", "aftersales"])
+def test_a_desk_does_not_build_its_service_on_an_invalid_flow(desk: str) -> None:
+    # In a process of its own: the worker module as `ticketq worker` imports it.
+    program = (
+        "import pathlib\nimport services.flows as flows\n"
+        f"flows.FLOW_DIRS = (*flows.FLOW_DIRS, pathlib.Path({str(BROKEN)!r}))\n"
+        f"import services.{desk}.worker\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode != 0
+    assert "FlowError" in run.stderr and "wrong_item.v2.yaml: state 'verify'" in run.stderr
 
 
 def _flow(**states: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from shared.tickets import (
     TicketResolved,
     TicketStatus,
 )
+from shared.tickets.read_model import TICKET
 from shared.tickets.roles import Role
+from shared.tickets.store import ticket_state
 from tests.flows.support import AGENTS, T0, claimed, later, moved, returned, step
 
 BOOK = load_all()
@@ -168,3 +170,12 @@ def test_a_ticket_finishes_on_the_version_it_started_on(tmp_path: Path) -> None:
     assert on_v2.flow is not None and on_v2.flow.version == 2
     mismatched = step(started_on_v1, book.newest("inquiry"), "need_understood")
     assert isinstance(mismatched, Rejected) and "follows inquiry v1" in mismatched.message
+
+
+def test_a_state_stored_before_flows_existed_loads_without_a_flow() -> None:
+    ticket = claimed(WRONG_ITEM, "wrong_item")
+    stored = ticket_state(ticket)
+    assert stored["flow"]["state"] == "ask_photos"
+    del stored["flow"]  # as the tickets' state column holds it from before
+    assert TICKET.validate_python(stored).flow is None
+    assert TICKET.validate_python(ticket_state(ticket)) == ticket
