@@ -19,6 +19,8 @@ Who may do what, in one place:
 | RecordResult         | the handoff's taker, else an agent of its role; or a supervisor     |
 | Resolve, Close       | the first handler or a supervisor                                   |
 | ReassignFirstHandler | a supervisor                                                        |
+| Step (flow move)     | as Reply; a waiting state's `timeout` also the system (its timer);  |
+|                      | a move into an end state as Resolve                                 |
 
 Design decisions (see also `_settled`):
 
@@ -51,7 +53,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeAlias, assert_never
 
-from shared.flows.model import End, Flow, FlowPosition, HandOver, moves, start_position
+from shared.flows.model import (
+    TIMEOUT,
+    End,
+    Flow,
+    FlowPosition,
+    HandOver,
+    moves,
+    start_position,
+)
 from shared.tickets.commands import (
     Assign,
     AttachFollowUp,
@@ -530,8 +540,10 @@ def _step(ticket: Ticket, command: Step) -> Decision:
     """A move on the flow (module docstring of `shared.flows.model`). Entering a hand-over opens
     its handoff (the ticket resumes when the result comes back); entering an end resolves the
     ticket with the end's reason, so it follows the rules of Resolve."""
+    actor = command.actor
+    timer = is_system(actor) and command.answer == TIMEOUT  # a waiting state's timer fired
     if rejected := (
-        only_owner_or_tracker_may_act(ticket, command.actor)
+        (None if timer else only_owner_or_tracker_may_act(ticket, actor))
         or resolved_ticket_takes_no_new_work(ticket, command)
         or ticket_follows_the_flow(ticket, command)
     ):

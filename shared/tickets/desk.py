@@ -57,6 +57,7 @@ from shared.tickets.store import (
 log = structlog.get_logger(__name__)
 
 ASSIGN_EVERY = 5.0  # seconds between sweeps for tickets that waited (off hours, nobody online)
+NO_FLOWS = FlowBook({})  # a desk built without flows: tickets start on none
 
 
 class UnknownReference(Exception):
@@ -67,7 +68,9 @@ class UnknownReference(Exception):
         self.code = code
 
 
-async def reveal_ticket(tx: Transaction, msg: Incoming[RevealTicket]) -> Outcome:
+async def reveal_ticket(
+    tx: Transaction, msg: Incoming[RevealTicket], *, flows: FlowBook = NO_FLOWS
+) -> Outcome:
     """Supervisors only; the reveal is recorded in the same transaction as the answer."""
     asked = msg.payload
     try:
@@ -83,7 +86,7 @@ async def reveal_ticket(tx: Transaction, msg: Incoming[RevealTicket]) -> Outcome
             f"only a supervisor sees personal data unmasked; {actor.id} is not one",
             None,
         )
-    view = await ticket_view(tx.conn, asked.ticket_id)
+    view = await ticket_view(tx.conn, asked.ticket_id, flows)
     if view is None:
         return reject(tx, asked.ticket_id, "unknown_ticket", "no such ticket", None)
     await tx.conn.execute(
@@ -103,9 +106,6 @@ async def reveal_ticket(tx: Transaction, msg: Incoming[RevealTicket]) -> Outcome
     return Outcome("revealed", asked.ticket_id)
 
 
-NO_FLOWS = FlowBook({})
-
-
 def desk_handlers(role: Role, flows: FlowBook = NO_FLOWS) -> dict[type[Contract], Handler]:
     """What a ticket desk (pre-sale, after-sales) runs: agents' and supervisors' commands
     (tickets, reveals, the roster), new tickets and follow-ups for its role, results coming
@@ -113,7 +113,7 @@ def desk_handlers(role: Role, flows: FlowBook = NO_FLOWS) -> dict[type[Contract]
     (the shared `desk` queue), so `flows` holds every room's flows."""
     handlers: dict[type[Contract], Handler] = {
         TicketCommand: functools.partial(apply_command, flows=flows),
-        RevealTicket: reveal_ticket,
+        RevealTicket: functools.partial(reveal_ticket, flows=flows),
         **ROSTER_HANDLERS,
         TicketRouted: functools.partial(ticket_routed, flows=flows),
         FollowUpAttached: follow_up_arrived,

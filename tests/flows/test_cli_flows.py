@@ -65,3 +65,5 @@ async def test_step_and_the_current_step_through_the_cli(
     assert [(h["detail"]["left"], h["detail"]["entered"]) for h in stepped] == [
         ("ask_photos", "verify")
     ]
+    revealed = (await cli("tickets", "show", tid, "--reveal", "--as", "s1", "--json")).json()
+    assert revealed["flow"]["answers"] == ["shop_error", "not_shop_error"]

@@ -34,6 +34,7 @@ from shared.tickets.contracts import CloseArgs, CommandReply, RecordResultArgs, 
 from shared.tickets.read_model import ticket_view
 from shared.tickets.roles import TicketKind
 from tests.helpers import T0, add_agents, command_for, contact, wait_until
+from tests.staff import ask
 
 ROSTER = [
     ("p1", "王芳", ["presale"], ["day"]),
@@ -435,3 +436,13 @@ async def test_after_sales_path(
     done = await flow(db, tid)
     assert (done["type"], done["end_reason"]) == ("end", ends)
     assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", tid) == "resolved"
+
+
+async def test_a_move_sent_twice_is_applied_once(
+    settings: Settings, db: Pool, clock: FixedClock
+) -> None:
+    tid = await opened(settings, db, TicketKind.WRONG_ITEM, "ww-twice", subject="发错货")
+    answers = await ask(settings, tid, "a1", StepArgs(answer="photos_received"), copies=2)
+    assert [(a.accepted, a.version) for a in answers] == [(True, 3), (True, 3)]
+    assert len(await history(db, tid)) == 1
+    assert (await flow(db, tid))["state"] == "verify"

@@ -9,6 +9,7 @@ import yaml
 from services.flows import FLOW_DIRS, load_all
 from shared.flows.load import load_flows
 from shared.tickets import (
+    SYSTEM,
     FlowStepped,
     HandoffRequested,
     Rejected,
@@ -179,3 +180,12 @@ def test_a_state_stored_before_flows_existed_loads_without_a_flow() -> None:
     del stored["flow"]  # as the tickets' state column holds it from before
     assert TICKET.validate_python(stored).flow is None
     assert TICKET.validate_python(ticket_state(ticket)) == ticket
+
+
+def test_the_timer_may_move_a_waiting_state_on_once_it_is_due_and_nothing_else() -> None:
+    ticket = claimed(WRONG_ITEM, "wrong_item")
+    assert moved(ticket, WRONG_ITEM, "timeout", at=later(T0, 24), by=SYSTEM)
+    early = step(ticket, WRONG_ITEM, "timeout", at=later(T0, 1), by=SYSTEM)
+    assert isinstance(early, Rejected) and early.code is RejectionCode.NOT_ALLOWED_BY_FLOW
+    answer = step(ticket, WRONG_ITEM, "photos_received", by=SYSTEM)
+    assert isinstance(answer, Rejected) and answer.code is RejectionCode.NOT_OWNER
