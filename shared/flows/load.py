@@ -5,13 +5,17 @@ Versions: one file per version, `KIND.vN.yaml` in a room's `flows/` folder (its 
 `KIND.vN+1.yaml`, and the old one stays, so tickets started on it finish on it; new tickets
 start on the newest.
 
+An answer is `answer: state`, or `answer: {to: state, when: GUARD}` where GUARD reads the
+order's times: `{since: signed_at, within: 7d}`, `{since: paid_at, over: 72h, unless: shipped_at}`.
+
 What is refused, with a message naming the file and the state: unknown keys; a state that is not
 exactly one of `ask`, `wait`, `handoff`, `end`; an answer or outcome leading to no state; a
 waiting state without a timeout; an end state without a reason (a `resolution`, or
-`loss_reason: required` with the flow's `loss_reasons` list); a state not reachable from the
-start; a state from which no end state can be reached; a hand-over whose result leads straight
-to an end or another hand-over (a result comes back to the first handler, who tells the customer
-and decides what next, SPEC §5.5, §5.6; recording a result needs no flow definition).
+`loss_reason: required` with the flow's `loss_reasons` list); a question whose every answer has
+a guard (it could get stuck); a state not reachable from the start; a state from which no end
+state can be reached; a hand-over whose result leads straight to an end or another hand-over (a
+result comes back to the first handler, who tells the customer and decides what next, SPEC
+§5.5, §5.6; recording a result needs no flow definition).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from shared.flows.model import (
     End,
     Flow,
     FlowBook,
+    Guard,
     HandOver,
     State,
     Timeout,
@@ -63,14 +68,32 @@ class _TimeoutSpec(_Spec):
     then: str = Field(pattern=NAME)
 
 
+OrderTime = Literal["placed_at", "paid_at", "printed_at", "shipped_at", "signed_at"]
+
+
+class _GuardSpec(_Spec):
+    since: OrderTime = Field(description="The order time it counts from; must be set")
+    within: str | None = Field(None, pattern=_DURATION.pattern, description="At most this ago")
+    over: str | None = Field(None, pattern=_DURATION.pattern, description="More than this ago")
+    unless: OrderTime | None = Field(None, description="And this order time is not set")
+
+
+class _GuardedAnswer(_Spec):
+    to: str
+    when: _GuardSpec
+
+
+Answers = dict[str, str | _GuardedAnswer]
+
+
 class _AskSpec(_Spec):
     ask: str = Field(min_length=1)
-    answers: dict[str, str] = Field(min_length=1)
+    answers: Answers = Field(min_length=1)
 
 
 class _WaitSpec(_Spec):
     wait: str = Field(min_length=1)
-    answers: dict[str, str] = Field(default_factory=dict)
+    answers: Answers = Field(default_factory=dict)
     timeout: _TimeoutSpec
 
 
@@ -163,15 +186,22 @@ def _state(name: str, raw: dict[str, Any], refuse: Refuse) -> State:
         raise refuse(_problems(exc), name) from None
     match spec:
         case _AskSpec():
-            return Ask(name=name, question=spec.ask, answers=spec.answers)
+            answers, guards = _answers(spec.answers)
+            if len(guards) == len(answers):
+                raise refuse(
+                    "every answer has a guard: keep one without, or it may get stuck", name
+                )
+            return Ask(name=name, question=spec.ask, answers=answers, guards=guards)
         case _WaitSpec():
             if TIMEOUT in spec.answers:
                 raise refuse(f"{TIMEOUT!r} is the timer's answer, not one to declare", name)
             t = spec.timeout
+            answers, guards = _answers(spec.answers)
             return Wait(
                 name=name,
                 question=spec.wait,
-                answers=spec.answers,
+                answers=answers,
+                guards=guards,
                 timeout=Timeout(timer=t.timer, after=duration(t.after), then=t.then),
             )
         case _HandoffSpec():
@@ -194,6 +224,25 @@ def _state(name: str, raw: dict[str, Any], refuse: Refuse) -> State:
                 )
             return End(name=name, resolution=reason.resolution)
     raise AssertionError(spec)  # pragma: no cover - every spec is matched above
+
+
+def _answers(spec: Answers) -> tuple[dict[str, str], dict[str, Guard]]:
+    """{answer: next state} and the guards of the answers that have one."""
+    answers: dict[str, str] = {}
+    guards: dict[str, Guard] = {}
+    for answer, target in spec.items():
+        if isinstance(target, str):
+            answers[answer] = target
+            continue
+        answers[answer] = target.to
+        when = target.when
+        guards[answer] = Guard(
+            since=when.since,
+            within=duration(when.within) if when.within else None,
+            over=duration(when.over) if when.over else None,
+            unless=when.unless,
+        )
+    return answers, guards
 
 
 def _check_graph(flow: Flow, refuse: Refuse) -> None:

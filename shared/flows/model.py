@@ -11,6 +11,10 @@ Four kinds of state (temporal's DSL sample: `Statement = Union[...]`):
   result's outcome (done / failed) when the result comes back;
 * `End`: the path's end; it records a reason: a fixed resolution, or a loss reason the agent
   picks from the flow's list (pre-sale no-deal, 流失原因).
+
+An answer may carry a `Guard` on the order's times (the 7-day return window from signing, more
+than 72 h since payment and not shipped, an invoice only after receipt): it is allowed only when
+the order says so. Every question keeps one answer without a guard, so no ticket is ever stuck.
 """
 
 from __future__ import annotations
@@ -26,6 +30,56 @@ from typing import TypeAlias
 # The answer that moves a waiting state on when its timer fired.
 TIMEOUT = "timeout"
 
+# The order's times a guard may read (the `Order` contract's fields), as the ticket has them.
+ORDER_TIMES = ("placed_at", "paid_at", "printed_at", "shipped_at", "signed_at")
+Facts: TypeAlias = Mapping[str, datetime]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Guard:
+    """An answer allowed only when the order's times say so: `since` is set, and (if given) it
+    was at most `within` / more than `over` ago, and `unless` is not set."""
+
+    since: str
+    within: timedelta | None = None
+    over: timedelta | None = None
+    unless: str | None = None
+
+    def holds(self, facts: Facts, at: datetime) -> bool:
+        since = facts.get(self.since)
+        if since is None or (self.unless is not None and self.unless in facts):
+            return False
+        if self.within is not None and at - since > self.within:
+            return False
+        return self.over is None or at - since > self.over
+
+    def __str__(self) -> str:
+        words = [f"{self.since} set"]
+        if self.within is not None:
+            words = [f"{self.since} at most {_hours(self.within)} ago"]
+        if self.over is not None:
+            words = [f"{self.since} more than {_hours(self.over)} ago"]
+        if self.unless is not None:
+            words.append(f"no {self.unless}")
+        return " and ".join(words)
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours / 24:g}d" if hours % 24 == 0 and hours >= 7 * 24 else f"{hours:g}h"
+
+
+def order_facts(order: Mapping[str, object] | None) -> dict[str, datetime]:
+    """The order's times from the ticket's order data (ISO strings in JSON)."""
+    facts = {}
+    for name in ORDER_TIMES:
+        value = (order or {}).get(name)
+        if isinstance(value, str):
+            facts[name] = datetime.fromisoformat(value)
+        elif isinstance(value, datetime):
+            facts[name] = value
+    return facts
+
 
 @dataclass(frozen=True, kw_only=True)
 class Timeout:
@@ -39,6 +93,7 @@ class Ask:
     name: str
     question: str
     answers: Mapping[str, str]  # answer -> next state
+    guards: Mapping[str, Guard] = field(default_factory=dict)  # answer -> when it is allowed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +102,7 @@ class Wait:
     question: str  # what it waits for
     answers: Mapping[str, str]
     timeout: Timeout
+    guards: Mapping[str, Guard] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,16 +195,23 @@ class FlowBook:
         return iter(sorted(self.flows.values(), key=lambda f: (f.kind, f.version)))
 
 
-def allowed_answers(state: State, position: FlowPosition, at: datetime) -> tuple[str, ...]:
-    """The answers a Step may give now: a waiting state's `timeout` only once its duration has
-    passed since the state was entered (calendar time: a lower bound, the shop clock's staffed
-    hours only make the timer fire later). A hand-over moves on its result, an end not at all."""
+def allowed_answers(
+    state: State, position: FlowPosition, at: datetime, facts: Facts | None = None
+) -> tuple[str, ...]:
+    """The answers a Step may give now: those whose guard holds on the order's `facts`; a
+    waiting state's `timeout` only once its duration has passed since the state was entered
+    (calendar time: a lower bound, the shop clock's staffed hours only make the timer fire
+    later). A hand-over moves on its result, an end not at all."""
     match state:
-        case Ask():
-            return tuple(state.answers)
-        case Wait():
-            due = at >= position.entered_at + state.timeout.after
-            return (*state.answers, *((TIMEOUT,) if due else ()))
+        case Ask() | Wait():
+            answers = tuple(
+                answer
+                for answer in state.answers
+                if answer not in state.guards or state.guards[answer].holds(facts or {}, at)
+            )
+            if isinstance(state, Wait) and at >= position.entered_at + state.timeout.after:
+                return (*answers, TIMEOUT)
+            return answers
         case HandOver() | End():
             return ()
 

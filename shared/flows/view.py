@@ -77,6 +77,8 @@ def position_view(position: FlowPosition | None, flow: Flow | None) -> dict[str,
             view["resumes"] = dict(state.on)
         case End():
             view["answers"] = []
+    if isinstance(state, Ask | Wait) and state.guards:
+        view["guards"] = {answer: str(guard) for answer, guard in state.guards.items()}
     if any(_is_loss(flow.states[target]) for target in moves(state).values()):
         view["loss_reasons"] = list(flow.loss_reasons)
     return view
@@ -102,8 +104,13 @@ def flow_text(flow: Flow) -> str:
             case _:
                 pass
         for answer, target in moves(state).items():
-            lines.append(f"      {answer} -> {target}")
+            lines.append(f"      {answer} -> {target}{_if(state, answer)}")
     return "\n".join(lines)
+
+
+def _if(state: State, answer: str) -> str:
+    guard = state.guards.get(answer) if isinstance(state, Ask | Wait) else None
+    return f"  (if {guard})" if guard else ""
 
 
 def _quoted(text: str) -> str:
@@ -128,8 +135,7 @@ def flow_dot(flow: Flow) -> str:
     for state in flow.states.values():
         for answer, target in moves(state).items():
             style = ", style=dashed" if answer == TIMEOUT else ""
-            lines.append(
-                f"  {_quoted(state.name)} -> {_quoted(target)} [label={_quoted(answer)}{style}];"
-            )
+            label = _quoted(f"{answer}{_if(state, answer)}")
+            lines.append(f"  {_quoted(state.name)} -> {_quoted(target)} [label={label}{style}];")
     lines.append("}")
     return "\n".join(lines)

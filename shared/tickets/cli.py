@@ -350,6 +350,8 @@ def flow_text(flow: Mapping[str, Any]) -> str:
     lines = [head + shop_time(flow["entered_at"], seconds=False), f"  {flow['question']}"]
     if flow["answers"]:
         lines.append(f"  answers: {', '.join(flow['answers'])}")
+    for answer, guard in (flow.get("guards") or {}).items():
+        lines.append(f"  {answer} only if {guard}")
     if timeout := flow.get("timeout"):
         lines.append(
             f"  timeout: {timeout['timer']} ({timeout['after']}) due "

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias, get_args
 
-from shared.flows.model import Flow
+from shared.flows.model import Facts, Flow
 from shared.tickets.model import (
     HANDOFF_ROLES,
     Actor,
@@ -180,11 +180,13 @@ class Step(_CommandBase):
     """A move on the ticket's flow: the answer to its current question (SPEC §6, §7).
 
     `flow` is the definition the ticket started on (the desk looks it up by kind and version);
-    `reason` is required when the move ends the flow in a loss (one of its loss reasons).
+    `facts` the order's times its guards read (`shared.flows.model.order_facts`); `reason` is
+    required when the move ends the flow in a loss (one of its loss reasons).
     """
 
     answer: str
     flow: Flow | None  # None: the ticket follows no flow, or its version is not loaded
+    facts: Facts = field(default_factory=dict)
     note: str | None = None
     reason: str | None = None
 

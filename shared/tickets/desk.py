@@ -24,7 +24,7 @@ from shared.agents.store import load_agent, load_roster
 from shared.bootstrap import Background
 from shared.clock import Clock
 from shared.db import Connection, Pool
-from shared.flows.model import FlowBook
+from shared.flows.model import FlowBook, order_facts
 from shared.messaging.envelope import Contract
 from shared.messaging.runtime import Handler, Incoming, Outcome, Transaction
 from shared.tickets import Accepted, Rejected, Ticket, TicketStatus, decide
@@ -247,6 +247,11 @@ async def _domain_command(
                 note=args.note,
                 reason=args.reason,
                 flow=flows.of(ticket.flow),
+                facts=order_facts(
+                    await tx.conn.fetchval(
+                        "SELECT order_data FROM tickets WHERE id = $1", ticket.id
+                    )
+                ),
             )
 
 

@@ -3,7 +3,7 @@ rejection, naming the moves that are allowed."""
 
 from __future__ import annotations
 
-from shared.flows.model import End, Flow, FlowPosition, HandOver, allowed_answers
+from shared.flows.model import Ask, End, Flow, FlowPosition, HandOver, Wait, allowed_answers
 from shared.tickets.commands import Step
 from shared.tickets.model import RejectionCode, Ticket
 from shared.tickets.rules import Rejected
@@ -36,9 +36,13 @@ def answer_allowed_here(ticket: Ticket, flow: Flow, command: Step) -> Rejected |
     position = ticket.flow
     assert position is not None  # ticket_follows_the_flow
     state = flow.state(position.state)
-    allowed = allowed_answers(state, position, command.at)
+    allowed = allowed_answers(state, position, command.at, command.facts)
     if command.answer in allowed:
         return None
+    why = ""
+    if isinstance(state, Ask | Wait) and (guard := state.guards.get(command.answer)):
+        seen = {k: v.isoformat() for k, v in command.facts.items()} or "no times"
+        why = f" (it needs {guard}; the order has {seen})"
     match state:
         case HandOver():
             now = f"it waits for handoff {position.handoff_id} ({state.role}: {state.action}); "
@@ -49,7 +53,7 @@ def answer_allowed_here(ticket: Ticket, flow: Flow, command: Step) -> Rejected |
             now = f"allowed answers: {', '.join(allowed)}"
     return _refuse(
         ticket,
-        f"{command.answer!r} is not allowed at {position.state!r} of {flow}; {now}",
+        f"{command.answer!r} is not allowed at {position.state!r} of {flow}{why}; {now}",
         "answer_allowed_here",
     )
 

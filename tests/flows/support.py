@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from shared.flows.model import Flow
+from shared.flows.model import Facts, Flow
 from shared.tickets import (
     Accepted,
     Actor,
@@ -57,6 +57,7 @@ def step(
     reason: str | None = None,
     note: str | None = None,
     by: Actor | None = None,
+    facts: Facts | None = None,
 ) -> Decision:
     actor = by or AGENTS[ticket.first_handler_role]
     return decide(
@@ -69,6 +70,7 @@ def step(
             flow=flow,
             reason=reason,
             note=note,
+            facts=facts or {},
         ),
     )
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.flows import load_all
-from shared.flows.model import End, Flow, HandOver, Wait, allowed_answers, moves
+from shared.flows.model import ORDER_TIMES, End, Flow, HandOver, Wait, allowed_answers, moves
 from shared.tickets import Rejected, RejectionCode, TicketStatus
 from tests.flows.support import T0, claimed, moved, returned, step
 
@@ -26,6 +26,13 @@ def test_a_random_walk_never_gets_stuck_and_never_ends_without_a_reason(
 ) -> None:
     ticket = claimed(flow, flow.kind)
     at = T0
+    # The order's times as its guards read them: some set, some not, some long ago.
+    facts = {
+        name: T0 - timedelta(hours=hours)
+        for name, hours in data.draw(
+            st.dictionaries(st.sampled_from(ORDER_TIMES), st.integers(0, 400))
+        ).items()
+    }
     for _ in range(60):
         position = ticket.flow
         assert position is not None and position.version == flow.version
@@ -42,12 +49,19 @@ def test_a_random_walk_never_gets_stuck_and_never_ends_without_a_reason(
         if isinstance(state, Wait):
             waits.append(state.timeout.after)
         at += data.draw(st.sampled_from(waits))
-        allowed = allowed_answers(state, position, at)
-        assert allowed, f"{flow}: no allowed move at {state.name}"
+        allowed = allowed_answers(state, position, at, facts)
+        if not allowed:  # only a wait whose answers the order's times rule out: its timer
+            assert isinstance(state, Wait), f"{flow}: no allowed move at {state.name}"
+            at = max(at, position.entered_at + state.timeout.after)
+            allowed = allowed_answers(state, position, at, facts)
+            assert allowed == ("timeout",)
         if isinstance(state, Wait) and at >= position.entered_at + state.timeout.after:
             assert "timeout" in allowed
+        for guarded in set(moves(state)) - set(allowed) - {"timeout"}:
+            refused = step(ticket, flow, guarded, at=at, facts=facts)
+            assert isinstance(refused, Rejected) and "it needs" in refused.message
         bogus = f"{allowed[0]}_{data.draw(ANSWER)}"
-        refused = step(ticket, flow, bogus, at=at)
+        refused = step(ticket, flow, bogus, at=at, facts=facts)
         assert isinstance(refused, Rejected)
         assert refused.code is RejectionCode.NOT_ALLOWED_BY_FLOW
         answer = data.draw(st.sampled_from(allowed))
@@ -55,5 +69,5 @@ def test_a_random_walk_never_gets_stuck_and_never_ends_without_a_reason(
         reason = None
         if isinstance(target, End) and target.resolution is None:
             reason = data.draw(st.sampled_from(flow.loss_reasons))
-        ticket = moved(ticket, flow, answer, at=at, reason=reason).ticket
+        ticket = moved(ticket, flow, answer, at=at, reason=reason, facts=facts).ticket
         at += timedelta(minutes=1)

@@ -156,6 +156,29 @@ def test_a_minimal_flow_loads() -> None:
             "greet",
             "timeout.after: String should match pattern",
         ),
+        (
+            {
+                "greet": {
+                    "ask": "?",
+                    "answers": {
+                        "deal": {"to": "won", "when": {"since": "paid_at"}},
+                        "no_deal": {"to": "lost", "when": {"since": "paid_at", "over": "24h"}},
+                    },
+                }
+            },
+            "greet",
+            "every answer has a guard",
+        ),
+        (
+            {
+                "greet": {
+                    "ask": "?",
+                    "answers": {"deal": {"to": "won", "when": {"since": "born_at"}}, "x": "lost"},
+                }
+            },
+            "greet",
+            "when.since: Input should be 'placed_at'",
+        ),
     ],
 )
 def test_an_invalid_flow_is_refused_naming_the_state(

@@ -270,19 +270,48 @@ async def test_unpaid_reminder_im_sms_phone_each_recorded_with_its_time_then_pai
     ]
 
 
+async def signed(db: Pool, tid: str, days_ago: float, clock: FixedClock) -> None:
+    """The order was signed for `days_ago` days ago (as an upstream event would record it)."""
+    at = (clock.now() - timedelta(days=days_ago)).isoformat()
+    await db.execute(
+        "UPDATE tickets SET order_data = order_data || jsonb_build_object('signed_at', $2::text)"
+        " WHERE id = $1",
+        tid,
+        at,
+    )
+
+
 @pytest.mark.parametrize(
-    ("answer", "then", "ends"),
+    ("answer", "signed_days_ago", "refused", "then", "ends"),
     [
-        ("within_window", "agree_return", "returned and refunded"),
-        ("shop_fault", "agree_return", "returned and refunded"),
-        ("outside_window", "decline_return", "return declined: outside the 7-day window"),
+        ("within_window", 3, "outside_window", "agree_return", "returned and refunded"),
+        ("shop_fault", 30, "within_window", "agree_return", "returned and refunded"),
+        (
+            "outside_window",
+            8,
+            "within_window",
+            "decline_return",
+            "return declined: outside the 7-day window",
+        ),
     ],
 )
-async def test_return_checked_against_the_7_day_window(
-    settings: Settings, db: Pool, clock: FixedClock, answer: str, then: str, ends: str
+async def test_return_checked_against_the_7_day_window_from_signing(
+    settings: Settings,
+    db: Pool,
+    clock: FixedClock,
+    answer: str,
+    signed_days_ago: int,
+    refused: str,
+    then: str,
+    ends: str,
 ) -> None:
     tid = await opened(settings, db, TicketKind.RETURN, f"ww-ret-{answer}", subject="退货")
-    await walk(settings, tid, "a1", "returning", answer)
+    await signed(db, tid, signed_days_ago, clock)
+    await walk(settings, tid, "a1", "returning")
+    wrong = await send(settings, tid, "a1", StepArgs(answer=refused))
+    assert (wrong.accepted, wrong.code) == (False, "not_allowed_by_flow")
+    assert "it needs signed_at" in wrong.message
+    await walk(settings, tid, "a1", answer)
     assert (await flow(db, tid))["state"] == then
     if then == "decline_return":
         await walk(settings, tid, "a1", "accepted")
@@ -322,6 +351,7 @@ PATHS: dict[TicketKind, tuple[list[Move], str]] = {
     ),
     TicketKind.URGE_SHIPMENT: (
         [
+            timedelta(hours=1),  # paid 3 days ago: now more than 72 h
             ("a1", "over_72h_unshipped"),
             ("a1", "gift_offered"),
             ("w1", lambda h: UrgeShipmentArgs(handoff_id=h, delay_reason="面料缺货, 周五补到")),
@@ -416,14 +446,8 @@ async def test_after_sales_path(
     settings: Settings, db: Pool, clock: FixedClock, kind: TicketKind
 ) -> None:
     tid = await opened(settings, db, kind, f"ww-{kind}", subject="售后问题")
-    # Signed for three days ago: an invoice needs the receipt (finance checks it).
-    signed = (clock.now() - timedelta(days=3)).isoformat()
-    await db.execute(
-        "UPDATE tickets SET order_data = order_data || jsonb_build_object('signed_at', $2::text)"
-        " WHERE id = $1",
-        tid,
-        signed,
-    )
+    if kind is not TicketKind.URGE_SHIPMENT:  # an invoice needs the receipt; urging does not
+        await signed(db, tid, 3, clock)
     script, ends = PATHS[kind]
     for move in script:
         if isinstance(move, timedelta):
@@ -446,3 +470,14 @@ async def test_a_move_sent_twice_is_applied_once(
     assert [(a.accepted, a.version) for a in answers] == [(True, 3), (True, 3)]
     assert len(await history(db, tid)) == 1
     assert (await flow(db, tid))["state"] == "verify"
+
+
+async def test_urge_shipment_gift_only_after_72_hours_unshipped(
+    settings: Settings, db: Pool, clock: FixedClock
+) -> None:
+    tid = await opened(settings, db, TicketKind.URGE_SHIPMENT, "ww-urge", subject="还没发货")
+    early = await send(settings, tid, "a1", StepArgs(answer="over_72h_unshipped"))
+    assert (early.accepted, early.code) == (False, "not_allowed_by_flow")  # paid exactly 72 h ago
+    assert "it needs paid_at more than 72h ago and no shipped_at" in early.message
+    clock.advance(timedelta(minutes=1))
+    await walk(settings, tid, "a1", "over_72h_unshipped")

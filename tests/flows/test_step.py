@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
@@ -189,3 +190,20 @@ def test_the_timer_may_move_a_waiting_state_on_once_it_is_due_and_nothing_else()
     assert isinstance(early, Rejected) and early.code is RejectionCode.NOT_ALLOWED_BY_FLOW
     answer = step(ticket, WRONG_ITEM, "photos_received", by=SYSTEM)
     assert isinstance(answer, Rejected) and answer.code is RejectionCode.NOT_OWNER
+
+
+def test_a_guarded_answer_is_allowed_only_when_the_orders_times_say_so() -> None:
+    returns = BOOK.newest("return")
+    ticket = moved(claimed(returns, "return"), returns, "returning").ticket
+    signed_3_days_ago = {"signed_at": T0 - timedelta(days=3)}
+    assert moved(ticket, returns, "within_window", facts=signed_3_days_ago)
+    late = {"signed_at": T0 - timedelta(days=8)}
+    refused = step(ticket, returns, "within_window", facts=late)
+    assert isinstance(refused, Rejected) and refused.code is RejectionCode.NOT_ALLOWED_BY_FLOW
+    assert "(it needs signed_at at most 7d ago; the order has {'signed_at': '2026-11-15" in (
+        refused.message
+    )
+    assert "allowed answers: shop_fault, outside_window" in refused.message
+    unsigned = step(ticket, returns, "outside_window")
+    assert isinstance(unsigned, Rejected) and "the order has no times" in unsigned.message
+    assert moved(ticket, returns, "shop_fault")  # the one answer without a guard
