@@ -146,7 +146,8 @@ async def apply_command(
         return reject(tx, ticket.id, decision.code.value, decision.message, ticket)
     await commit(tx, decision)
     new = decision.ticket
-    answer(tx, new, f"{domain.command_name(command)} accepted; owner: {new.owner}")
+    at = f"; now at {new.flow.state}" if new.flow and isinstance(command, domain.Step) else ""
+    answer(tx, new, f"{domain.command_name(command)} accepted{at}; owner: {new.owner}")
     return Outcome("accepted", new.id)
 
 

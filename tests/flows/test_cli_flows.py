@@ -50,7 +50,8 @@ async def test_step_and_the_current_step_through_the_cli(
 
     env = {"TICKETQ_AGENT": "a1"}
     moved = await cli("step", tid, "--answer", "photos_received", "--note", "照片已收到", env=env)
-    assert moved.exit_code == 0 and moved.stdout.startswith("accepted: Step accepted"), moved
+    assert moved.exit_code == 0, moved
+    assert moved.stdout.startswith("accepted: Step accepted; now at verify; owner: "), moved
     refused = await cli("step", tid, "--answer", "refund", env=env)
     assert refused.exit_code == 1
     assert refused.stdout.startswith("rejected (not_allowed_by_flow): ")
