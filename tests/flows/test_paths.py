@@ -30,7 +30,13 @@ from shared.clock import FixedClock
 from shared.config import Settings
 from shared.db import Pool
 from shared.messaging.envelope import Contract
-from shared.tickets.contracts import CloseArgs, CommandReply, RecordResultArgs, StepArgs
+from shared.tickets.contracts import (
+    ClaimArgs,
+    CloseArgs,
+    CommandReply,
+    RecordResultArgs,
+    StepArgs,
+)
 from shared.tickets.read_model import ticket_view
 from shared.tickets.roles import TicketKind
 from tests.helpers import T0, add_agents, command_for, contact, wait_until
@@ -481,3 +487,21 @@ async def test_urge_shipment_gift_only_after_72_hours_unshipped(
     assert "it needs paid_at more than 72h ago and no shipped_at" in early.message
     clock.advance(timedelta(minutes=1))
     await walk(settings, tid, "a1", "over_72h_unshipped")
+
+
+async def test_inquiry_transfer_to_after_sales_keeps_the_pre_sale_agent_tracking(
+    settings: Settings, db: Pool, clock: FixedClock
+) -> None:
+    tid = await opened(settings, db, TicketKind.INQUIRY, "ww-inq-3", paid=False)
+    await walk(settings, tid, "p1", "after_sales_question", note="上次买的杯子有裂纹")
+    task = await handoff_of(db, tid)
+    assert (await send(settings, tid, "a1", ClaimArgs())).accepted  # after-sales takes the task
+    answered = RecordResultArgs(handoff_id=task, outcome="done", data={"answer": "补发一个"})
+    assert (await send(settings, tid, "a1", answered)).accepted
+    row = await db.fetchrow(
+        "SELECT owner_agent_id, first_handler_id FROM tickets WHERE id = $1", tid
+    )
+    assert row is not None and (row["owner_agent_id"], row["first_handler_id"]) == ("p1", "p1")
+    assert (await flow(db, tid))["state"] == "tell_answer"
+    await walk(settings, tid, "p1", "told")
+    assert (await flow(db, tid))["end_reason"] == "answered by after-sales"
