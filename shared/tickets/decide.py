@@ -575,7 +575,7 @@ def _step(ticket: Ticket, command: Step) -> Decision:
             )
         case HandOver():
             handoff = Handoff(
-                id=f"{ticket.id}-H{len(ticket.handoffs) + 1}",
+                id=ticket.next_handoff_id,
                 role=Role(target.role),
                 task=Task(
                     target.action,
@@ -612,8 +612,8 @@ def _step(ticket: Ticket, command: Step) -> Decision:
             "handoff_id": handoff.id,
             "role": str(handoff.role),
             "action": handoff.task.action,
+            "owner": _owner_detail(after.owner),
         }
-        detail["owner"] = _owner_detail(after.owner)
     if isinstance(target, End):
         detail["resolution"] = after.resolution
     return _accept(ticket, after, command, events, detail, reason=command.reason)

@@ -212,7 +212,7 @@ async def _domain_command(
         case HandOffArgs():
             return domain.HandOff(
                 **common,
-                handoff_id=f"{ticket.id}-H{len(ticket.handoffs) + 1}",
+                handoff_id=ticket.next_handoff_id,
                 role=args.role,
                 task=domain.Task(args.action, args.data),
             )

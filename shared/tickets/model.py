@@ -184,6 +184,11 @@ class Ticket:
     def handoff(self, handoff_id: str) -> Handoff | None:
         return next((h for h in self.handoffs if h.id == handoff_id), None)
 
+    @property
+    def next_handoff_id(self) -> str:
+        """The id the next handoff gets: the ticket's id and its number, e.g. T1-H2."""
+        return f"{self.id}-H{len(self.handoffs) + 1}"
+
 
 def new_ticket(id: str, kind: TicketKind, role: Role, at: datetime) -> Ticket:
     """A ticket just routed to `role`'s queue (§5.1): owned by the role, no agent, version 1."""
