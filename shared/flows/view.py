@@ -50,11 +50,12 @@ def position_view(position: FlowPosition | None, flow: Flow | None) -> dict[str,
         "handoff_id": position.handoff_id,
         "end_reason": position.end_reason,
     }
-    if flow is None:
+    if flow is None or position.state not in flow.states:
+        missing = "this flow version is not loaded" if flow is None else "not in the loaded flow"
         return {
             **view,
             "type": None,
-            "question": "(this flow version is not loaded)",
+            "question": f"({missing})",
             "answers": [],
         }
     state = flow.state(position.state)

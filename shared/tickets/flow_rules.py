@@ -29,6 +29,13 @@ def ticket_follows_the_flow(ticket: Ticket, command: Step) -> Rejected | None:
             f"it follows {position.kind} v{position.version}, which is not loaded here",
             "ticket_follows_the_flow",
         )
+    if position.state not in flow.states:  # a released version's file was edited
+        return _refuse(
+            ticket,
+            f"its state {position.state!r} is not in {flow} as loaded (released versions are "
+            "never edited: add a new version)",
+            "ticket_follows_the_flow",
+        )
     return None
 
 

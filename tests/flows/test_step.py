@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import yaml
 
 from services.flows import FLOW_DIRS, load_all
 from shared.flows.load import load_flows
+from shared.flows.view import position_view
 from shared.tickets import (
     SYSTEM,
     FlowStepped,
@@ -207,3 +209,15 @@ def test_a_guarded_answer_is_allowed_only_when_the_orders_times_say_so() -> None
     unsigned = step(ticket, returns, "outside_window")
     assert isinstance(unsigned, Rejected) and "the order has no times" in unsigned.message
     assert moved(ticket, returns, "shop_fault")  # the one answer without a guard
+
+
+def test_a_state_missing_from_an_edited_version_is_refused_not_crashed() -> None:
+    ticket = claimed(WRONG_ITEM, "wrong_item")
+    assert ticket.flow is not None
+    edited = dataclasses.replace(ticket, flow=dataclasses.replace(ticket.flow, state="gone"))
+    refused = step(edited, WRONG_ITEM, "photos_received")
+    assert isinstance(refused, Rejected) and "its state 'gone' is not in wrong_item v1" in (
+        refused.message
+    )
+    view = position_view(edited.flow, WRONG_ITEM)
+    assert view is not None and view["question"] == "(not in the loaded flow)"
