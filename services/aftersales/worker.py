@@ -1,22 +1,27 @@
-"""The aftersales worker: its queue and the shared `tickets` command queue, on one screen.
+"""The aftersales worker, on one screen.
 
 Consumes (from `services.catalogue`): `aftersales` (new tickets, follow-ups, results back,
-tasks handed to after-sales) and `tickets` (agents' commands, shared with the other desk).
-Background: the ticket clocks' timer loop (SPEC §8), and assigning tickets that waited
-(off hours, nobody online).
+tasks handed to after-sales) and `desk` (agents' and supervisors' commands, shared with the
+other desk). Background: the ticket clocks' timer loop (SPEC §8), and assigning tickets that
+waited (off hours, nobody online).
+Flows: every desk's, loaded and validated here, so the worker does not start on an invalid one
+(`services.flows`).
 """
 
 from __future__ import annotations
 
 from services.catalogue import CATALOGUE
+from services.flows import load_all
 from shared.bootstrap import Service
 from shared.tickets.desk import assign_waiting, desk_handlers, desk_timers
 from shared.tickets.roles import Role
 
+FLOWS = load_all()
+
 SERVICE = Service(
     name="aftersales",
     catalogue=CATALOGUE,
-    handlers=desk_handlers(Role.AFTERSALES),
-    background=(assign_waiting(Role.AFTERSALES),),
+    handlers=desk_handlers(Role.AFTERSALES, FLOWS),
+    background=(assign_waiting(Role.AFTERSALES, flows=FLOWS),),
     timers=desk_timers(),
 )

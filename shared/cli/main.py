@@ -22,12 +22,14 @@ import typer
 
 from services.catalogue import CATALOGUE
 from services.finance.cli import finance_app
+from services.flows import load_all
 from services.warehouse.cli import warehouse_app
 from shared.agents.cli import agent_app, roster_app
 from shared.calendar.cli import calendar_app
 from shared.cli import output
 from shared.config import get_settings
 from shared.dependencies import describe
+from shared.flows.cli import flows_app
 from shared.ops.dlq.cli import dlq_app
 from shared.tickets.cli import register_actions, tickets_app
 
@@ -48,6 +50,7 @@ app.add_typer(tickets_app, name="tickets")
 app.add_typer(finance_app, name="finance")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(calendar_app, name="calendar")
+app.add_typer(flows_app(load_all), name="flows")
 register_actions(app)
 
 

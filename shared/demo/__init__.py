@@ -45,6 +45,7 @@ class Case:
     raw: dict[str, Any] | None = None
     message_id: str = ""
     walk_through: bool = False  # the ticket the agent CLI then takes through the whole flow
+    walk_flow: bool = False  # the ticket the agent CLI then moves along its kind's flow
 
 
 @dataclass
@@ -77,6 +78,7 @@ def load_cases(run: str) -> list[Case]:
                     item["case"],
                     ticket=SubmitTicket.model_validate(ticket),
                     walk_through=item.get("walk_through", False),
+                    walk_flow=item.get("walk_flow", False),
                 )
             )
     return cases
@@ -149,6 +151,8 @@ async def run_demo(
         say("\n" + render(outcomes) + "\n")
         walked = next(r for c, r in outcomes if c.walk_through)
         await walk_through(env, say, walked.ticket_id, walked.agent_id)
+        unpaid = next(r for c, r in outcomes if c.walk_flow)
+        await walk_flow(env, say, unpaid.ticket_id, unpaid.agent_id)
     finally:
         if not keep_running:
             for proc in workers:
@@ -208,10 +212,31 @@ async def walk_through(
         ("close {t} --as {fh}", 0),
         ("tickets show {t}", 0),
     ]
+    await type_lines(env, say, steps, t=ticket, fh=first_handler)
+
+
+async def walk_flow(
+    env: dict[str, str], say: Callable[[str], None], ticket: str, agent: str
+) -> None:
+    """Seed 003 (催付) on its flow: each reminder a step recorded with its time; a move the
+    flow does not allow is refused, naming the allowed ones; paid -> thank -> the end."""
+    say(f"--- {ticket}: the unpaid order reminder, along its flow ---")
+    steps = [
+        ("step {t} --answer reminded --note 旺旺催付,附优惠券 --as {fh}", 0),
+        ("step {t} --answer thanked --as {fh}", 1),  # not yet paid: not_allowed_by_flow
+        ("step {t} --answer paid --as {fh}", 0),
+        ("step {t} --answer thanked --note 已转发货关怀 --as {fh}", 0),
+        ("close {t} --as {fh}", 0),
+    ]
+    await type_lines(env, say, steps, t=ticket, fh=agent)
+
+
+async def type_lines(
+    env: dict[str, str], say: Callable[[str], None], steps: list[tuple[str, int]], **names: str
+) -> None:
+    """What an agent types, line by line, each with the exit code it must give."""
     for line, expect in steps:
-        await run_cli(
-            env, say, *shlex.split(line.format(t=ticket, fh=first_handler)), expect=expect
-        )
+        await run_cli(env, say, *shlex.split(line.format(**names)), expect=expect)
 
 
 async def _consumed(channel: aio_pika.abc.AbstractChannel, queue: str) -> bool | None:

@@ -1,9 +1,9 @@
 """The agent CLI on tickets: reads from PostgreSQL, actions as commands to the role's worker.
 
 Reads (`ticketq tickets list|show`) come straight from the system of record. Actions
-(`ticketq claim|reply|handoff|result|resolve|close|escalate|reassign`) are `TicketCommand`s sent
-over AMQP to the worker of the role that owns the ticket (`rpc.queue_for`); the agent sees at once
-"accepted: ..." or "rejected (code): ..." (exit 0 or 1).
+(`ticketq claim|reply|handoff|result|resolve|close|escalate|reassign|step`) are `TicketCommand`s
+sent over AMQP to the worker of the role that owns the ticket (`rpc.queue_for`); the agent sees at
+once "accepted: ..." or "rejected (code): ..." (exit 0 or 1).
 
 Customer personal data (SPEC §10) is masked in everything shown, unless a supervisor asks
 `tickets show ID --reveal --as THEIR_ID`.
@@ -21,6 +21,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import TypeAdapter
 
+from services.flows import load_all
 from shared.agents.cli import clock
 from shared.agents.roster import SHOP_TIMEZONE
 from shared.cli.commands import JsonOpt, TicketId, build, send_command, ticket_action
@@ -50,6 +51,7 @@ from shared.tickets.contracts import (
     ReplyArgs,
     ResolveArgs,
     RevealTicket,
+    StepArgs,
     TakeOverChaseArgs,
 )
 from shared.tickets.read_model import (
@@ -291,6 +293,8 @@ def show_text(view: Mapping[str, Any]) -> str:
             indent="  ",
         )
     )
+    if view.get("flow"):
+        lines += ["", flow_text(view["flow"])]
     lines += ["", "handoffs"]
     lines.append(
         table(
@@ -375,6 +379,28 @@ def show_text(view: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def flow_text(flow: Mapping[str, Any]) -> str:
+    """The current step: the question and the moves allowed now."""
+    head = f"flow {flow['flow']} · at {flow['state']} ({flow['type'] or '?'}) since "
+    lines = [head + shop_time(flow["entered_at"], seconds=False), f"  {flow['question']}"]
+    if flow["answers"]:
+        lines.append(f"  answers: {', '.join(flow['answers'])}")
+    for answer, guard in (flow.get("guards") or {}).items():
+        lines.append(f"  {answer} only if {guard}")
+    if timeout := flow.get("timeout"):
+        lines.append(
+            f"  timeout: {timeout['timer']} ({timeout['after']}) due "
+            f"{shop_time(timeout['due_at'], seconds=False)}, then {timeout['then']}"
+        )
+    if flow.get("waits_for"):
+        lines.append(f"  waits for handoff {flow['handoff_id']} ({flow['waits_for']})")
+    if flow.get("loss_reasons"):
+        lines.append(f"  loss reasons (--reason): {', '.join(flow['loss_reasons'])}")
+    if flow["end_reason"]:
+        lines.append(f"  ended: {flow['end_reason']}")
+    return "\n".join(lines)
+
+
 @tickets_app.command("show")
 def tickets_show(
     ticket_id: TicketId,
@@ -407,7 +433,7 @@ def tickets_show(
 
         async def go() -> dict[str, Any] | None:
             async with database(get_settings()) as conn:
-                return await ticket_view(conn, ticket_id, now=clock().now())
+                return await ticket_view(conn, ticket_id, load_all(), now=clock().now())
 
         found = run(go())
         if found is None:
@@ -602,6 +628,22 @@ def register_actions(app: typer.Typer) -> None:
     ) -> CommandArgs:
         """Supervisor: give the ticket a new first handler, with the reason (§5.7)."""
         return build(ReassignArgs, new_first_handler_id=to, reason=reason)
+
+    @ticket_action(app, "step")
+    def step(
+        answer: Annotated[
+            str, typer.Option("--answer", help="The answer at the current step (tickets show)")
+        ],
+        note: Annotated[
+            str | None, typer.Option("--note", help="What was said or found (history)")
+        ] = None,
+        reason: Annotated[
+            str | None,
+            typer.Option("--reason", help="A loss reason from the flow's list, when it ends so"),
+        ] = None,
+    ) -> CommandArgs:
+        """Move the ticket on its flow: answer its current question."""
+        return build(StepArgs, answer=answer, note=note, reason=reason)
 
 
 def _data_text(data: Mapping[str, Any]) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias, get_args
 
+from shared.flows.model import Facts, Flow
 from shared.tickets.model import (
     HANDOFF_ROLES,
     Actor,
@@ -66,12 +67,15 @@ class AttachFollowUp(_CommandBase):
 class Claim(_CommandBase):
     """An agent takes the unowned work: a queued ticket, or the handoff that owns it."""
 
+    flow: Flow | None = None  # the newest flow of the ticket's kind: starts it if it has none
+
 
 @dataclass(frozen=True, kw_only=True)
 class Assign(_CommandBase):
     """Auto-assignment (or a supervisor) gives the unowned work to `agent`."""
 
     agent: AgentRef
+    flow: Flow | None = None  # as for Claim
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,6 +197,26 @@ class TakeOverChase(_CommandBase):
     first_handler_away: bool
 
 
+@dataclass(frozen=True, kw_only=True)
+class Step(_CommandBase):
+    """A move on the ticket's flow: the answer to its current question (SPEC §6, §7).
+
+    `flow` is the definition the ticket started on (the desk looks it up by kind and version);
+    `facts` the order's times its guards read (`shared.flows.model.order_facts`); `reason` is
+    required when the move ends the flow in a loss (one of its loss reasons).
+    """
+
+    answer: str
+    flow: Flow | None  # None: the ticket follows no flow, or its version is not loaded
+    facts: Facts = field(default_factory=dict)
+    note: str | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_text(self.answer, "answer")
+
+
 Command: TypeAlias = (
     AttachFollowUp
     | OpenChase
@@ -206,6 +230,7 @@ Command: TypeAlias = (
     | Close
     | Escalate
     | ReassignFirstHandler
+    | Step
 )
 
 
@@ -226,6 +251,7 @@ ACTIONS: Mapping[type[Command | Open], str] = {
     ReassignFirstHandler: "first_handler_reassigned",
     OpenChase: "chase_opened",
     TakeOverChase: "chase_taken_over",
+    Step: "stepped",
 }
 STEP_RECORDED = "step_recorded"
 

@@ -180,6 +180,18 @@ class TakeOverChaseArgs(_Args):
     command: Literal["take_over_chase"] = "take_over_chase"
 
 
+class StepArgs(_Args):
+    """A move on the ticket's flow: the answer at its current step (`tickets show` lists the
+    allowed ones); a move the flow does not allow is rejected `not_allowed_by_flow`."""
+
+    command: Literal["step"] = "step"
+    answer: str = Field(min_length=1, max_length=64, examples=["shop_error"])
+    note: str | None = Field(None, max_length=2000, description="What was said or found")
+    reason: str | None = Field(
+        None, max_length=200, description="A loss reason from the flow's list, when it ends so"
+    )
+
+
 # --- Warehouse and finance operations (issue 5): typed results of a handoff --------------------
 class OperationArgs(_Args):
     """A warehouse or finance operation's arguments: the handoff (task) it completes or advances.
@@ -211,7 +223,8 @@ CommandArgs = Annotated[
     | CloseArgs
     | EscalateArgs
     | ReassignArgs
-    | TakeOverChaseArgs,
+    | TakeOverChaseArgs
+    | StepArgs,
     Field(discriminator="command"),
 ]
 
@@ -254,7 +267,8 @@ class CommandReply(Contract):
     code: str | None = Field(
         None,
         description="Rejection code: not_owner, not_first_handler, version_conflict, "
-        "handoffs_pending, invalid_transition, invalid_command, unknown_agent, unknown_ticket; "
+        "handoffs_pending, invalid_transition, not_allowed_by_flow, invalid_command, "
+        "unknown_agent, unknown_ticket; "
         "for warehouse and finance operations the ledger rule that broke, e.g. "
         "refund_exceeds_paid, payout_needs_approval, invoice_before_receipt, "
         "invoice_exceeds_order, stock_would_go_negative (see shared.tickets.operations)",

@@ -19,6 +19,8 @@ Who may do what, in one place:
 | RecordResult         | the handoff's taker, else an agent of its role; or a supervisor     |
 | Resolve, Close       | the first handler or a supervisor                                   |
 | ReassignFirstHandler | a supervisor                                                        |
+| Step (flow move)     | as Reply; a waiting state's `timeout` also the system (its timer);  |
+|                      | a move into an end state as Resolve                                 |
 
 Design decisions (see also `_settled`):
 
@@ -51,6 +53,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeAlias, assert_never
 
+from shared.flows.model import (
+    TIMEOUT,
+    End,
+    Flow,
+    FlowPosition,
+    HandOver,
+    moves,
+    start_position,
+)
 from shared.tickets.commands import (
     Assign,
     AttachFollowUp,
@@ -65,6 +76,7 @@ from shared.tickets.commands import (
     RecordResult,
     Reply,
     Resolve,
+    Step,
     TakeOverChase,
     action_of,
 )
@@ -75,6 +87,7 @@ from shared.tickets.events import (
     Event,
     EventFactory,
     FirstHandlerReassigned,
+    FlowStepped,
     HandoffRequested,
     HandoffResultRecorded,
     Stamp,
@@ -87,6 +100,12 @@ from shared.tickets.events import (
     TicketRequeued,
     TicketResolved,
     TicketReturnedToFirstHandler,
+)
+from shared.tickets.flow_rules import (
+    answer_allowed_here,
+    loss_reason_from_the_list,
+    resumed,
+    ticket_follows_the_flow,
 )
 from shared.tickets.model import (
     ESCALATION_ACTION,
@@ -188,6 +207,8 @@ def decide(ticket: Ticket, command: Command) -> Decision:
             return _escalate(ticket, command)
         case ReassignFirstHandler():
             return _reassign_first_handler(ticket, command)
+        case Step():
+            return _step(ticket, command)
         case _:
             assert_never(command)
 
@@ -233,7 +254,7 @@ def _claim(ticket: Ticket, command: Claim) -> Decision:
         or only_the_owning_role_may_claim(ticket, actor)
     ):
         return rejected
-    after, handoff_id, first = _take(ticket, actor.ref)
+    after, handoff_id, first = _take(ticket, actor.ref, command.flow, command.at)
     return _accept(
         ticket,
         after,
@@ -243,7 +264,11 @@ def _claim(ticket: Ticket, command: Claim) -> Decision:
                 **stamp, owner=after.owner, handoff_id=handoff_id, became_first_handler=first
             ),
         ),
-        {"owner": _owner_detail(after.owner), "handoff_id": handoff_id},
+        {
+            "owner": _owner_detail(after.owner),
+            "handoff_id": handoff_id,
+            **_flow_started(ticket, after),
+        },
     )
 
 
@@ -256,7 +281,7 @@ def _assign(ticket: Ticket, command: Assign) -> Decision:
         or resolved_ticket_takes_no_new_work(ticket, command)
     ):
         return rejected
-    after, handoff_id, first = _take(ticket, command.agent)
+    after, handoff_id, first = _take(ticket, command.agent, command.flow, command.at)
     return _accept(
         ticket,
         after,
@@ -266,12 +291,20 @@ def _assign(ticket: Ticket, command: Assign) -> Decision:
                 **stamp, owner=after.owner, handoff_id=handoff_id, became_first_handler=first
             ),
         ),
-        {"owner": _owner_detail(after.owner), "handoff_id": handoff_id},
+        {
+            "owner": _owner_detail(after.owner),
+            "handoff_id": handoff_id,
+            **_flow_started(ticket, after),
+        },
     )
 
 
-def _take(ticket: Ticket, agent: AgentRef) -> tuple[Ticket, str | None, bool]:
+def _take(
+    ticket: Ticket, agent: AgentRef, flow: Flow | None, at: datetime
+) -> tuple[Ticket, str | None, bool]:
     """Give the unowned work to `agent`: the queued ticket itself, or the handoff owning it.
+
+    The first handler's taking starts the ticket on `flow` (the newest of its kind), once.
 
     Returns the new ticket, the handoff taken (None for the ticket) and whether `agent` became
     the first handler.
@@ -285,6 +318,7 @@ def _take(ticket: Ticket, agent: AgentRef) -> tuple[Ticket, str | None, bool]:
             first_handler=agent,
             owner=Owner(ticket.owner.role, agent),
             status=TicketStatus.IN_PROGRESS,
+            flow=ticket.flow or (start_position(flow, at) if flow else None),
         )
         return taken, None, True
     handoffs = tuple(replace(h, taken_by=agent) if h is current else h for h in ticket.handoffs)
@@ -361,8 +395,20 @@ def _record_result(ticket: Ticket, command: RecordResult) -> Decision:
         outcome=command.outcome, data=command.data, at=command.at, by=command.actor.ref
     )
     handoffs = tuple(replace(h, result=result) if h is handoff else h for h in ticket.handoffs)
-    after = _settled(replace(ticket, handoffs=handoffs))
+    position = ticket.flow
+    resume = resumed(position, handoff.id, command.outcome) if position else None
+    moved = (
+        replace(position, state=resume, entered_at=command.at, handoff_id=None, resume={})
+        if position and resume
+        else position
+    )
+    after = _settled(replace(ticket, handoffs=handoffs, flow=moved))
     back_home = not after.open_handoffs
+    stepped = (
+        ()
+        if position is None or moved is position
+        else (_flow_move(position, command.outcome, after.flow),)
+    )
 
     def events(stamp: Stamp) -> tuple[Event, ...]:
         recorded = HandoffResultRecorded(
@@ -372,11 +418,12 @@ def _record_result(ticket: Ticket, command: RecordResult) -> Decision:
             result=result,
             first_handler=after.first_handler,
         )
+        flowed = tuple(FlowStepped(**stamp, **move) for move in stepped)
         if not back_home:
-            return (recorded,)
+            return (recorded, *flowed)
         if after.first_handler is None:
-            return (recorded, TicketRequeued(**stamp, owner=after.owner))
-        return (recorded, TicketReturnedToFirstHandler(**stamp, owner=after.owner))
+            return (recorded, *flowed, TicketRequeued(**stamp, owner=after.owner))
+        return (recorded, *flowed, TicketReturnedToFirstHandler(**stamp, owner=after.owner))
 
     return _accept(
         ticket,
@@ -390,6 +437,7 @@ def _record_result(ticket: Ticket, command: RecordResult) -> Decision:
             "data": dict(command.data),
             "owner": _owner_detail(after.owner),
             "returned_to_first_handler": back_home,
+            **({"flow": stepped[0]} if stepped else {}),
         },
     )
 
@@ -542,6 +590,106 @@ def _take_over_chase(ticket: Ticket, command: TakeOverChase) -> Decision:
         },
         reason="the order stayed unpaid 24 h and its first handler is away (追单)",
     )
+
+
+def _step(ticket: Ticket, command: Step) -> Decision:
+    """A move on the flow (module docstring of `shared.flows.model`). Entering a hand-over opens
+    its handoff (the ticket resumes when the result comes back); entering an end resolves the
+    ticket with the end's reason, so it follows the rules of Resolve."""
+    actor = command.actor
+    timer = is_system(actor) and command.answer == TIMEOUT  # a waiting state's timer fired
+    if rejected := (
+        (None if timer else only_owner_or_tracker_may_act(ticket, actor))
+        or resolved_ticket_takes_no_new_work(ticket, command)
+        or ticket_follows_the_flow(ticket, command)
+    ):
+        return rejected
+    flow, position = command.flow, ticket.flow
+    assert flow is not None and position is not None  # ticket_follows_the_flow
+    if rejected := answer_allowed_here(ticket, flow, command):
+        return rejected
+    target = flow.state(moves(flow.state(position.state))[command.answer])
+    entered = FlowPosition(
+        kind=position.kind, version=position.version, state=target.name, entered_at=command.at
+    )
+    after = ticket
+    handoff: Handoff | None = None
+    match target:
+        case End():
+            if rejected := (
+                only_first_handler_may_finish(ticket, command.actor, "end the flow of")
+                or no_handoffs_pending(ticket)
+                or loss_reason_from_the_list(ticket, flow, target, command)
+            ):
+                return rejected
+            reason = target.resolution or f"{flow.kind}: lost ({command.reason})"
+            if command.note:
+                reason += f"; {command.note}"
+            entered = replace(entered, end_reason=reason)
+            after = replace(
+                ticket, status=TicketStatus.RESOLVED, resolution=reason, resolved_at=command.at
+            )
+        case HandOver():
+            handoff = Handoff(
+                id=ticket.next_handoff_id,
+                role=Role(target.role),
+                task=Task(
+                    target.action,
+                    {"flow_state": target.name, **({"note": command.note} if command.note else {})},
+                ),
+                opened_at=command.at,
+                opened_by=command.actor.ref,
+            )
+            if rejected := handoff_ids_are_unique(ticket, command, handoff.id):
+                return rejected
+            entered = replace(entered, handoff_id=handoff.id, resume=dict(target.on))
+            after = _settled(replace(ticket, handoffs=(*ticket.handoffs, handoff)))
+    after = replace(after, flow=entered)
+    move = _flow_move(position, command.answer, entered)
+
+    def events(stamp: Stamp) -> tuple[Event, ...]:
+        stepped = FlowStepped(**stamp, **move)
+        if isinstance(target, End):
+            return (stepped, TicketResolved(**stamp, summary=after.resolution or ""))
+        if handoff is not None:
+            requested = HandoffRequested(
+                **stamp,
+                handoff_id=handoff.id,
+                role=handoff.role,
+                task=handoff.task,
+                first_handler=after.first_handler,
+            )
+            return (stepped, requested)
+        return (stepped,)
+
+    detail: dict[str, object] = {**move, "note": command.note}
+    if handoff is not None:
+        detail |= {
+            "handoff_id": handoff.id,
+            "role": str(handoff.role),
+            "action": handoff.task.action,
+            "owner": _owner_detail(after.owner),
+        }
+    if isinstance(target, End):
+        detail["resolution"] = after.resolution
+    return _accept(ticket, after, command, events, detail, reason=command.reason)
+
+
+def _flow_move(left: FlowPosition, answer: str, entered: FlowPosition | None) -> dict[str, str]:
+    """A move as the history and the FlowStepped event say it."""
+    assert entered is not None
+    return {
+        "flow": f"{left.kind} v{left.version}",
+        "left": left.state,
+        "answer": answer,
+        "entered": entered.state,
+    }
+
+
+def _flow_started(before: Ticket, after: Ticket) -> dict[str, object]:
+    if before.flow is not None or after.flow is None:
+        return {}
+    return {"flow": f"{after.flow.kind} v{after.flow.version}", "flow_state": after.flow.state}
 
 
 def _settled(ticket: Ticket) -> Ticket:

@@ -10,6 +10,7 @@ handoffs have all returned goes back to its first handler's role.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypedDict
@@ -23,6 +24,7 @@ from shared.agents.store import load_agent, load_roster
 from shared.bootstrap import Background
 from shared.clock import Clock
 from shared.db import Connection, Pool
+from shared.flows.model import FlowBook, order_facts
 from shared.messaging.envelope import Contract
 from shared.messaging.runtime import Handler, Incoming, Outcome, Transaction
 from shared.tickets import Accepted, Rejected, Ticket, TicketStatus, decide
@@ -39,6 +41,7 @@ from shared.tickets.contracts import (
     ReplyArgs,
     ResolveArgs,
     RevealTicket,
+    StepArgs,
     TakeOverChaseArgs,
     TicketCommand,
     TicketReturned,
@@ -57,6 +60,7 @@ from shared.timers import FireHandler
 log = structlog.get_logger(__name__)
 
 ASSIGN_EVERY = 5.0  # seconds between sweeps for tickets that waited (off hours, nobody online)
+NO_FLOWS = FlowBook({})  # a desk built without flows: tickets start on none
 
 
 class UnknownReference(Exception):
@@ -67,7 +71,9 @@ class UnknownReference(Exception):
         self.code = code
 
 
-async def reveal_ticket(tx: Transaction, msg: Incoming[RevealTicket]) -> Outcome:
+async def reveal_ticket(
+    tx: Transaction, msg: Incoming[RevealTicket], *, flows: FlowBook = NO_FLOWS
+) -> Outcome:
     """Supervisors only; the reveal is recorded in the same transaction as the answer."""
     asked = msg.payload
     try:
@@ -83,7 +89,7 @@ async def reveal_ticket(tx: Transaction, msg: Incoming[RevealTicket]) -> Outcome
             f"only a supervisor sees personal data unmasked; {actor.id} is not one",
             None,
         )
-    view = await ticket_view(tx.conn, asked.ticket_id, now=tx.now)
+    view = await ticket_view(tx.conn, asked.ticket_id, flows, now=tx.now)
     if view is None:
         return reject(tx, asked.ticket_id, "unknown_ticket", "no such ticket", None)
     await tx.conn.execute(
@@ -103,15 +109,16 @@ async def reveal_ticket(tx: Transaction, msg: Incoming[RevealTicket]) -> Outcome
     return Outcome("revealed", asked.ticket_id)
 
 
-def desk_handlers(role: Role) -> dict[type[Contract], Handler]:
+def desk_handlers(role: Role, flows: FlowBook = NO_FLOWS) -> dict[type[Contract], Handler]:
     """What a ticket desk (pre-sale, after-sales) runs: agents' and supervisors' commands
     (tickets, reveals, the roster), new tickets and follow-ups for its role, results coming
-    back; after-sales also takes tasks handed to it."""
+    back; after-sales also takes tasks handed to it. Every desk applies commands on any ticket
+    (the shared `desk` queue), so `flows` holds every room's flows."""
     handlers: dict[type[Contract], Handler] = {
-        TicketCommand: apply_command,
-        RevealTicket: reveal_ticket,
+        TicketCommand: functools.partial(apply_command, flows=flows),
+        RevealTicket: functools.partial(reveal_ticket, flows=flows),
         **ROSTER_HANDLERS,
-        TicketRouted: ticket_routed,
+        TicketRouted: functools.partial(ticket_routed, flows=flows),
         FollowUpAttached: follow_up_arrived,
         TicketReturned: ticket_returned,
     }
@@ -129,14 +136,16 @@ def desk_timers() -> Mapping[str, FireHandler]:
 # --- agent commands -------------------------------------------------------------------------
 
 
-async def apply_command(tx: Transaction, msg: Incoming[TicketCommand]) -> Outcome:
+async def apply_command(
+    tx: Transaction, msg: Incoming[TicketCommand], *, flows: FlowBook = NO_FLOWS
+) -> Outcome:
     sent = msg.payload
     ticket = await load_ticket(tx.conn, sent.ticket_id)
     if ticket is None:
         return reject(tx, sent.ticket_id, "unknown_ticket", "no such ticket", None)
     try:
         actor = await actor_of(tx.conn, sent.actor_id)
-        command = await _domain_command(tx, sent, ticket, actor)
+        command = await _domain_command(tx, sent, ticket, actor, flows)
         decision = decide(ticket, command)
     except UnknownReference as exc:
         return reject(tx, ticket.id, exc.code, str(exc), ticket)
@@ -146,7 +155,8 @@ async def apply_command(tx: Transaction, msg: Incoming[TicketCommand]) -> Outcom
         return reject(tx, ticket.id, decision.code.value, decision.message, ticket)
     await commit(tx, decision)
     new = decision.ticket
-    answer(tx, new, f"{domain.command_name(command)} accepted; owner: {new.owner}")
+    at = f"; now at {new.flow.state}" if new.flow and isinstance(command, domain.Step) else ""
+    answer(tx, new, f"{domain.command_name(command)} accepted{at}; owner: {new.owner}")
     return Outcome("accepted", new.id)
 
 
@@ -194,7 +204,7 @@ class _Common(TypedDict):
 
 
 async def _domain_command(
-    tx: Transaction, cmd: TicketCommand, ticket: Ticket, actor: domain.Actor
+    tx: Transaction, cmd: TicketCommand, ticket: Ticket, actor: domain.Actor, flows: FlowBook
 ) -> domain.Command:
     common = _Common(
         actor=actor,
@@ -205,13 +215,13 @@ async def _domain_command(
     args = cmd.args
     match args:
         case ClaimArgs():
-            return domain.Claim(**common)
+            return domain.Claim(**common, flow=flows.newest(ticket.kind))
         case ReplyArgs():
             return domain.Reply(**common, text=args.text, promise_by=args.promise_by)
         case HandOffArgs():
             return domain.HandOff(
                 **common,
-                handoff_id=f"{ticket.id}-H{len(ticket.handoffs) + 1}",
+                handoff_id=ticket.next_handoff_id,
                 role=args.role,
                 task=domain.Task(args.action, args.data),
             )
@@ -239,6 +249,19 @@ async def _domain_command(
                 **common,
                 new_first_handler=(await actor_of(tx.conn, args.new_first_handler_id)).ref,
                 reason=args.reason,
+            )
+        case StepArgs():
+            return domain.Step(
+                **common,
+                answer=args.answer,
+                note=args.note,
+                reason=args.reason,
+                flow=flows.of(ticket.flow),
+                facts=order_facts(
+                    await tx.conn.fetchval(
+                        "SELECT order_data FROM tickets WHERE id = $1", ticket.id
+                    )
+                ),
             )
         case TakeOverChaseArgs():
             return domain.TakeOverChase(
@@ -305,11 +328,13 @@ async def commit(tx: Transaction, accepted: Accepted) -> None:
 # --- arrivals -------------------------------------------------------------------------------
 
 
-async def ticket_routed(tx: Transaction, msg: Incoming[TicketRouted]) -> Outcome:
+async def ticket_routed(
+    tx: Transaction, msg: Incoming[TicketRouted], *, flows: FlowBook = NO_FLOWS
+) -> Outcome:
     """A new ticket in this role's queue: give it to an agent now if anyone can take it."""
     routed = msg.payload
     agent_id = await auto_assign(
-        tx.conn, routed.ticket_id, routed.role, tx.now, tx.cause.message_id
+        tx.conn, routed.ticket_id, routed.role, tx.now, tx.cause.message_id, flows
     )
     return Outcome("assigned" if agent_id else "waiting_for_agent", routed.ticket_id)
 
@@ -342,7 +367,12 @@ async def ticket_returned(tx: Transaction, msg: Incoming[TicketReturned]) -> Out
 
 
 async def auto_assign(
-    conn: Connection, ticket_id: str, role: Role, now: datetime, message_id: str
+    conn: Connection,
+    ticket_id: str,
+    role: Role,
+    now: datetime,
+    message_id: str,
+    flows: FlowBook = NO_FLOWS,
 ) -> str | None:
     """Assign a queued ticket to the least loaded on-shift, online agent of `role`.
 
@@ -359,7 +389,14 @@ async def auto_assign(
     if agent is None:
         return None
     decision = decide(
-        ticket, domain.Assign(actor=domain.SYSTEM, at=now, message_id=message_id, agent=agent.ref)
+        ticket,
+        domain.Assign(
+            actor=domain.SYSTEM,
+            at=now,
+            message_id=message_id,
+            agent=agent.ref,
+            flow=flows.newest(ticket.kind),
+        ),
     )
     if isinstance(decision, Rejected):
         log.warning("assignment_rejected", ticket_id=ticket_id, code=decision.code)
@@ -375,13 +412,15 @@ async def auto_assign(
     return agent.id
 
 
-def assign_waiting(role: Role, *, every: float = ASSIGN_EVERY) -> Background:
+def assign_waiting(
+    role: Role, *, every: float = ASSIGN_EVERY, flows: FlowBook = NO_FLOWS
+) -> Background:
     """A background sweep that assigns tickets which waited (off hours, nobody online)."""
 
     async def sweep_forever(pool: Pool, clock: Clock) -> None:
         while True:
             try:
-                await _sweep(pool, clock, role)
+                await _sweep(pool, clock, role, flows)
             except Exception:  # the database away: the next sweep tries again
                 log.warning("assignment_sweep_failed", role=role.value, exc_info=True)
             await asyncio.sleep(every)
@@ -389,7 +428,7 @@ def assign_waiting(role: Role, *, every: float = ASSIGN_EVERY) -> Background:
     return sweep_forever
 
 
-async def _sweep(pool: Pool, clock: Clock, role: Role) -> None:
+async def _sweep(pool: Pool, clock: Clock, role: Role, flows: FlowBook) -> None:
     async with pool.acquire() as conn:
         waiting = await conn.fetch(
             """SELECT id FROM tickets WHERE owner_role = $1 AND status = 'queued'
@@ -400,7 +439,12 @@ async def _sweep(pool: Pool, clock: Clock, role: Role) -> None:
             now = clock.now()
             async with conn.transaction():
                 assigned = await auto_assign(
-                    conn, row["id"], role, now, f"sweep:{row['id']}:{now.timestamp():.0f}"
+                    conn,
+                    row["id"],
+                    role,
+                    now,
+                    f"sweep:{row['id']}:{now.timestamp():.0f}",
+                    flows,
                 )
             if assigned is None:
                 return  # nobody free: the rest wait too

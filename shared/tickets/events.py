@@ -126,6 +126,16 @@ class ChaseTakenOver(_EventBase):
     owner: Owner
 
 
+@dataclass(frozen=True, kw_only=True)
+class FlowStepped(_EventBase):
+    """The ticket moved on its flow: by an answer, or by a handoff's result (its outcome)."""
+
+    flow: str  # "KIND vN"
+    left: str
+    answer: str
+    entered: str
+
+
 Event: TypeAlias = (
     TicketOpened
     | ChaseOpened
@@ -142,6 +152,7 @@ Event: TypeAlias = (
     | TicketClosed
     | TicketEscalated
     | FirstHandlerReassigned
+    | FlowStepped
 )
 
 # Builds a command's events once the new version is known.

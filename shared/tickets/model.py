@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal, TypeAlias
 
+from shared.flows.model import FlowPosition
 from shared.tickets.roles import Role, TicketKind
 
 # --------------------------------------------------------------------------------------------
@@ -29,6 +30,7 @@ class RejectionCode(StrEnum):
     VERSION_CONFLICT = "version_conflict"
     HANDOFFS_PENDING = "handoffs_pending"
     INVALID_TRANSITION = "invalid_transition"
+    NOT_ALLOWED_BY_FLOW = "not_allowed_by_flow"
 
 
 class EscalationCategory(StrEnum):
@@ -168,6 +170,9 @@ class Ticket:
     closed_at: datetime | None = None
     # 24 h unpaid (§6, seed 003): another pre-sale agent may take over the chase (追单).
     chase_open: bool = False
+    # Where it stands on its kind's flow; born when its first handler takes it (Claim/Assign
+    # carrying the newest flow). None: opened before flows existed, or a kind without one.
+    flow: FlowPosition | None = None
 
     @property
     def open_handoffs(self) -> tuple[Handoff, ...]:
@@ -180,6 +185,11 @@ class Ticket:
 
     def handoff(self, handoff_id: str) -> Handoff | None:
         return next((h for h in self.handoffs if h.id == handoff_id), None)
+
+    @property
+    def next_handoff_id(self) -> str:
+        """The id the next handoff gets: the ticket's id and its number, e.g. T1-H2."""
+        return f"{self.id}-H{len(self.handoffs) + 1}"
 
 
 def new_ticket(id: str, kind: TicketKind, role: Role, at: datetime) -> Ticket:

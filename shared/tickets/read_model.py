@@ -18,6 +18,8 @@ from shared.agents.store import shift_roster
 from shared.calendar.maths import business_time_between
 from shared.calendar.store import load_calendar
 from shared.db import Connection
+from shared.flows.model import FlowBook
+from shared.flows.view import position_view
 from shared.pii import mask, mask_detail, mask_text
 from shared.tickets import Ticket
 from shared.tickets.roles import Role
@@ -221,10 +223,15 @@ _ROLES = {r.value for r in Role}
 
 
 async def ticket_view(
-    conn: Connection, ticket_id: str, *, now: datetime | None = None
+    conn: Connection,
+    ticket_id: str,
+    flows: FlowBook | None = None,
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any] | None:
-    """Everything about one ticket, unmasked: the caller masks (`masked_view`). With `now`,
-    its running clocks too (`running_clocks`)."""
+    """Everything about one ticket, unmasked: the caller masks (`masked_view`). With `flows`,
+    its current step, the question and the allowed answers (`flow`); with `now`, its running
+    clocks too (`running_clocks`)."""
     row = await conn.fetchrow(
         """SELECT t.*, o.name AS owner_name, f.name AS first_handler_name
              FROM tickets t
@@ -249,6 +256,8 @@ async def ticket_view(
     state = TICKET.validate_python(row["state"]) if row["state"] is not None else None
     view = _view(dict(row), state, [dict(c) for c in contacts], [dict(h) for h in history])
     view["clocks"] = [] if now is None else await running_clocks(conn, ticket_id, now)
+    if state is not None and state.flow is not None:
+        view["flow"] = position_view(state.flow, flows.of(state.flow) if flows else None)
     return view
 
 
@@ -344,6 +353,7 @@ def _view(
         "closed_at": state.closed_at if state else None,
         "handoffs": handoffs,
         "escalation": escalation,
+        "flow": None,
         "contacts": [dict(c) for c in contacts],
         "history": [dict(h) for h in history],
     }

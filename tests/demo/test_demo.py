@@ -24,6 +24,8 @@ async def test_the_demo_walks_every_case_and_the_whole_flow(
         "rejected (refund_exceeds_paid): paid 89.00, refunded 0.00, asked 120.00",
         "Close accepted",
         "history (Asia/Shanghai)",
+        "rejected (not_allowed_by_flow)",
+        "Step accepted; now at paid",
     ):
         assert outcome in out, f"{outcome!r} not in the demo's output:\n{out}"
     assert "13912345678" not in out  # the customer's phone, masked everywhere

@@ -36,6 +36,7 @@ from shared.tickets import (
     RejectionCode,
     Reply,
     Resolve,
+    Step,
     TakeOverChase,
     Task,
     Ticket,
@@ -180,7 +181,7 @@ def may_have_done(before: Ticket, command: Command) -> bool:
             return before.owner.agent is None and (boss or before.owner.role in actor.roles)
         case Assign():
             return before.owner.agent is None and (boss or actor == SYSTEM)
-        case Reply() | HandOff():
+        case Reply() | HandOff() | Step():  # Step: tests/flows walks the flows
             return boss or owner or first
         case Escalate():
             return boss or owner or first or actor == SYSTEM
