@@ -16,7 +16,7 @@ from services.intake.contracts import (
     OrderSigned,
     SubmitTicket,
 )
-from services.warehouse.contracts import WarehouseOperation
+from services.warehouse.contracts import AdjustStock, StockAdjusted, WarehouseOperation
 from shared.agents.contracts import LoadRoster, RosterReply, SetPresence
 from shared.messaging.catalogue import Catalogue, MessageType, Queue
 from shared.tickets.contracts import (
@@ -91,6 +91,13 @@ CATALOGUE = Catalogue(
             "A warehouse operation on a warehouse handoff (request/reply: set reply_to)",
             reply=CommandReply,
         ),
+        MessageType(
+            AdjustStock,
+            ("warehouse",),
+            "Warehouse staff adjust a stock level by hand, with the reason (request/reply)",
+            reply=StockAdjusted,
+        ),
+        MessageType(StockAdjusted, (), "The answer to a stock adjustment"),
         MessageType(
             FinanceOperation,
             ("finance",),

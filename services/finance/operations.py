@@ -25,6 +25,8 @@ from services.finance.rules import (
     payout_approved,
     refund_id_unused,
     refund_within_paid,
+    refund_within_task,
+    task_amount,
 )
 from shared.config import get_settings
 from shared.tickets.operations import Effect, Op, Operations, Violation, order_on_ticket
@@ -35,6 +37,8 @@ async def refund(op: Op, args: RefundArgs) -> Effect | Violation:
     order = order_on_ticket(op.order, op.ticket.id)
     if isinstance(order, Violation):
         return order
+    if violation := refund_within_task(task_amount(dict(op.handoff.task.data)), args.amount):
+        return violation
     paid = order.amount if order.paid_at is not None else Decimal("0")
     # The order's running total, created at its first refund, locked until commit (one trip).
     total = await op.conn.fetchrow(

@@ -19,6 +19,25 @@ def refund_within_paid(paid: Decimal, refunded: Decimal, asked: Decimal) -> Viol
     )
 
 
+def refund_within_task(task_amount: Decimal | None, asked: Decimal) -> Violation | None:
+    """The task said how much to refund (its `amount`): never more (SPEC §7, seed 004)."""
+    if task_amount is None or asked <= task_amount:
+        return None
+    return Violation(
+        "refund_exceeds_task", f"the task asked for {_money(task_amount)}, asked {_money(asked)}"
+    )
+
+
+def task_amount(data: object) -> Decimal | None:
+    """The task's `amount`, when it names one a refund can be held to."""
+    raw = data.get("amount") if isinstance(data, dict) else None
+    try:
+        amount = Decimal(str(raw)) if raw is not None else None
+    except ArithmeticError:
+        return None
+    return amount if amount is not None and amount.is_finite() and amount >= 0 else None
+
+
 def refund_id_unused(refund_id: str, used_by: str | None) -> Violation | None:
     if used_by is None:
         return None

@@ -5,6 +5,7 @@ model (`services.warehouse.contracts`) and sent to the warehouse worker, which a
 Steps of a return (`pick-up`, `track-return`) and an interception (`intercept --mode intercept`)
 keep the task open; `receive-return`, `ship`, `reissue-part`, `ship-replacement`, `reship`,
 `urge-shipment` and `change-order` finish it and send the result back to the first handler.
+`adjust-stock` corrects a level by hand, with the reason.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Annotated, Any
 
 import typer
 
-from services.warehouse.contracts import WarehouseOperation
-from shared.cli.commands import JsonOpt, operation_commands
+from services.warehouse.contracts import AdjustStock, StockAdjusted, WarehouseOperation
+from shared.cli.commands import ActorOpt, JsonOpt, ask, build, operation_commands
 from shared.cli.db import database
-from shared.cli.output import Column, emit, run, table
+from shared.cli.output import Column, Refused, emit, fail, run, table
 from shared.config import get_settings
 from shared.tickets.cli import tasks_command
 from shared.tickets.roles import Role
@@ -60,3 +61,19 @@ def stock(
             ],
         ),
     )
+
+
+@warehouse_app.command("adjust-stock")
+def adjust_stock(
+    sku: Annotated[str, typer.Option("--sku", help="The SKU")],
+    delta: Annotated[int, typer.Option("--delta", help="Units added (+) or removed (-)")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept with the movement)")],
+    actor: ActorOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Correct a stock level by hand, with the reason; it never goes below zero."""
+    command = build(AdjustStock, actor_id=actor, sku=sku, delta=delta, reason=reason)
+    reply = run(ask(get_settings(), command, StockAdjusted, sender=actor))
+    if not reply.accepted:
+        fail(Refused(reply.message, code=reply.code))
+    emit(reply.model_dump(mode="json"), as_json=as_json, text=lambda: reply.message)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.messaging.envelope import Contract
 from shared.tickets.contracts import OperationArgs, OperationCommand
@@ -126,3 +126,35 @@ class WarehouseOperation(OperationCommand):
 
     TYPE: ClassVar[str] = "warehouse.operation"
     args: WarehouseArgs
+
+
+class AdjustStock(Contract):
+    """Warehouse staff correct a stock level by hand, with the reason (a count, breakage found);
+    it never goes below zero. Request/reply: the answer is a StockAdjusted."""
+
+    TYPE: ClassVar[str] = "warehouse.adjust_stock"
+
+    actor_id: str = Field(min_length=1, max_length=100, description="The staff member (roster id)")
+    sku: str = Field(min_length=1, max_length=100)
+    delta: int = Field(ge=-100_000, le=100_000, description="Units added (+) or removed (-)")
+    reason: str = Field(min_length=1, max_length=500, description="Why: kept with the movement")
+
+    @field_validator("delta")
+    @classmethod
+    def _moves_something(cls, delta: int) -> int:
+        if delta == 0:
+            raise ValueError("a stock adjustment moves at least one unit")
+        return delta
+
+
+class StockAdjusted(Contract):
+    """Done, with the level now; or refused, with why (nothing changed)."""
+
+    TYPE: ClassVar[str] = "warehouse.stock_adjusted"
+
+    accepted: bool
+    code: str | None = Field(
+        None, description="not_warehouse, unknown_agent, stock_would_go_negative"
+    )
+    message: str
+    on_hand: int | None = None

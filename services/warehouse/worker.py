@@ -2,14 +2,16 @@
 
 Consumes `warehouse` (from `services.catalogue`): tasks handed to the warehouse wait there until its
 staff complete them with an operation (`WarehouseOperation`: ledger row and handoff result in one
-transaction, `services.warehouse.operations.OPERATIONS`). No background loops.
+transaction, `services.warehouse.operations.OPERATIONS`); staff adjust stock by hand with a
+recorded reason (`AdjustStock`). No background loops.
 """
 
 from __future__ import annotations
 
 from services.catalogue import CATALOGUE
-from services.warehouse.contracts import WarehouseOperation
+from services.warehouse.contracts import AdjustStock, WarehouseOperation
 from services.warehouse.operations import OPERATIONS
+from services.warehouse.stock import adjust_stock
 from shared.bootstrap import Service
 from shared.tickets.contracts import HandoffRequested
 from shared.tickets.desk import task_arrived
@@ -22,5 +24,6 @@ SERVICE = Service(
     handlers={
         HandoffRequested: task_arrived,
         WarehouseOperation: operation_handler(Role.WAREHOUSE, OPERATIONS),
+        AdjustStock: adjust_stock,
     },
 )

@@ -25,7 +25,7 @@ from shared.cli.main import app
 from shared.config import Settings, get_settings
 from shared.db import Pool
 from shared.messaging.envelope import Contract
-from shared.tickets.contracts import CommandReply
+from shared.tickets.contracts import CommandReply, HandOffArgs
 from tests.helpers import T0, WorkerProcesses, depth, take_all, wait_until
 from tests.staff import (
     add_roster,
@@ -84,6 +84,18 @@ async def _rejected(
         history
     )
     return reply
+
+
+async def test_a_refund_above_what_the_task_asked_for_is_rejected(
+    settings: Settings, db: Pool, desk: None
+) -> None:
+    tid = await new_ticket(settings, db, "task-1")
+    asked = HandOffArgs(role="finance", action="refund", data={"amount": "30.00"})
+    assert (await one(settings, tid, "a1", asked)).accepted
+    h = f"{tid}-H1"
+    reply = await _rejected(settings, db, tid, "f1", refund(h, "59.00"), "refund_exceeds_task")
+    assert reply.message == "the task asked for 30.00, asked 59.00"
+    assert (await one(settings, tid, "f1", refund(h, "30.00"))).accepted
 
 
 async def test_refund_above_paid_is_rejected_with_the_figures(

@@ -14,6 +14,8 @@ from services.finance.rules import (
     invoice_within_order,
     payout_approved,
     refund_within_paid,
+    refund_within_task,
+    task_amount,
 )
 from shared.tickets import Actor
 from shared.tickets.contracts import Order
@@ -73,3 +75,13 @@ def test_approvals_are_for_supervisors() -> None:
 def test_a_zero_refund_is_malformed_not_a_refund() -> None:
     with pytest.raises(ValueError, match="greater than 0"):
         RefundArgs(handoff_id="h", amount=D("0.00"), reason="r")
+
+
+def test_a_refund_never_exceeds_what_its_task_asked_for() -> None:
+    assert refund_within_task(D("59.00"), D("59.00")) is None
+    assert refund_within_task(None, D("80.00")) is None  # the task named no amount
+    violation = refund_within_task(D("59.00"), D("59.01"))
+    assert violation is not None and violation.code == "refund_exceeds_task"
+    assert str(violation) == "refund_exceeds_task: the task asked for 59.00, asked 59.01"
+    assert task_amount({"amount": "59.00"}) == D("59.00")
+    assert task_amount({"amount": "lots"}) is None and task_amount({}) is None

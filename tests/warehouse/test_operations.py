@@ -16,7 +16,7 @@ from services.warehouse.contracts import (
 from shared.config import Settings
 from shared.db import Pool
 from tests.helpers import take_all, wait_until
-from tests.staff import ask, count, hand_off, has_messages, new_ticket, one, refund
+from tests.staff import Cli, Run, ask, count, hand_off, has_messages, new_ticket, one, refund
 
 
 async def test_one_shipment_per_task_and_reship_waits_for_the_interception(
@@ -95,3 +95,29 @@ async def test_each_roles_operations_run_only_in_its_own_worker(
 
     assert (await one(settings, tid, "w1", pick_up)).accepted  # to `warehouse`, by the catalogue
     assert await count(db, "SELECT count(*) FROM returns") == 1
+
+
+async def test_staff_adjust_stock_by_hand_with_a_reason_never_below_zero(
+    db: Pool, desk: None, cli: Cli
+) -> None:
+    async def adjust(actor: str, delta: int, reason: str = "盘点") -> Run:
+        return await cli(
+            "warehouse", "adjust-stock", "--sku", "CUP-9", "--delta", str(delta),
+            "--reason", reason, "--as", actor,
+        )  # fmt: skip
+
+    added = await adjust("w1", 5)
+    assert (added.exit_code, added.stdout) == (0, "CUP-9: +5, on hand 5 (盘点)\n")
+    too_many = await adjust("w1", -6, "破损")
+    assert too_many.exit_code == 1 and "stock_would_go_negative" in too_many.output
+    finance = await adjust("f1", 1)
+    assert finance.exit_code == 1 and "not_warehouse" in finance.output
+    assert (await adjust("w1", -2, "货架破损")).exit_code == 0
+    rows = await db.fetch(
+        "SELECT delta, reason, note, by_agent FROM stock_movements WHERE sku = 'CUP-9' ORDER BY id"
+    )
+    assert [tuple(r) for r in rows] == [
+        (5, "adjust", "盘点", "w1"),
+        (-2, "adjust", "货架破损", "w1"),
+    ]
+    assert await db.fetchval("SELECT on_hand FROM stock WHERE sku = 'CUP-9'") == 3
