@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from aio_pika.abc import AbstractChannel
-from typer.testing import CliRunner
 
 from services.aftersales.worker import SERVICE as AFTERSALES
 from services.finance.contracts import ApprovePayoutArgs, InvoiceArgs, PayoutArgs
@@ -21,13 +20,13 @@ from services.warehouse.contracts import (
     StockLine,
     TrackReturnArgs,
 )
-from shared.cli.main import app
-from shared.config import Settings, get_settings
+from shared.config import Settings
 from shared.db import Pool
 from shared.messaging.envelope import Contract
 from shared.tickets.contracts import CommandReply, HandOffArgs
 from tests.helpers import T0, WorkerProcesses, depth, take_all, wait_until
 from tests.staff import (
+    Cli,
     add_roster,
     ask,
     count,
@@ -321,48 +320,36 @@ async def test_finance_killed_after_commit_before_ack_refunds_once(
             await r.stop()
 
 
-async def ticketq(settings: Settings, *args: str) -> tuple[int, str]:
-    """One `ticketq` invocation, as a process would run it: (exit code, stdout + stderr)."""
-
-    def call() -> tuple[int, str]:
-        env = {
-            "TICKETQ_AMQP_URL": settings.amqp_url,
-            "TICKETQ_DATABASE_URL": settings.database_url,
-        }
-        get_settings.cache_clear()
-        try:
-            result = CliRunner().invoke(app, list(args), env=env)
-        finally:
-            get_settings.cache_clear()
-        return result.exit_code, result.stdout + result.stderr
-
-    return await asyncio.to_thread(call)
+async def ticketq(cli: Cli, *args: str) -> tuple[int, str]:
+    """One `ticketq` invocation: (exit code, stdout + stderr)."""
+    run = await cli(*args)
+    return run.exit_code, run.output
 
 
 async def test_finance_and_warehouse_staff_work_through_the_cli(
-    settings: Settings, db: Pool, desk: None
+    settings: Settings, db: Pool, desk: None, cli: Cli
 ) -> None:
     await db.execute("INSERT INTO stock (sku, on_hand) VALUES ('CUP-1', 1)")
     tid = await new_ticket(settings, db, "cli-1")
     h = await hand_off(settings, db, tid, "finance", "refund")
-    code, out = await ticketq(settings, "finance", "tasks", "--json")
+    code, out = await ticketq(cli, "finance", "tasks", "--json")
     assert code == 0, out
     assert [(t["ticket_id"], t["handoff_id"]) for t in json.loads(out)] == [(tid, h)]
-    code, out = await ticketq(settings, "finance", "tasks")
+    code, out = await ticketq(cli, "finance", "tasks")
     assert code == 0 and h in out and "refund" in out, out
-    assert (await ticketq(settings, "warehouse", "tasks"))[1].strip() == "(no task waiting)"
+    assert (await ticketq(cli, "warehouse", "tasks"))[1].strip() == "(no task waiting)"
 
     refund_cmd = ("finance", "refund", tid, h, "--reason", "退货", "--as", "f1")
-    code, out = await ticketq(settings, *refund_cmd, "--amount", "60.00")
+    code, out = await ticketq(cli, *refund_cmd, "--amount", "60.00")
     assert code == 1
     assert "rejected (refund_exceeds_paid): paid 59.00, refunded 0.00, asked 60.00" in out
-    code, out = await ticketq(settings, *refund_cmd, "--amount", "59.00", "--json")
+    code, out = await ticketq(cli, *refund_cmd, "--amount", "59.00", "--json")
     assert code == 0, out
     assert json.loads(out)["data"]["refund_id"] == f"RF-{h}"
-    assert json.loads((await ticketq(settings, "finance", "tasks", "--json"))[1]) == []
-    code, out = await ticketq(settings, "finance", "ledger", "--ticket", tid, "--json")
+    assert json.loads((await ticketq(cli, "finance", "tasks", "--json"))[1]) == []
+    code, out = await ticketq(cli, "finance", "ledger", "--ticket", tid, "--json")
     assert [r["amount"] for r in json.loads(out)["refunds"]] == ["59.00"]
-    code, out = await ticketq(settings, "finance", "ledger")
+    code, out = await ticketq(cli, "finance", "ledger")
     assert code == 0 and f"RF-{h}" in out and "59.00" in out, out
 
     ship = await hand_off(settings, db, tid, "warehouse", "ship")
@@ -377,11 +364,11 @@ async def test_finance_and_warehouse_staff_work_through_the_cli(
         "SF1",
         "--as",
     )
-    code, out = await ticketq(settings, *ship_cmd, "w1", "--items", "CUP-1=2")
+    code, out = await ticketq(cli, *ship_cmd, "w1", "--items", "CUP-1=2")
     assert (code, "stock_would_go_negative" in out) == (1, True), out
-    code, out = await ticketq(settings, *ship_cmd, "w1", "--items", "CUP-1=1")
+    code, out = await ticketq(cli, *ship_cmd, "w1", "--items", "CUP-1=1")
     assert code == 0 and "tracking number SF1" in out, out
-    code, out = await ticketq(settings, "warehouse", "stock", "--json")
+    code, out = await ticketq(cli, "warehouse", "stock", "--json")
     assert [(s["sku"], s["on_hand"], s["moved"]) for s in json.loads(out)] == [("CUP-1", 0, -1)]
-    code, out = await ticketq(settings, "warehouse", "stock")
+    code, out = await ticketq(cli, "warehouse", "stock")
     assert code == 0 and "CUP-1" in out, out
