@@ -23,5 +23,5 @@ SERVICE = Service(
     catalogue=CATALOGUE,
     handlers=desk_handlers(Role.AFTERSALES, FLOWS),
     background=(assign_waiting(Role.AFTERSALES, flows=FLOWS),),
-    timers=desk_timers(),
+    timers=desk_timers(FLOWS),
 )

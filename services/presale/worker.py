@@ -22,5 +22,5 @@ SERVICE = Service(
     catalogue=CATALOGUE,
     handlers=desk_handlers(Role.PRESALE, FLOWS),
     background=(assign_waiting(Role.PRESALE, flows=FLOWS),),
-    timers=desk_timers(),
+    timers=desk_timers(FLOWS),
 )

@@ -173,6 +173,10 @@ class FlowPosition:
     handoff_id: str | None = None
     resume: Mapping[str, str] = field(default_factory=dict)
     end_reason: str | None = None
+    # A waiting state's timeout, so its timer is armed from the ticket alone (shared.tickets
+    # clocks); in a hand-over, the timeouts of the waiting states its results lead to.
+    timeout: timedelta | None = None
+    resume_timeouts: Mapping[str, timedelta] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -217,4 +221,15 @@ def allowed_answers(
 
 
 def start_position(flow: Flow, at: datetime) -> FlowPosition:
-    return FlowPosition(kind=flow.kind, version=flow.version, state=flow.start, entered_at=at)
+    return FlowPosition(
+        kind=flow.kind,
+        version=flow.version,
+        state=flow.start,
+        entered_at=at,
+        timeout=timeout_of(flow.state(flow.start)),
+    )
+
+
+def timeout_of(state: State) -> timedelta | None:
+    """How long a waiting state waits; None for any other state."""
+    return state.timeout.after if isinstance(state, Wait) else None

@@ -17,6 +17,7 @@ applies it in the transaction that saves the decision.
 |                                       |                                  | the promises     |
 | handed off, escalated by an agent     |                                  | no_response_*    |
 | resolved, closed                      |                                  | every kind       |
+| the flow moved or started             | flow_timeout, if it waits now    | flow_timeout     |
 
 Response clocks start when the customer's contact opens the ticket, so a ticket nobody takes
 also breaches and escalates; they count the owning role's staffed hours (§3: paused while the
@@ -50,6 +51,7 @@ from shared.calendar.model import Calendar
 from shared.tickets.decide import Accepted
 from shared.tickets.events import (
     ContactAttached,
+    FlowStepped,
     HandoffRequested,
     TicketAssigned,
     TicketClaimed,
@@ -59,6 +61,7 @@ from shared.tickets.events import (
     TicketReplied,
     TicketResolved,
 )
+from shared.tickets.model import Ticket
 from shared.tickets.roles import Role, TicketKind
 
 
@@ -73,6 +76,7 @@ class TimerKind(StrEnum):
     UNPAID_24H = "unpaid_24h"  # the chase opens to other pre-sale agents (追单)
     SHIPMENT_72H = "shipment_72h"  # paid, not shipped: the urge-shipment path (催发货)
     RETURN_WINDOW = "return_window"  # the no-reason return window closes (7 days)
+    FLOW_TIMEOUT = "flow_timeout"  # a flow's waiting state timed out: its `timeout` move
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ RULES: dict[TimerKind, Rule] = {
     TimerKind.UNPAID_24H: Rule(ClockKind.CALENDAR, timedelta(hours=24)),
     TimerKind.SHIPMENT_72H: Rule(ClockKind.CALENDAR, timedelta(hours=72)),
     TimerKind.RETURN_WINDOW: Rule(ClockKind.CALENDAR, timedelta(days=7)),  # `after` overrides
+    TimerKind.FLOW_TIMEOUT: Rule(ClockKind.CALENDAR, timedelta(0)),  # the flow's wait, `after`
 }
 ORDER_KINDS = (TimerKind.UNPAID_24H, TimerKind.SHIPMENT_72H, TimerKind.RETURN_WINDOW)
 # Whose path each order clock belongs to (§7): the customer asking where the parcel is, and a
@@ -174,6 +179,22 @@ def timers_for(decision: Accepted) -> list[Op]:
                 ops += [Cancel(kind) for kind in NO_RESPONSE]
             case TicketResolved() | TicketClosed():
                 ops += [Cancel(kind) for kind in TimerKind]
+        if isinstance(event, FlowStepped) or (
+            isinstance(event, TicketClaimed | TicketAssigned) and event.became_first_handler
+        ):
+            ops += _flow_wait(ticket)
+    return ops
+
+
+def _flow_wait(ticket: Ticket) -> list[Op]:
+    """The flow moved (or started): its old wait is over; a waiting state starts its own."""
+    position = ticket.flow
+    if position is None:  # no flow: no wait ever armed
+        return []
+    ops: list[Op] = [Cancel(TimerKind.FLOW_TIMEOUT)]
+    if position.timeout is not None and position.end_reason is None:
+        start, after = position.entered_at, position.timeout
+        ops.append(Arm(TimerKind.FLOW_TIMEOUT, ticket.first_handler_role, start, after=after))
     return ops
 
 

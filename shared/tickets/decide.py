@@ -61,6 +61,7 @@ from shared.flows.model import (
     HandOver,
     moves,
     start_position,
+    timeout_of,
 )
 from shared.tickets.commands import (
     Assign,
@@ -398,7 +399,15 @@ def _record_result(ticket: Ticket, command: RecordResult) -> Decision:
     position = ticket.flow
     resume = resumed(position, handoff.id, command.outcome) if position else None
     moved = (
-        replace(position, state=resume, entered_at=command.at, handoff_id=None, resume={})
+        replace(
+            position,
+            state=resume,
+            entered_at=command.at,
+            handoff_id=None,
+            resume={},
+            timeout=position.resume_timeouts.get(resume),
+            resume_timeouts={},
+        )
         if position and resume
         else position
     )
@@ -610,7 +619,11 @@ def _step(ticket: Ticket, command: Step) -> Decision:
         return rejected
     target = flow.state(moves(flow.state(position.state))[command.answer])
     entered = FlowPosition(
-        kind=position.kind, version=position.version, state=target.name, entered_at=command.at
+        kind=position.kind,
+        version=position.version,
+        state=target.name,
+        entered_at=command.at,
+        timeout=timeout_of(target),
     )
     after = ticket
     handoff: Handoff | None = None
@@ -642,7 +655,17 @@ def _step(ticket: Ticket, command: Step) -> Decision:
             )
             if rejected := handoff_ids_are_unique(ticket, command, handoff.id):
                 return rejected
-            entered = replace(entered, handoff_id=handoff.id, resume=dict(target.on))
+            resume_timeouts = {
+                state: after_
+                for state in target.on.values()
+                if (after_ := timeout_of(flow.state(state))) is not None
+            }
+            entered = replace(
+                entered,
+                handoff_id=handoff.id,
+                resume=dict(target.on),
+                resume_timeouts=resume_timeouts,
+            )
             after = _settled(replace(ticket, handoffs=(*ticket.handoffs, handoff)))
     after = replace(after, flow=entered)
     move = _flow_move(position, command.answer, entered)

@@ -28,6 +28,7 @@ from shared.flows.model import FlowBook, order_facts
 from shared.messaging.envelope import Contract
 from shared.messaging.runtime import Handler, Incoming, Outcome, Transaction
 from shared.tickets import Accepted, Rejected, Ticket, TicketStatus, decide
+from shared.tickets.clocks import TimerKind
 from shared.tickets.contracts import (
     ClaimArgs,
     CloseArgs,
@@ -47,6 +48,7 @@ from shared.tickets.contracts import (
     TicketReturned,
     TicketRouted,
 )
+from shared.tickets.messages import messages_for
 from shared.tickets.read_model import ticket_view
 from shared.tickets.roles import Role
 from shared.tickets.store import (
@@ -54,7 +56,7 @@ from shared.tickets.store import (
     open_ticket_counts,
     save_decision,
 )
-from shared.tickets.timing import FIRE_HANDLERS, apply_clocks
+from shared.tickets.timing import FIRE_HANDLERS, apply_clocks, flow_timeout
 from shared.timers import FireHandler
 
 log = structlog.get_logger(__name__)
@@ -127,10 +129,10 @@ def desk_handlers(role: Role, flows: FlowBook = NO_FLOWS) -> dict[type[Contract]
     return handlers
 
 
-def desk_timers() -> Mapping[str, FireHandler]:
+def desk_timers(flows: FlowBook = NO_FLOWS) -> Mapping[str, FireHandler]:
     """What a ticket desk's timer loop fires: every ticket clock (SPEC §8), whichever desk's
-    ticket it is; every replica runs one (`shared.tickets.timing`)."""
-    return FIRE_HANDLERS
+    ticket it is, and its flow's waits; every replica runs one (`shared.tickets.timing`)."""
+    return {**FIRE_HANDLERS, TimerKind.FLOW_TIMEOUT: flow_timeout(flows)}
 
 
 # --- agent commands -------------------------------------------------------------------------
@@ -283,46 +285,8 @@ async def commit(tx: Transaction, accepted: Accepted) -> None:
     work between roles."""
     await save_decision(tx.conn, accepted)
     await apply_clocks(tx.conn, accepted, tx.now)
-    for event in accepted.events:
-        match event:
-            case domain.HandoffRequested() if event.role is not Role.SUPERVISOR:
-                tx.emit(
-                    event.role.value,
-                    HandoffRequested(
-                        ticket_id=event.ticket_id,
-                        handoff_id=event.handoff_id,
-                        role=event.role,
-                        action=event.task.action,
-                        data=dict(event.task.data),
-                        first_handler_id=event.first_handler.id if event.first_handler else None,
-                        requested_by=event.by.id,
-                        requested_at=event.at,
-                    ),
-                    ticket_id=event.ticket_id,
-                )
-            case domain.TicketReturnedToFirstHandler() if event.owner.agent is not None:
-                ticket = accepted.ticket
-                tx.emit(
-                    event.owner.role.value,
-                    TicketReturned(
-                        ticket_id=event.ticket_id,
-                        role=event.owner.role,
-                        first_handler_id=event.owner.agent.id,
-                        results=[
-                            {
-                                "handoff_id": h.id,
-                                "role": h.role.value,
-                                "action": h.task.action,
-                                "outcome": h.result.outcome,
-                                "data": dict(h.result.data),
-                            }
-                            for h in ticket.handoffs
-                            if h.result is not None
-                        ],
-                        returned_at=event.at,
-                    ),
-                    ticket_id=event.ticket_id,
-                )
+    for queue, message in messages_for(accepted):
+        tx.emit(queue, message, ticket_id=accepted.ticket.id)
 
 
 # --- arrivals -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ What firing does, and where it shows:
 |                      | agent may take the chase over while its first handler is away        |
 | shipment_72h         | history `owner_reminded`: the urge-shipment path                     |
 | return_window        | history `return_window_closed`                                       |
+| flow_timeout         | the flow's `timeout` move as the system (history `stepped`)          |
 
 Locks, one order for all: timers, then the ticket. A firing holds its timers from its claim;
 a command locks the ticket's pending timers before the ticket (`load_ticket`), so a reply
@@ -37,6 +38,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+
+import structlog
 
 from shared import timers
 from shared.agents.roster import SHOP_TIMEZONE
@@ -52,12 +55,14 @@ from shared.calendar.model import Calendar
 from shared.calendar.store import load_calendar
 from shared.config import get_settings
 from shared.db import Connection
+from shared.flows.model import TIMEOUT, FlowBook, order_facts
 from shared.tickets import (
     SYSTEM,
     Accepted,
     Escalate,
     EscalationCategory,
     OpenChase,
+    Step,
     TicketReplied,
     TicketStatus,
     decide,
@@ -74,9 +79,12 @@ from shared.tickets.clocks import (
     supervisor_for,
     timers_for,
 )
+from shared.tickets.messages import messages_for
 from shared.tickets.roles import Role, TicketKind
 from shared.tickets.store import append_history, load_ticket, save_decision
 from shared.timers import Firing, record_breach, record_escalation
+
+log = structlog.get_logger(__name__)
 
 # How long the supervisor has to act on a timer's escalation (business time).
 ESCALATION_DEADLINE = timedelta(minutes=30)
@@ -360,6 +368,39 @@ async def return_window_closed(firing: Firing) -> None:
         return
     reason = "the no-reason return window since signing has closed"
     await _history(firing, RETURN_WINDOW_CLOSED, {}, reason)
+
+
+def flow_timeout(book: FlowBook) -> timers.FireHandler:
+    """A waiting state timed out: the flow's `timeout` move, through the aggregate as the
+    system; what it sends (a hand-over's task) goes with the firing."""
+
+    async def fire(firing: Firing) -> None:
+        conn, timer = firing.conn, firing.timer
+        ticket = await load_ticket(conn, timer.ticket_id, lock_timers=False)
+        start = datetime.fromisoformat(timer.payload["start"])
+        if ticket is None or ticket.flow is None or ticket.flow.entered_at != start:
+            return  # it moved on meanwhile
+        order = await conn.fetchval("SELECT order_data FROM tickets WHERE id = $1", ticket.id)
+        decision = decide(
+            ticket,
+            Step(
+                actor=SYSTEM,
+                at=firing.now,
+                message_id=f"timer:{timer.id}",
+                answer=TIMEOUT,
+                flow=book.of(ticket.flow),
+                facts=order_facts(order),
+            ),
+        )
+        if not isinstance(decision, Accepted):
+            log.warning("flow_timeout_refused", ticket_id=ticket.id, code=decision.code)
+            return
+        await save_decision(conn, decision)
+        await apply_clocks(conn, decision, firing.now)
+        for queue, message in messages_for(decision):
+            firing.emit(queue, message, ticket_id=ticket.id)
+
+    return fire
 
 
 FIRE_HANDLERS: dict[str, timers.FireHandler] = {

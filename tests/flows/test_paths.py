@@ -93,6 +93,25 @@ async def send(settings: Settings, tid: str, actor: str, args: Contract) -> Comm
     return await send_command(settings, command_for(tid, actor, args))
 
 
+async def by_the_clock(db: Pool, tid: str) -> None:
+    """A waiting state's timeout is the shop clock's move (its timer fires as the system once
+    the FixedClock passes it): wait for that move out of the state the ticket is in."""
+    state = (await flow(db, tid))["state"]
+
+    async def timeouts() -> int:
+        return sum(
+            h["detail"]["answer"] == "timeout" and h["detail"]["left"] == state
+            for h in await history(db, tid)
+        )
+
+    before = await timeouts()
+
+    async def moved() -> bool:
+        return await timeouts() > before
+
+    await wait_until(moved, what=f"{state} of {tid} to time out")
+
+
 async def walk(
     settings: Settings, tid: str, actor: str, *answers: str, **kw: Any
 ) -> list[CommandReply]:
@@ -214,7 +233,8 @@ async def test_wrong_item_not_the_shops_error_excessive_demand_waits_for_the_pla
     early = await send(settings, tid, "a1", StepArgs(answer="timeout"))
     assert (early.accepted, early.code) == (False, "not_allowed_by_flow")
     clock.advance(timedelta(hours=72))
-    await walk(settings, tid, "a1", "timeout", "chased", "ruled_for_shop", "told")
+    await by_the_clock(db, tid)
+    await walk(settings, tid, "a1", "chased", "ruled_for_shop", "told")
     assert (await flow(db, tid))["end_reason"] == "the platform ruled for the shop"
 
 
@@ -261,14 +281,17 @@ async def test_unpaid_reminder_im_sms_phone_each_recorded_with_its_time_then_pai
     tid = await opened(settings, db, TicketKind.UNPAID_REMINDER, "order-unpaid-1", paid=False)
     await walk(settings, tid, "p1", "reminded")  # IM, at T0
     clock.advance(timedelta(hours=2))
-    await walk(settings, tid, "p1", "timeout", "reminded")  # SMS, at T0 + 2 h
+    await by_the_clock(db, tid)
+    await walk(settings, tid, "p1", "reminded")  # SMS, at T0 + 2 h
     clock.advance(timedelta(hours=4))
-    await walk(settings, tid, "p1", "timeout", "answered")  # phone, at T0 + 6 h
+    await by_the_clock(db, tid)
+    await walk(settings, tid, "p1", "answered")  # phone, at T0 + 6 h
     await walk(settings, tid, "p1", "will_pay", note="工资还没发")
     clock.advance(timedelta(hours=24))
     chase = await flow(db, tid)
     assert chase["state"] == "wait_unpaid_24h" and chase["timeout"]["timer"] == "unpaid_order_24h"
-    await walk(settings, tid, "p1", "timeout", "paid", "thanked")
+    await by_the_clock(db, tid)
+    await walk(settings, tid, "p1", "paid", "thanked")
     assert (await flow(db, tid))["end_reason"] == "paid"
     steps = [
         (h["detail"]["left"], h["detail"]["answer"], h["at"] - T0) for h in await history(db, tid)
@@ -467,6 +490,9 @@ async def test_after_sales_path(
             clock.advance(move)
             continue
         actor, what = move
+        if what == "timeout":  # the shop clock's move, when the FixedClock passes the wait
+            await by_the_clock(db, tid)
+            continue
         args = StepArgs(answer=what) if isinstance(what, str) else what(await handoff_of(db, tid))
         reply = await send(settings, tid, actor, args)
         assert reply.accepted, (move, reply)
@@ -513,3 +539,31 @@ async def test_inquiry_transfer_to_after_sales_keeps_the_pre_sale_agent_tracking
     assert (await flow(db, tid))["state"] == "tell_answer"
     await walk(settings, tid, "p1", "told")
     assert (await flow(db, tid))["end_reason"] == "answered by after-sales"
+
+
+async def test_a_wait_that_times_out_moves_the_flow_by_itself_once(
+    settings: Settings, db: Pool, clock: FixedClock
+) -> None:
+    """ask_photos waits 24 h for the customer's photos (a timer of the shop clock armed when
+    the flow started there); then the system moves it to no_photos, and `reminded` waits again."""
+    tid = await opened(settings, db, TicketKind.WRONG_ITEM, "ww-wait", subject="发错货")
+    assert (await flow(db, tid))["state"] == "ask_photos"
+    clock.advance(timedelta(hours=24))
+
+    async def timed_out() -> bool:
+        return bool((await flow(db, tid))["state"] == "no_photos")
+
+    await wait_until(timed_out, what="the wait to time out")
+    [move] = [h for h in await history(db, tid) if h["detail"]["answer"] == "timeout"]
+    assert move["actor_id"] == "system" and move["detail"]["entered"] == "no_photos"
+    waits = await db.fetchval(
+        "SELECT count(*) FROM timers WHERE ticket_id = $1 AND kind = 'flow_timeout'", tid
+    )
+    assert waits == 1  # no_photos asks: nothing waits now
+    assert (await walk(settings, tid, "a1", "reminded"))[0].accepted  # waits again, re-armed
+    pending = await db.fetchval(
+        """SELECT count(*) FROM timers WHERE ticket_id = $1 AND kind = 'flow_timeout'
+              AND state = 'pending'""",
+        tid,
+    )
+    assert pending == 1
