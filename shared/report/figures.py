@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROLE = "($3::text IS NULL OR coalesce(t.first_handler_role, t.owner_role) = $3)"
-DAY = "h.at >= $1::timestamptz AND h.at < $2::timestamptz"
+
+
+def within(column: str) -> str:
+    """`column` falls in the day."""
+    return f"{column} >= $1::timestamptz AND {column} < $2::timestamptz"
+
+
+DAY = within("h.at")
 # A step into an end state, or the resolve command: the ticket is resolved then.
 RESOLVES = "(h.action = 'resolved' OR (h.action = 'stepped' AND h.detail ? 'resolution'))"
 
@@ -35,7 +42,7 @@ FIGURES: tuple[Figure, ...] = (
         "(hours since the day's midnight).",
         f"""SELECT t.id AS ticket_id, t.kind, t.channel, t.source,
                    floor(extract(epoch FROM t.opened_at - $1::timestamptz) / 3600)::int AS hour
-              FROM tickets t WHERE t.opened_at >= $1::timestamptz AND t.opened_at < $2::timestamptz AND {ROLE}""",
+              FROM tickets t WHERE {within("t.opened_at")} AND {ROLE}""",
         ("kind", "channel", "source", "hour"),
     ),
     Figure(
@@ -45,7 +52,7 @@ FIGURES: tuple[Figure, ...] = (
         f"""SELECT f.ticket_id, f.agent_id, f.business_seconds AS seconds,
                    (f.business_seconds <= 30)::int AS within_30s
               FROM first_responses f JOIN tickets t ON t.id = f.ticket_id
-             WHERE f.replied_at >= $1::timestamptz AND f.replied_at < $2::timestamptz AND {ROLE}""",
+             WHERE {within("f.replied_at")} AND {ROLE}""",
         ("agent_id",),
         "within_30s",
     ),
@@ -54,7 +61,7 @@ FIGURES: tuple[Figure, ...] = (
         "Tickets opened during the day and resolved (the resolve command or a flow's end "
         "state) before the day ended; resolution rate = resolved / received.",
         f"""SELECT t.id AS ticket_id, t.kind FROM tickets t
-             WHERE t.opened_at >= $1::timestamptz AND t.opened_at < $2::timestamptz AND {ROLE}
+             WHERE {within("t.opened_at")} AND {ROLE}
                AND EXISTS (SELECT 1 FROM ticket_history h
                             WHERE h.ticket_id = t.id AND h.at < $2::timestamptz AND {RESOLVES})""",
         ("kind",),
@@ -80,8 +87,8 @@ FIGURES: tuple[Figure, ...] = (
                            OR (h.action = 'follow_up_attached'
                                AND (h.detail->>'reopened')::boolean))
                     ORDER BY h.at DESC, h.id DESC LIMIT 1) last ON true
-             WHERE t.opened_at < $2::timestamptz AND {ROLE} AND coalesce(last.action, 'follow_up_attached')
-                   = 'follow_up_attached'""",
+             WHERE t.opened_at < $2::timestamptz AND {ROLE}
+               AND coalesce(last.action, 'follow_up_attached') = 'follow_up_attached'""",
         ("kind", "from_before"),
     ),
     Figure(
@@ -89,7 +96,7 @@ FIGURES: tuple[Figure, ...] = (
         "Breach rows the timers wrote during the day, per agent held to the deadline.",
         f"""SELECT b.ticket_id, coalesce(b.agent_id, '-') AS agent_id, b.kind
               FROM breaches b LEFT JOIN tickets t ON t.id = b.ticket_id
-             WHERE b.at >= $1::timestamptz AND b.at < $2::timestamptz AND {ROLE}""",
+             WHERE {within("b.at")} AND {ROLE}""",
         ("agent_id", "kind"),
     ),
     Figure(
@@ -97,7 +104,7 @@ FIGURES: tuple[Figure, ...] = (
         "Escalation rows the timers wrote during the day, per agent escalated to.",
         f"""SELECT e.ticket_id, coalesce(e.to_agent_id, '-') AS agent_id, e.kind
               FROM escalations e LEFT JOIN tickets t ON t.id = e.ticket_id
-             WHERE e.at >= $1::timestamptz AND e.at < $2::timestamptz AND {ROLE}""",
+             WHERE {within("e.at")} AND {ROLE}""",
         ("agent_id", "kind"),
     ),
     Figure(
@@ -159,7 +166,7 @@ FIGURES: tuple[Figure, ...] = (
         "refunds",
         "Refunds paid during the day (the refunds ledger): count and amount.",
         f"""SELECT r.ticket_id, r.refund_id, r.amount FROM refunds r JOIN tickets t
-                ON t.id = r.ticket_id WHERE r.at >= $1::timestamptz AND r.at < $2::timestamptz AND {ROLE}""",
+                ON t.id = r.ticket_id WHERE {within("r.at")} AND {ROLE}""",
         (),
         "amount",
     ),
@@ -167,7 +174,7 @@ FIGURES: tuple[Figure, ...] = (
         "compensation",
         "Compensation paid during the day (the payouts ledger): count and amount.",
         f"""SELECT p.ticket_id, p.payout_id, p.amount FROM payouts p JOIN tickets t
-                ON t.id = p.ticket_id WHERE p.at >= $1::timestamptz AND p.at < $2::timestamptz AND {ROLE}""",
+                ON t.id = p.ticket_id WHERE {within("p.at")} AND {ROLE}""",
         (),
         "amount",
     ),

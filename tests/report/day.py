@@ -117,8 +117,9 @@ async def write_day(db: Pool) -> None:
             HISTORY,
         )
         await conn.executemany(
-            """INSERT INTO first_responses (ticket_id, agent_id, assigned_at, due_at, replied_at,
-                   business_seconds, met) VALUES ($1, $2, $4, $4, $4, $3::numeric, $3::numeric <= 30)""",
+            """INSERT INTO first_responses (ticket_id, agent_id, assigned_at, due_at,
+                   replied_at, business_seconds, met)
+               VALUES ($1, $2, $4, $4, $4, $3::numeric, $3::numeric <= 30)""",
             FIRST_RESPONSES,
         )
         await conn.execute("INSERT INTO order_payments (order_id, paid) VALUES ('O7', 100)")
