@@ -10,12 +10,13 @@ import typer
 
 from shared.cli.commands import JsonOpt
 from shared.cli.db import database
-from shared.cli.output import Column, emit, fields, run, table
+from shared.cli.output import Column, emit, fields, run, shop_time, table
 from shared.clock import clock_from_env
 from shared.config import get_settings
 from shared.report.daily import Report, build_report, keep, kept, shop_timezone, write_csv
 from shared.report.dlq import dlq_counts
 from shared.report.html import HEADLINES, lookup, render
+from shared.report.timer import arm_next
 from shared.tickets.roles import Role
 
 report_app = typer.Typer(help="The daily report: produce one, list the kept ones.")
@@ -93,3 +94,14 @@ def list_reports(as_json: JsonOpt = False) -> None:
         Column("carried_over", "carried over", align="right"),
     ]
     emit(rows, as_json=as_json, text=lambda: table(rows, columns))
+
+
+@report_app.command("schedule")
+def schedule() -> None:
+    """Make the report by itself at every shop midnight (arms the first `report_day` timer)."""
+
+    async def go() -> datetime:
+        async with database(get_settings()) as conn:
+            return await arm_next(conn, clock_from_env().now())
+
+    typer.echo(f"the next report is made at {shop_time(run(go()))}")
