@@ -30,7 +30,7 @@ WITH_SERVERS_ENV = \
 	  if [ -n "$$_db" ]; then export TICKETQ_DATABASE_URL="$$_db"; fi; \
 	fi;
 
-.PHONY: help venv servers status stop test demo lint fmt contracts lock clean distclean
+.PHONY: help venv servers chromium status stop test demo lint fmt contracts lock clean distclean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (VENV=$(VENV) PYTHON=$(PYTHON) PYTEST_ARGS='...')"
@@ -83,7 +83,18 @@ stop: ## stop the local servers
 
 # --- tasks -------------------------------------------------------------------
 
-test: venv servers ## run the tests (extra pytest arguments: PYTEST_ARGS='-k foo -x')
+# The HTML report's test renders it in headless Chromium; without it that test is skipped.
+chromium: ## install Debian's chromium when missing (root and apt-get), else say why not
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+	         apt-get install -y -q chromium >/dev/null; } \
+	    || echo "chromium could not be installed: the HTML report test will be skipped" >&2; \
+	  else echo "no chromium (needs root and apt-get): the HTML report test will be skipped" >&2; \
+	  fi; }
+
+test: venv servers chromium ## run the tests (extra pytest arguments: PYTEST_ARGS='-k foo -x')
 	@$(WITH_SERVERS_ENV) set -x; $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: venv servers ## run the end-to-end demo (migrations, five workers, fixture)

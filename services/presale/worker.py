@@ -12,6 +12,7 @@ from __future__ import annotations
 from services.catalogue import CATALOGUE
 from services.flows import load_all
 from shared.bootstrap import Service
+from shared.report.timer import report_timers
 from shared.tickets.desk import assign_waiting, desk_handlers, desk_timers
 from shared.tickets.roles import Role
 
@@ -22,5 +23,5 @@ SERVICE = Service(
     catalogue=CATALOGUE,
     handlers=desk_handlers(Role.PRESALE, FLOWS),
     background=(assign_waiting(Role.PRESALE, flows=FLOWS),),
-    timers=desk_timers(FLOWS),
+    timers={**desk_timers(FLOWS), **report_timers()},  # and the daily report at midnight
 )

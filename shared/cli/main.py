@@ -31,6 +31,7 @@ from shared.config import get_settings
 from shared.dependencies import describe
 from shared.flows.cli import flows_app
 from shared.ops.dlq.cli import dlq_app
+from shared.report.cli import report_app
 from shared.tickets.cli import register_actions, tickets_app
 
 T = TypeVar("T")
@@ -51,6 +52,7 @@ app.add_typer(finance_app, name="finance")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(flows_app(load_all), name="flows")
+app.add_typer(report_app, name="report")
 register_actions(app)
 
 
