@@ -37,8 +37,6 @@ async def refund(op: Op, args: RefundArgs) -> Effect | Violation:
     order = order_on_ticket(op.order, op.ticket.id)
     if isinstance(order, Violation):
         return order
-    if violation := refund_within_task(task_amount(dict(op.handoff.task.data)), args.amount):
-        return violation
     paid = order.amount if order.paid_at is not None else Decimal("0")
     # The order's running total, created at its first refund, locked until commit (one trip).
     total = await op.conn.fetchrow(
@@ -49,7 +47,9 @@ async def refund(op: Op, args: RefundArgs) -> Effect | Violation:
         paid,
     )
     assert total is not None
-    if violation := refund_within_paid(total["paid"], total["refunded"], args.amount):
+    if violation := refund_within_paid(
+        total["paid"], total["refunded"], args.amount
+    ) or refund_within_task(task_amount(dict(op.handoff.task.data)), args.amount):
         return violation
     refund_id = args.refund_id or f"RF-{op.handoff.id}"
     inserted = await op.conn.fetchval(
