@@ -93,23 +93,18 @@ async def send(settings: Settings, tid: str, actor: str, args: Contract) -> Comm
     return await send_command(settings, command_for(tid, actor, args))
 
 
-async def by_the_clock(db: Pool, tid: str) -> None:
-    """A waiting state's timeout is the shop clock's move (its timer fires as the system once
-    the FixedClock passes it): wait for that move out of the state the ticket is in."""
-    state = (await flow(db, tid))["state"]
-
-    async def timeouts() -> int:
-        return sum(
-            h["detail"]["answer"] == "timeout" and h["detail"]["left"] == state
-            for h in await history(db, tid)
-        )
-
-    before = await timeouts()
+async def by_the_clock(db: Pool, tid: str, clock: FixedClock) -> None:
+    """A waiting state's timeout is the shop clock's move: its timer fires, as the system,
+    once the FixedClock passes it. Wait for a timeout move made at the clock's time (the move
+    may be made before this looks: the time, not the state, says which move is awaited)."""
+    now = clock.now()
 
     async def moved() -> bool:
-        return await timeouts() > before
+        return any(
+            h["detail"]["answer"] == "timeout" and h["at"] == now for h in await history(db, tid)
+        )
 
-    await wait_until(moved, what=f"{state} of {tid} to time out")
+    await wait_until(moved, what=f"{tid} to time out at {now}")
 
 
 async def walk(
@@ -233,7 +228,7 @@ async def test_wrong_item_not_the_shops_error_excessive_demand_waits_for_the_pla
     early = await send(settings, tid, "a1", StepArgs(answer="timeout"))
     assert (early.accepted, early.code) == (False, "not_allowed_by_flow")
     clock.advance(timedelta(hours=72))
-    await by_the_clock(db, tid)
+    await by_the_clock(db, tid, clock)
     await walk(settings, tid, "a1", "chased", "ruled_for_shop", "told")
     assert (await flow(db, tid))["end_reason"] == "the platform ruled for the shop"
 
@@ -281,16 +276,16 @@ async def test_unpaid_reminder_im_sms_phone_each_recorded_with_its_time_then_pai
     tid = await opened(settings, db, TicketKind.UNPAID_REMINDER, "order-unpaid-1", paid=False)
     await walk(settings, tid, "p1", "reminded")  # IM, at T0
     clock.advance(timedelta(hours=2))
-    await by_the_clock(db, tid)
+    await by_the_clock(db, tid, clock)
     await walk(settings, tid, "p1", "reminded")  # SMS, at T0 + 2 h
     clock.advance(timedelta(hours=4))
-    await by_the_clock(db, tid)
+    await by_the_clock(db, tid, clock)
     await walk(settings, tid, "p1", "answered")  # phone, at T0 + 6 h
     await walk(settings, tid, "p1", "will_pay", note="工资还没发")
     clock.advance(timedelta(hours=24))
     chase = await flow(db, tid)
     assert chase["state"] == "wait_unpaid_24h" and chase["timeout"]["timer"] == "unpaid_order_24h"
-    await by_the_clock(db, tid)
+    await by_the_clock(db, tid, clock)
     await walk(settings, tid, "p1", "paid", "thanked")
     assert (await flow(db, tid))["end_reason"] == "paid"
     steps = [
@@ -491,7 +486,7 @@ async def test_after_sales_path(
             continue
         actor, what = move
         if what == "timeout":  # the shop clock's move, when the FixedClock passes the wait
-            await by_the_clock(db, tid)
+            await by_the_clock(db, tid, clock)
             continue
         args = StepArgs(answer=what) if isinstance(what, str) else what(await handoff_of(db, tid))
         reply = await send(settings, tid, actor, args)
