@@ -18,7 +18,7 @@ from services.intake.contracts import (
     OrderShipped,
     OrderSigned,
 )
-from shared.db import Connection
+from shared.db import Connection, xact_lock
 from shared.messaging.runtime import Incoming, Outcome, Transaction
 from shared.tickets.clocks import OrderTimes
 from shared.tickets.contracts import Order
@@ -30,7 +30,7 @@ _COLUMNS = tuple(f.name for f in fields(OrderTimes))
 
 async def lock_order(conn: Connection, order_id: str) -> None:
     """Serialises everything intake does about one order (tickets, follow-ups, events)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"order:{order_id}")
+    await xact_lock(conn, f"order:{order_id}")
 
 
 async def learn(

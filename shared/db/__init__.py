@@ -33,6 +33,12 @@ async def _keep_session(conn: Connection) -> None:
     skipped; its local clean-up still runs."""
 
 
+async def xact_lock(conn: Connection, key: str) -> None:
+    """A lock on `key` held until the transaction ends (a PostgreSQL advisory lock): serialises
+    what two replicas must not do at once."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+
+
 async def create_pool(settings: Settings, *, size: int | None = None) -> Pool:
     size = size or settings.db_pool_size
     pool = await asyncpg.create_pool(

@@ -23,8 +23,8 @@ from shared.agents.roster import choose_assignee
 from shared.agents.store import load_agent, load_roster
 from shared.bootstrap import Background
 from shared.clock import Clock
-from shared.db import Connection, Pool
-from shared.flows.model import FlowBook, order_facts
+from shared.db import Connection, Pool, xact_lock
+from shared.flows.model import FlowBook
 from shared.messaging.envelope import Contract
 from shared.messaging.runtime import Handler, Incoming, Outcome, Transaction
 from shared.tickets import Accepted, Rejected, Ticket, TicketStatus, decide
@@ -54,6 +54,7 @@ from shared.tickets.roles import Role
 from shared.tickets.store import (
     load_ticket,
     open_ticket_counts,
+    order_facts_of,
     save_decision,
 )
 from shared.tickets.timing import FIRE_HANDLERS, apply_clocks, flow_timeout
@@ -259,11 +260,7 @@ async def _domain_command(
                 note=args.note,
                 reason=args.reason,
                 flow=flows.of(ticket.flow),
-                facts=order_facts(
-                    await tx.conn.fetchval(
-                        "SELECT order_data FROM tickets WHERE id = $1", ticket.id
-                    )
-                ),
+                facts=await order_facts_of(tx.conn, ticket.id),
             )
         case TakeOverChaseArgs():
             return domain.TakeOverChase(
@@ -343,7 +340,7 @@ async def auto_assign(
     Assignments of a role are serialised by a transaction-scoped advisory lock, so two
     replicas assigning at once both see each other's counts: nobody is over-assigned.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"assign:{role}")
+    await xact_lock(conn, f"assign:{role}")
     ticket = await load_ticket(conn, ticket_id)
     if ticket is None or ticket.status is not TicketStatus.QUEUED or ticket.owner.role is not role:
         return None

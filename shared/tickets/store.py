@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from shared.db import Connection
+from shared.flows.model import order_facts
 from shared.tickets import Accepted, HistoryEntry, Ticket, new_ticket
 from shared.tickets.roles import Role, TicketKind
 
@@ -41,6 +42,13 @@ async def append_history(
 
 
 _TICKET = TypeAdapter(Ticket)
+
+
+async def order_facts_of(conn: Connection, ticket_id: str) -> dict[str, datetime]:
+    """The times of the ticket's order that flow guards read (`shared.flows.model`)."""
+    data = await conn.fetchval("SELECT order_data FROM tickets WHERE id = $1", ticket_id)
+    return order_facts(data)
+
 
 # What a ticket row holds beside the aggregate's state: the contact it came from.
 CONTACT_COLUMNS = (

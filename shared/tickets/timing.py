@@ -55,7 +55,7 @@ from shared.calendar.model import Calendar
 from shared.calendar.store import load_calendar
 from shared.config import get_settings
 from shared.db import Connection
-from shared.flows.model import TIMEOUT, FlowBook, order_facts
+from shared.flows.model import TIMEOUT, FlowBook
 from shared.tickets import (
     SYSTEM,
     Accepted,
@@ -81,7 +81,7 @@ from shared.tickets.clocks import (
 )
 from shared.tickets.messages import messages_for
 from shared.tickets.roles import Role, TicketKind
-from shared.tickets.store import append_history, load_ticket, save_decision
+from shared.tickets.store import append_history, load_ticket, order_facts_of, save_decision
 from shared.timers import Firing, record_breach, record_escalation
 
 log = structlog.get_logger(__name__)
@@ -380,7 +380,6 @@ def flow_timeout(book: FlowBook) -> timers.FireHandler:
         start = datetime.fromisoformat(timer.payload["start"])
         if ticket is None or ticket.flow is None or ticket.flow.entered_at != start:
             return  # it moved on meanwhile
-        order = await conn.fetchval("SELECT order_data FROM tickets WHERE id = $1", ticket.id)
         decision = decide(
             ticket,
             Step(
@@ -389,7 +388,7 @@ def flow_timeout(book: FlowBook) -> timers.FireHandler:
                 message_id=f"timer:{timer.id}",
                 answer=TIMEOUT,
                 flow=book.of(ticket.flow),
-                facts=order_facts(order),
+                facts=await order_facts_of(conn, ticket.id),
             ),
         )
         if not isinstance(decision, Accepted):
