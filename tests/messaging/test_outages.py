@@ -92,22 +92,10 @@ def repeated_complaints(lines: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 async def test_a_database_outage_under_load_dead_letters_nothing_and_creates_each_ticket_once(
     settings: Settings, channel: AbstractChannel, db: Pool, workers: WorkerProcesses
 ) -> None:
-    proxy = TcpProxy(settings.database_url)
-    await proxy.restore()
-    port = free_port()
-    worker = workers.start(
-        "intake",
-        settings.model_copy(
-            update={"database_url": proxy.url(settings.database_url), "metrics_port": port}
-        ),
-    )
+    proxy, worker, port = await behind_proxy(workers, settings, "database_url")
     load: asyncio.Task[int] | None = None
     try:
-
-        async def ready() -> bool:
-            return worker.alive() and await _answers(port) and (await readiness(port))["ready"]
-
-        await wait_until(ready, what="the worker ready")
+        await wait_until(lambda: ready(worker, port), what="the worker ready")
         load = asyncio.create_task(publish_for(settings, 30.0, "db-outage"))
         await asyncio.sleep(4.0)
         # A burst first, so that the outage finds deliveries in the worker's hands.
@@ -135,7 +123,7 @@ async def test_a_database_outage_under_load_dead_letters_nothing_and_creates_eac
             return worker.alive() and await count(db, "SELECT count(*) FROM tickets") == published
 
         await wait_until(all_created, timeout=90, what=f"{published} tickets")
-        await wait_until(ready, what="ready again")
+        await wait_until(lambda: ready(worker, port), what="ready again")
         assert await worker.stop() == 0
     finally:
         if load is not None:
@@ -159,22 +147,10 @@ async def test_a_database_outage_under_load_dead_letters_nothing_and_creates_eac
 async def test_a_broker_outage_is_survived_and_logged_once(
     settings: Settings, channel: AbstractChannel, db: Pool, workers: WorkerProcesses
 ) -> None:
-    proxy = TcpProxy(settings.amqp_url)
-    await proxy.restore()
-    port = free_port()
-    worker = workers.start(
-        "intake",
-        settings.model_copy(
-            update={"amqp_url": proxy.url(settings.amqp_url), "metrics_port": port}
-        ),
-    )
+    proxy, worker, port = await behind_proxy(workers, settings, "amqp_url")
     load: asyncio.Task[int] | None = None
     try:
-
-        async def ready() -> bool:
-            return worker.alive() and await _answers(port) and (await readiness(port))["ready"]
-
-        await wait_until(ready, what="the worker ready")
+        await wait_until(lambda: ready(worker, port), what="the worker ready")
         load = asyncio.create_task(publish_for(settings, 20.0, "broker-outage"))
         await asyncio.sleep(4.0)
         await proxy.cut()  # 12 s without RabbitMQ, the contacts still published to it
@@ -196,7 +172,7 @@ async def test_a_broker_outage_is_survived_and_logged_once(
             )
 
         await wait_until(all_routed, timeout=60, what=f"{published} tickets created and routed")
-        await wait_until(ready, what="ready again")
+        await wait_until(lambda: ready(worker, port), what="ready again")
         assert await worker.stop() == 0
     finally:
         if load is not None:
@@ -209,6 +185,25 @@ async def test_a_broker_outage_is_survived_and_logged_once(
     assert await count(db, "SELECT count(DISTINCT external_id) FROM tickets") == published
     assert outage_lines(worker, "broker") == {"outage_started": 1, "outage_ended": 1}
     assert repeated_complaints(worker.lines()) == {}
+
+
+async def behind_proxy(
+    workers: WorkerProcesses, settings: Settings, server: str
+) -> tuple[TcpProxy, WorkerProcess, int]:
+    """An intake worker whose `server` URL setting goes through a TCP proxy of its own; the
+    proxy, the worker and its metrics port."""
+    url = getattr(settings, server)
+    proxy = TcpProxy(url)
+    await proxy.restore()
+    port = free_port()
+    worker = workers.start(
+        "intake", settings.model_copy(update={server: proxy.url(url), "metrics_port": port})
+    )
+    return proxy, worker, port
+
+
+async def ready(worker: WorkerProcess, port: int) -> bool:
+    return worker.alive() and await _answers(port) and (await readiness(port))["ready"]
 
 
 async def _answers(port: int) -> bool:
