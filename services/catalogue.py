@@ -8,6 +8,7 @@ tests/test_catalogue.py fails on drift.
 
 from __future__ import annotations
 
+from services.aftersales.contracts import PlatformInterventionOpened, PlatformRuling
 from services.finance.contracts import FinanceOperation
 from services.intake.contracts import (
     OrderClosed,
@@ -52,6 +53,16 @@ CATALOGUE = Catalogue(
         MessageType(OrderShipped, ("intake",), "The order centre: an order was shipped"),
         MessageType(OrderSigned, ("intake",), "The order centre: an order was signed for"),
         MessageType(OrderClosed, ("intake",), "The order centre: an order's trade was closed"),
+        MessageType(
+            PlatformInterventionOpened,
+            ("aftersales",),
+            "The platform intervened on an order (小二介入), with its deadline for evidence",
+        ),
+        MessageType(
+            PlatformRuling,
+            ("aftersales",),
+            "The platform ruled on an intervention: answers the flow's wait for it",
+        ),
         MessageType(TicketRouted, DESKS, "Intake routed a new ticket to a role's queue"),
         MessageType(
             FollowUpAttached, DESKS, "A follow-up contact was attached to an unfinished ticket"

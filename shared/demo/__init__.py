@@ -186,14 +186,16 @@ async def run_cli(
 async def walk_through(
     env: dict[str, str], say: Callable[[str], None], ticket: str, first_handler: str
 ) -> None:
-    """Seed 000 (客服流程化规范): the first handler hands off a pick-up and a refund at once;
-    the warehouse receives the return and restocks it, finance refunds (once, never more than
-    was paid); both results come back to the first handler, who alone resolves and closes."""
+    """Seed 000 (客服流程化规范) along the wrong-item flow: photos, the shop's error, the
+    compensation refused, so the warehouse picks the return up and receives it, and finance
+    refunds (once, never more than was paid); each result comes back to the first handler, who
+    alone ends the flow (a free `resolve` half-way is refused) and closes."""
     say(f"--- {ticket}: the wrong item, from first handler to closed, through the agent CLI ---")
     steps = [  # (what an agent types, the exit code it must give)
         ("reply {t} 您好,麻烦拍一下收到的商品照片 --as {fh}", 0),
-        ("handoff {t} --to warehouse --action pick_up_return --as {fh}", 0),
-        ("handoff {t} --to finance --action refund --data amount=89.00 --as {fh}", 0),
+        ("step {t} --answer photos_received --as {fh}", 0),
+        ("step {t} --answer shop_error --note 核实为我方错发 --as {fh}", 0),
+        ("step {t} --answer refused --note 顾客不要补偿,要求退货退款 --as {fh}", 0),
         ("close {t} --as liuyang", 1),  # another agent: not_owner
         (
             "warehouse pick-up {t} {t}-H1 --carrier SF --tracking-number SF1234567890"
@@ -206,9 +208,11 @@ async def walk_through(
             0,
         ),
         ("close {t} --as chenqiang", 1),  # the warehouse: not_first_handler
+        ("step {t} --answer verified --as {fh}", 0),
         ("finance refund {t} {t}-H2 --amount 120.00 --reason 发错货 --as yangjing", 1),  # > paid
         ("finance refund {t} {t}-H2 --amount 89.00 --reason 发错货 --as yangjing", 0),
-        ("resolve {t} 退货已入库,退款89.00已原路退回 --as {fh}", 0),
+        ("resolve {t} 已退款 --as {fh}", 1),  # not_allowed_by_flow: the flow has a step left
+        ("step {t} --answer told --note 退货已入库,退款89.00已原路退回 --as {fh}", 0),
         ("close {t} --as {fh}", 0),
         ("tickets show {t}", 0),
     ]
