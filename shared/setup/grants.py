@@ -194,7 +194,9 @@ BROKER: dict[str, BrokerGrant] = {
 
 PRINCIPALS = tuple(dict.fromkeys([*BROKER, *TABLES]))
 
-REPLY_QUEUES = r"amq\.gen-.*"  # server-named queues (rpc.request's `declare_queue("")`)
+# Exclusive reply queues: server-named (rpc.request's `declare_queue("")`) or named by aio-pika
+# (`declare_queue()`), as the runtime's `reply_to` check admits them.
+REPLY_QUEUES = r"amq\.gen-.*|amq_[0-9a-f]+"
 DEFAULT_EXCHANGE = "amq.default"  # its name in permission checks
 
 
