@@ -1,9 +1,10 @@
 """The whole RabbitMQ topology, declared in one place, and publishing with confirms.
 
 Topology: a topic exchange `ticketq` routes by queue name to one durable quorum queue per
-service (topic, not direct, only so that RabbitMQ checks each user's routing keys: every binding
-key is a plain queue name); each queue dead-letters to the direct exchange `ticketq.dlx`, which routes to the
-queue's own `<queue>.dlq`. Declaring it again with the same settings is a no-op.
+service (topic, not direct, only so that RabbitMQ checks each user's routing keys: every
+binding key is a plain queue name); each queue dead-letters to the direct exchange
+`ticketq.dlx`, which routes to the queue's own `<queue>.dlq`. Declaring it again with the same
+settings is a no-op.
 """
 
 from __future__ import annotations

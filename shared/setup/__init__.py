@@ -107,9 +107,12 @@ async def setup(
     applied = await setup_database(admin.database_url, credentials)
     await setup_broker(admin, credentials, users)
     done = [f"migrations applied: {', '.join(applied) or 'none (up to date)'}"]
-    for name in PRINCIPALS + (MIGRATOR,):
-        has = [k for k, urls in (("broker", credentials.amqp), ("db", credentials.database))
-               if name in urls]
+    for name in (*PRINCIPALS, MIGRATOR):
+        has = [
+            k
+            for k, urls in (("broker", credentials.amqp), ("db", credentials.database))
+            if name in urls
+        ]
         done.append(f"{name}: {' + '.join(has) if has else 'no credentials set (skipped)'}")
     log.info("setup_done", principals=sorted({*credentials.amqp, *credentials.database}))
     return done

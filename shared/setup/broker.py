@@ -131,7 +131,9 @@ class ManagementApi:
         await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=30).close())
 
 
-async def declare(connection: AbstractRobustConnection, settings: Settings, queues: list[str]) -> None:
+async def declare(
+    connection: AbstractRobustConnection, settings: Settings, queues: list[str]
+) -> None:
     """The topology, once, with the admin's rights. `ticketq` is a topic exchange (so that
     RabbitMQ checks each publisher's routing keys); one made before, as direct, is replaced
     (its bindings are declared again at once; a publish meanwhile is returned, and retried)."""

@@ -34,7 +34,9 @@ async def ensure_role(conn: Connection, role: str, password: str) -> None:
     exists = await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role)
     if not exists:
         try:
-            await conn.execute(await _format(conn, "CREATE ROLE %I LOGIN PASSWORD %L", role, password))
+            await conn.execute(
+                await _format(conn, "CREATE ROLE %I LOGIN PASSWORD %L", role, password)
+            )
             return
         except asyncpg.DuplicateObjectError:
             pass

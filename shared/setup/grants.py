@@ -21,8 +21,13 @@ from dataclasses import dataclass
 
 from services.catalogue import CATALOGUE, DESKS
 from services.finance.contracts import FinanceOperation
-from services.intake.contracts import OrderClosed, OrderPaid, OrderShipped, OrderSigned
-from services.intake.contracts import SubmitTicket
+from services.intake.contracts import (
+    OrderClosed,
+    OrderPaid,
+    OrderShipped,
+    OrderSigned,
+    SubmitTicket,
+)
 from services.warehouse.contracts import AdjustStock, WarehouseOperation
 from shared.agents.contracts import LoadRoster, SetPresence
 from shared.messaging.envelope import Contract
@@ -58,8 +63,14 @@ APPEND_ONLY = frozenset(
     }
 )
 LEDGERS = {
-    "finance": ("order_payments", "refunds", "payouts", "payout_approvals", "cashback_register",
-                "invoices"),
+    "finance": (
+        "order_payments",
+        "refunds",
+        "payouts",
+        "payout_approvals",
+        "cashback_register",
+        "invoices",
+    ),
     "warehouse": ("stock", "stock_movements", "shipments", "returns", "interceptions"),
 }
 
@@ -122,9 +133,7 @@ def _merge(*grants: Mapping[str, str]) -> dict[str, str]:
 
 
 TABLES: dict[str, dict[str, str]] = {
-    "intake": _merge(
-        RUNTIME, TICKETS, {"ticket_contacts": "SI", "orders": "SIU"}
-    ),
+    "intake": _merge(RUNTIME, TICKETS, {"ticket_contacts": "SI", "orders": "SIU"}),
     "presale": _merge(RUNTIME, DESK, REPORT),  # the presale desk makes the daily report
     "aftersales": _merge(RUNTIME, DESK),
     "warehouse": _merge(

@@ -3,6 +3,7 @@ own, enough for what it does, and `ticketq setup` idempotent."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import subprocess
@@ -27,6 +28,7 @@ from shared.tickets.contracts import HandOffArgs
 from tests.helpers import T0, contact, wait_until
 from tests.privilege.conftest import Deployment
 from tests.staff import add_roster, one, refund
+
 
 async def _ignore(message: AbstractIncomingMessage) -> None:
     """A consumer that is never given a message: the broker refuses it first."""
@@ -59,12 +61,12 @@ async def test_a_service_cannot_consume_delete_or_publish_to_another_ones_queue(
 
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(EXCHANGE)
-        with pytest.raises(ChannelClosed, match="ACCESS_REFUSED|access to topic"):
+        with pytest.raises(ChannelClosed, match="ACCESS_REFUSED"):
             await exchange.publish(aio_pika.Message(b"{}"), routing_key=key)
 
         if who in ("intake", "cli", "upstream"):  # answers nobody: no default exchange either
             channel = await connection.channel(publisher_confirms=True)
-            with pytest.raises(ChannelClosed, match="ACCESS_REFUSED|access to exchange"):
+            with pytest.raises(ChannelClosed, match="ACCESS_REFUSED"):
                 await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=queue)
 
 
@@ -152,12 +154,18 @@ async def _snapshot(deployment: Deployment) -> tuple[list[tuple[str, ...]], str]
     vhost = deployment.admin.amqp_url.rsplit("/", 1)[-1]
     ctl = shlex.split(os.environ["TICKETQ_RABBITMQCTL"])
     broker = "".join(
-        subprocess.run(
-            [*ctl, "-q", verb, "-p", vhost], check=True, capture_output=True, text=True, timeout=60
-        ).stdout
-        for verb in ("list_permissions", "list_topic_permissions")
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(_listed, [*ctl, "-q", verb, "-p", vhost])
+                for verb in ("list_permissions", "list_topic_permissions")
+            )
+        )
     )
     return [tuple(r) for r in [*grants, *owners]], "\n".join(sorted(broker.splitlines()))
+
+
+def _listed(command: list[str]) -> str:
+    return subprocess.run(command, check=True, capture_output=True, text=True, timeout=60).stdout
 
 
 async def test_setup_twice_gives_the_same_roles_users_grants_and_topology(
