@@ -109,7 +109,7 @@ def as_cli(env: dict[str, str]) -> dict[str, str]:
 def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
     log_dir.mkdir(parents=True, exist_ok=True)
     workers = []
-    for name in CATALOGUE.queue_names:
+    for name in CATALOGUE.services:  # not its queues: `desk` is a queue two workers share
         with (log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own copy
             workers.append(
                 subprocess.Popen(
