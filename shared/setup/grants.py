@@ -58,8 +58,6 @@ APPEND_ONLY = frozenset(
         "invoices",
         "stock_movements",
         "shipments",
-        "dlq_audit",
-        "daily_reports",
     }
 )
 LEDGERS = {
@@ -120,7 +118,7 @@ REPORT = {  # shared/report: the daily figures, kept
     "first_responses": "S",
     "refunds": "S",
     "payouts": "S",
-    "daily_reports": "SI",
+    "daily_reports": "SIU",  # producing a day's report again replaces it
 }
 
 
@@ -159,18 +157,20 @@ TABLES: dict[str, dict[str, str]] = {
             "invoices": "SI",
         },
     ),
-    # The agents' CLI reads what it shows; every change goes as a command to a worker.
+    # The agents' CLI reads what it shows; every change goes as a command to a worker, but for
+    # the daily report a supervisor produces (`ticketq report daily`, kept).
     "cli": _merge(
         READ_MODEL,
         REPORT,
-        {"daily_reports": "S", "calendar_versions": "S", "stock": "S", "stock_movements": "S"},
+        {"calendar_versions": "S", "stock": "S", "stock_movements": "S"},
         {t: "S" for t in LEDGERS["finance"]},
     ),
     "web": dict(READ_MODEL),  # the workbench: the read model only
 }
 SEQUENCES = {"ticket_number": ("intake",)}  # nextval; a table's own id sequence comes with I
 
-# The tables no principal is granted: the migrator's, and the ops tools' (run as admin).
+# The tables no principal is granted: the migrator's, and the dead-letter tool's audit (the
+# ops tool runs with the admin's credentials: it replays into any queue).
 UNGRANTED = frozenset({"schema_migrations", "dlq_audit"})
 
 # --- the broker ----------------------------------------------------------------------------
