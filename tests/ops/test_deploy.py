@@ -136,7 +136,9 @@ def test_compose_has_no_guest_user_nor_any_password_of_its_own() -> None:
         for name in CATALOGUE.services
     }
     assert all(len(passwords) == 1 for passwords in own.values()), own
-    assert len({p for passwords in own.values() for p in passwords} | {broker, database}) == 7
+    assert (
+        len({p for passwords in own.values() for p in passwords} | {broker, database, grafana}) == 8
+    )
     assert not any(
         value in (broker, database)
         for where, value in variable.items()

@@ -42,7 +42,7 @@ def test_the_kernel_table_reads_right() -> None:
 @pytest.mark.parametrize("server", ["rabbitmq", "postgres"])
 def test_the_servers_listen_on_loopback_only(server: str) -> None:
     url = urlsplit(BASE.amqp_url if server == "rabbitmq" else BASE.database_url)
-    if not ipaddress.ip_address(url.hostname or "0.0.0.0").is_loopback:  # noqa: S104
+    if not ipaddress.ip_address(url.hostname or "0.0.0.0").is_loopback:
         pytest.skip(f"{server} is not the local one ({url.hostname})")
     port = url.port or (5672 if server == "rabbitmq" else 5432)
     ports = [port, port + 20000, EPMD] if server == "rabbitmq" else [port]
