@@ -31,7 +31,7 @@ from services.intake.contracts import (
 from services.warehouse.contracts import AdjustStock, WarehouseOperation
 from shared.agents.contracts import LoadRoster, SetPresence
 from shared.messaging.envelope import Contract
-from shared.messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, dead_letter_queue
+from shared.messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE
 from shared.tickets.contracts import (
     FollowUpAttached,
     HandoffRequested,
@@ -249,11 +249,4 @@ def permissions(name: str) -> Permissions:
         write=_any_of(write),
         read=_any_of(read),
         topic_write=_any_of([re.escape(k) for k in routing_keys(name)]),
-    )
-
-
-def queues_of(name: str) -> tuple[str, ...]:
-    """The queues a worker consumes, with their DLQs (it checks they exist at start)."""
-    return tuple(
-        q for queue in CATALOGUE.queues_of(name) for q in (queue, dead_letter_queue(queue))
     )

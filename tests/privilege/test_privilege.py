@@ -181,6 +181,26 @@ async def test_setup_twice_gives_the_same_roles_users_grants_and_topology(
         await (await connection.channel()).get_queue("intake")  # the topology is still there
 
 
+async def test_setup_turns_a_direct_ticketq_exchange_into_a_topic_one(
+    deployment: Deployment,
+) -> None:
+    """A broker set up before `ticketq` was a topic exchange: setup replaces it and binds the
+    queues again, so a publish still reaches its queue."""
+    connection = await aio_pika.connect(deployment.admin.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.exchange_delete(EXCHANGE)
+        await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+        await setup_broker(deployment.admin, deployment.credentials, broker_admin())
+        await setup_broker(deployment.admin, deployment.credentials, broker_admin())
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(  # refused if it were still direct
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        await exchange.publish(aio_pika.Message(b"{}"), routing_key="finance", mandatory=True)
+        assert (await channel.get_queue("finance")).declaration_result.message_count == 1
+
+
 async def test_a_worker_started_before_setup_says_so(deployment: Deployment) -> None:
     connection = await aio_pika.connect(deployment.admin.amqp_url)
     async with connection:
