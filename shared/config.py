@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
 
@@ -43,6 +45,19 @@ class Settings(BaseSettings):
     compensation_approval_threshold: Decimal = Field(
         Decimal("50"), ge=0, description="Payouts above this (CNY) need a supervisor approval"
     )
+
+    def for_service(self, name: str, env: Mapping[str, str] | None = None) -> Settings:
+        """These settings with `name`'s own credentials: `TICKETQ_<NAME>_AMQP_URL` and
+        `TICKETQ_<NAME>_DATABASE_URL` where set (`ticketq setup` creates them), else the
+        shared `TICKETQ_AMQP_URL` / `TICKETQ_DATABASE_URL`. `admin` names setup's own."""
+        env = os.environ if env is None else env
+        prefix = f"TICKETQ_{name.upper()}_"
+        urls = {
+            field: env[prefix + field.upper()]
+            for field in ("amqp_url", "database_url")
+            if env.get(prefix + field.upper())
+        }
+        return self.model_copy(update=urls)
 
 
 @lru_cache

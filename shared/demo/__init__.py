@@ -1,9 +1,10 @@
 """`ticketq demo`: the whole system locally, fed a realistic sample of contacts.
 
-Applies the migrations, loads the sample roster, starts the five workers as processes on a
-shop clock set to 11:30 (staffed hours, whatever the time here), publishes `tickets.json`
-(cases drawn from the seed manuals) and prints what became of each; then walks the wrong-item
-ticket through seed 000's flow with the agent CLI and prints its timeline.
+Runs `ticketq setup` (each worker then on its own credentials), loads the sample roster, starts
+the five workers as processes on a shop clock set to 11:30 (staffed hours, whatever the time
+here), publishes `tickets.json` (cases drawn from the seed manuals) as the upstream systems and
+prints what became of each; then walks the wrong-item ticket through seed 000's flow with the
+agent CLI (on its own credentials) and prints its timeline.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from services.intake.client import TicketPublisher, publish_raw
 from services.intake.contracts import SubmitTicket
 from shared.agents.roster import SHOP_TIMEZONE
 from shared.config import Settings
-from shared.db import Pool, create_pool, migrate
+from shared.db import Pool, create_pool
 from shared.messaging import topology as messaging
+from shared.setup import Credentials, broker_admin, setup
 
 T = TypeVar("T")
 
@@ -96,10 +98,18 @@ def demo_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def as_cli(env: dict[str, str]) -> dict[str, str]:
+    """The agents' CLI's environment: its own credentials where it has them."""
+    own = Settings(
+        amqp_url=env["TICKETQ_AMQP_URL"], database_url=env["TICKETQ_DATABASE_URL"]
+    ).for_service("cli", env)
+    return {**env, "TICKETQ_AMQP_URL": own.amqp_url, "TICKETQ_DATABASE_URL": own.database_url}
+
+
 def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
     log_dir.mkdir(parents=True, exist_ok=True)
     workers = []
-    for name in CATALOGUE.queue_names:
+    for name in CATALOGUE.services:  # not its queues: `desk` is a queue two workers share
         with (log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own copy
             workers.append(
                 subprocess.Popen(
@@ -124,35 +134,38 @@ async def poll(check: Callable[[], Awaitable[T | None]], *, seconds: float, what
 async def run_demo(
     settings: Settings, *, log_dir: Path, keep_running: bool, say: Callable[[str], None]
 ) -> None:
-    await migrate(settings.database_url)
+    # The admin step: each service's user and role (when `servers.sh env` gave their URLs),
+    # migrations, grants, topology. The workers then run on their own credentials.
+    await setup(settings.for_service("admin"), Credentials.from_env(), broker_admin())
     env = demo_env(settings)
+    agent = as_cli(env)
     say(f"shop clock: {env['TICKETQ_CLOCK_START']} (staffed hours), running at the real pace\n")
     connection = await aio_pika.connect_robust(settings.amqp_url)
     pool = await create_pool(settings, size=2)
     workers = start_workers(env, log_dir)
     try:
         channel = await connection.channel()
-        await messaging.declare_topology(channel, settings, CATALOGUE.queue_names)
         for queue in CATALOGUE.queue_names:
             await poll(partial(_consumed, channel, queue), seconds=60, what=f"{queue} worker")
         # A roster change is a command to a desk worker: the workers are up now.
         roster = resources.files("shared.demo") / "roster.yaml"
-        await run_cli(env, say, "roster", "load", str(roster))
+        await run_cli(agent, say, "roster", "load", str(roster))
         outcomes = []
-        async with TicketPublisher(settings.amqp_url, producer="demo") as publisher:
+        upstream = settings.for_service("upstream")  # the IM gateway and the order centre
+        async with TicketPublisher(upstream.amqp_url, producer="demo") as publisher:
             # One at a time, as a customer's contacts arrive: intake handles a batch
             # concurrently, so a follow-up published together with its opener could win.
             for case in load_cases(run=uuid.uuid4().hex[:6]):
-                await _publish(settings, publisher, case)
+                await _publish(upstream, publisher, case)
                 result = await poll(
                     partial(_outcome, pool, connection, case), seconds=30, what=case.title
                 )
                 outcomes.append((case, result))
         say("\n" + render(outcomes) + "\n")
         walked = next(r for c, r in outcomes if c.walk_through)
-        await walk_through(env, say, walked.ticket_id, walked.agent_id)
+        await walk_through(agent, say, walked.ticket_id, walked.agent_id)
         unpaid = next(r for c, r in outcomes if c.walk_flow)
-        await walk_flow(env, say, unpaid.ticket_id, unpaid.agent_id)
+        await walk_flow(agent, say, unpaid.ticket_id, unpaid.agent_id)
     finally:
         if not keep_running:
             for proc in workers:
