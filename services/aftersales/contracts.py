@@ -1,8 +1,8 @@
 """After-sales' upstream messages: the platform's events on an intervention (小二介入, SPEC §7).
 
 The platform (Tmall/Taobao) opens an intervention on an order when a customer asks it to rule,
-with a deadline for the shop's evidence, and later rules. Both arrive on `aftersales`: the
-ruling answers the flow's wait for it, through the ticket aggregate.
+with a deadline for the shop's evidence, and later rules. Both arrive on `platform`, a queue
+after-sales consumes: the ruling answers the flow's wait for it, through the ticket aggregate.
 """
 
 from __future__ import annotations

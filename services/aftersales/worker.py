@@ -1,11 +1,11 @@
 """The aftersales worker, on one screen.
 
 Consumes (from `services.catalogue`): `aftersales` (new tickets, follow-ups, results back,
-tasks handed to after-sales, the platform's interventions and rulings) and `desk` (agents' and
-supervisors' commands, shared with the other desk). Background: the ticket clocks' timer loop
-(SPEC §8, with the platform's evidence deadline), and assigning tickets that waited (off
-hours, nobody online). Flows: every desk's, loaded and validated here, so the worker does not
-start on an invalid one (`services.flows`).
+tasks handed to after-sales), `platform` (the platform's interventions and rulings) and `desk`
+(agents' and supervisors' commands, shared with the other desk). Background: the ticket
+clocks' timer loop (SPEC §8, with the platform's evidence deadline), and assigning tickets
+that waited (off hours, nobody online). Flows: every desk's, loaded and validated here, so
+the worker does not start on an invalid one (`services.flows`).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.aftersales.contracts import PlatformInterventionOpened, PlatformRuling
 from services.catalogue import CATALOGUE, DESKS
 from services.finance.contracts import FinanceOperation
 from services.intake.contracts import (
@@ -133,7 +134,7 @@ def _merge(*grants: Mapping[str, str]) -> dict[str, str]:
 TABLES: dict[str, dict[str, str]] = {
     "intake": _merge(RUNTIME, TICKETS, {"ticket_contacts": "SI", "orders": "SIU"}),
     "presale": _merge(RUNTIME, DESK, REPORT),  # the presale desk makes the daily report
-    "aftersales": _merge(RUNTIME, DESK),
+    "aftersales": _merge(RUNTIME, DESK, {"platform_interventions": "SIU"}),
     "warehouse": _merge(
         RUNTIME,
         TICKETS,
@@ -195,9 +196,18 @@ BROKER: dict[str, BrokerGrant] = {
     "finance": BrokerGrant(produces=MOVES, worker=True, answers=True),
     "cli": BrokerGrant(produces=COMMANDS + OPERATIONS, asks=True),
     "web": BrokerGrant(produces=COMMANDS + OPERATIONS, asks=True),
-    # The shop's upstream systems (IM gateway, order centre): customer contacts and order events.
+    # The shop's upstream systems (IM gateway, order centre, the platform): customer contacts,
+    # order events, the platform's interventions.
     "upstream": BrokerGrant(
-        produces=(SubmitTicket, OrderPaid, OrderShipped, OrderSigned, OrderClosed)
+        produces=(
+            SubmitTicket,
+            OrderPaid,
+            OrderShipped,
+            OrderSigned,
+            OrderClosed,
+            PlatformInterventionOpened,
+            PlatformRuling,
+        )
     ),
 }
 

@@ -56,9 +56,9 @@ def test_broker_permissions_name_exactly_their_resources(who: str) -> None:
     assert not re.fullmatch(allowed.configure, "intake")  # nobody declares or deletes a queue
 
 
-def test_intake_publishes_to_the_desks_only_and_upstream_to_intake_only() -> None:
+def test_intake_publishes_to_the_desks_only_and_upstream_to_intake_and_platform_only() -> None:
     assert set(routing_keys("intake")) == {"presale", "aftersales"}
-    assert routing_keys("upstream") == ("intake",)
+    assert routing_keys("upstream") == ("intake", "platform")
     assert set(routing_keys("cli")) == {"desk", "warehouse", "finance"}  # commands, operations
 
 
