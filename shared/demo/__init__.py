@@ -33,6 +33,7 @@ from services.intake.contracts import SubmitTicket
 from shared.agents.roster import SHOP_TIMEZONE
 from shared.config import Settings
 from shared.db import Pool, create_pool, migrate
+from shared.messaging import amqp
 from shared.messaging import topology as messaging
 
 T = TypeVar("T")
@@ -127,7 +128,7 @@ async def run_demo(
     await migrate(settings.database_url)
     env = demo_env(settings)
     say(f"shop clock: {env['TICKETQ_CLOCK_START']} (staffed hours), running at the real pace\n")
-    connection = await aio_pika.connect_robust(settings.amqp_url)
+    connection = await amqp.connect_robust(settings.amqp_url, name="ticketq-demo")
     pool = await create_pool(settings, size=2)
     workers = start_workers(env, log_dir)
     try:
