@@ -35,19 +35,11 @@ class Cluster:
     base_port: int
     started_in: float  # seconds `cluster.sh start` took
 
-    @property
-    def url(self) -> str:
-        """TICKETQ_AMQP_URL of the cluster: its three nodes, a first."""
-        return ",".join(self.node_url(node) for node in NODES)
-
-    def node_url(self, node: str) -> str:
-        return f"amqp://ticketq:ticketq@127.0.0.1:{self.port(node)}/ticketq"
+    def node_url(self, node: str, vhost: str) -> str:
+        return f"amqp://ticketq:ticketq@127.0.0.1:{self.port(node)}/{vhost}"
 
     def port(self, node: str) -> int:
         return self.base_port + NODES.index(node)
-
-    def node_of(self, port: int) -> str:
-        return NODES[port - self.base_port]
 
     def name(self, node: str) -> str:
         return f"rabbit-{node}-{self.base_port}@localhost"
@@ -74,20 +66,22 @@ class Cluster:
         """Start whichever nodes are down; they rejoin the cluster."""
         self.script("start")
 
-    def connections(self, node: str) -> dict[str, int]:
+    def add_vhost(self, vhost: str) -> None:
+        self.script("rabbitmqctl", "a", "add_vhost", vhost)
+        self.script("rabbitmqctl", "a", "set_permissions", "-p", vhost, "ticketq", ".*", ".*", ".*")
+
+    def connections(self, node: str, vhost: str) -> dict[str, int]:
         """Connection name -> the node port it is connected to, as `node` sees the cluster."""
         found = {}
-        for row in self.ctl_json(
-            node, "list_connections", "-p", "ticketq", "client_properties", "port"
-        ):
-            props = {key: value for key, _kind, value in row["client_properties"]}
-            found[str(props.get("connection_name"))] = int(row["port"])
+        rows = self.ctl_json(node, "list_connections", "vhost", "client_properties", "port")
+        for row in rows:
+            if row["vhost"] == vhost:
+                props = {key: value for key, _kind, value in row["client_properties"]}
+                found[str(props.get("connection_name"))] = int(row["port"])
         return found
 
-    def queues(self, node: str) -> dict[str, dict[str, Any]]:
-        rows = self.ctl_json(
-            node, "list_queues", "-p", "ticketq", "name", "type", "leader", "members"
-        )
+    def queues(self, node: str, vhost: str) -> dict[str, dict[str, Any]]:
+        rows = self.ctl_json(node, "list_queues", "-p", vhost, "name", "type", "leader", "members")
         return {row["name"]: row for row in rows}
 
 
