@@ -1,7 +1,8 @@
 """Connecting to RabbitMQ: one node, or whichever node of a cluster answers.
 
-`TICKETQ_AMQP_URL` names one broker, or the nodes of a cluster as URLs separated by commas
-(`amqps://u:p@mq-1:5671/ticketq,amqps://u:p@mq-2:5671/ticketq`). A client talks to one node
+`TICKETQ_AMQP_URL` names one broker, or the nodes of a cluster: URLs separated by commas
+(`amqps://u:p@mq-1:5671/ticketq,amqps://u:p@mq-2:5671/ticketq`), or one URL with several
+hosts (`amqps://u:p@mq-1:5671,mq-2:5671,mq-3:5671/ticketq`). A client talks to one node
 at a time, and any node of a cluster serves every queue (a quorum queue's leader may live on
 another node). Every process connects through here: `connect_robust` for workers and
 publishers, `connect` for one-shot tools (the CLI's requests, the DLQ tool, reports).
@@ -16,6 +17,7 @@ first URL's; the nodes are tried in the order given.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,12 +35,27 @@ if not callable(getattr(RobustConnection, _ATTEMPT, None)):  # pragma: no cover
     raise ImportError(f"aio-pika's RobustConnection has no {_ATTEMPT}: review ClusterConnection")
 
 
+# A comma before another `scheme://` starts the next URL; other commas separate the hosts of
+# one URL (`amqp://u:p@mq-1,mq-2:5673/vhost`, as libpq and MongoDB URIs allow).
+_NEXT_URL = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
+_HOSTS = re.compile(r"(?P<head>[^:/]+://(?:[^@/]*@)?)(?P<hosts>[^/?#]*)(?P<tail>.*)")
+
+
 def broker_urls(url: str) -> tuple[str, ...]:
-    """The URLs of a `TICKETQ_AMQP_URL`: one, or several separated by commas."""
-    urls = tuple(part.strip() for part in url.split(",") if part.strip())
+    """One URL per node of a `TICKETQ_AMQP_URL`: a URL, several separated by commas, or one
+    URL whose host part lists several `host[:port]` separated by commas."""
+    urls: list[str] = []
+    for part in _NEXT_URL.split(url):
+        part = part.strip().strip(",").strip()
+        parsed = _HOSTS.fullmatch(part)
+        if parsed is None or "," not in parsed["hosts"]:
+            urls += [part] if part else []
+            continue
+        hosts = [host.strip() for host in parsed["hosts"].split(",") if host.strip()]
+        urls += [f"{parsed['head']}{host}{parsed['tail']}" for host in hosts]
     if not urls:
         raise ValueError("no RabbitMQ URL given")
-    return urls
+    return tuple(urls)
 
 
 def where(url: str) -> str:

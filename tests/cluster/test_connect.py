@@ -21,6 +21,17 @@ def test_a_url_may_list_several_nodes_and_their_places_never_show_credentials() 
     assert broker_urls(url) == ("amqps://u:p1@mq-1:5671/tq", "amqps://u:p2@mq-2:5671/tq")
     assert where(url) == "mq-1:5671/tq, mq-2:5671/tq"
     assert broker_urls("amqp://u:p@h/v") == ("amqp://u:p@h/v",)
+    hosts = "amqps://u:p@mq-1,mq-2:5673, mq-3/tq?cafile=/ca.pem"
+    assert broker_urls(hosts) == (
+        "amqps://u:p@mq-1/tq?cafile=/ca.pem",
+        "amqps://u:p@mq-2:5673/tq?cafile=/ca.pem",
+        "amqps://u:p@mq-3/tq?cafile=/ca.pem",
+    )
+    assert broker_urls(f"{hosts},amqp://v:q@mq-9/x") == (*broker_urls(hosts), "amqp://v:q@mq-9/x")
+    assert (
+        where(hosts)
+        == "mq-1/tq?cafile=/ca.pem, mq-2:5673/tq?cafile=/ca.pem, mq-3/tq?cafile=/ca.pem"
+    )
     with pytest.raises(ValueError, match="no RabbitMQ URL"):
         broker_urls(" , ")
 
