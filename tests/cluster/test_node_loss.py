@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from services.catalogue import CATALOGUE
@@ -63,7 +63,7 @@ class Driver:
         self.settings, self.db, self.connection = settings, db, connection
         self.confirmed: set[str] = set()
         self.unconfirmed_rounds = 0
-        self._exchange: AbstractExchange | None = None
+        self._channel: AbstractChannel | None = None
 
     async def send(self, outgoing: Sequence[tuple[str, str, Envelope]]) -> None:
         """Publish (key, queue, envelope)s with confirms; the confirmed keys are kept."""
@@ -71,13 +71,18 @@ class Driver:
             return
         try:
             async with asyncio.timeout(10):
-                if self._exchange is None:
-                    channel = await self.connection.channel(on_return_raises=True)
-                    self._exchange = await channel.get_exchange(EXCHANGE, ensure=False)
-                exchange = self._exchange
+                if self._channel is None:
+                    self._channel = await self.connection.channel(on_return_raises=True)
+                exchange = await self._channel.get_exchange(EXCHANGE, ensure=False)
                 await publish_all((exchange, q, amqp_message(e)) for _, q, e in outgoing)
         except (*CONNECTION_EXCEPTIONS, TimeoutError):
-            self.unconfirmed_rounds += 1  # the node went away mid-publish: again next round
+            # The node went away mid-publish: again next round, on a new channel (a robust
+            # channel caught in the middle of a publish may never publish again).
+            self.unconfirmed_rounds += 1
+            channel, self._channel = self._channel, None
+            if channel is not None:
+                with contextlib.suppress(*CONNECTION_EXCEPTIONS, TimeoutError):
+                    await asyncio.wait_for(channel.close(), 2)
             return
         self.confirmed |= {key for key, _, _ in outgoing}
 
