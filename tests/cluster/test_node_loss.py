@@ -153,7 +153,9 @@ class Trip:
 
     logs: list[list[dict[str, Any]]]  # each worker's, in ROLES order
     shipped_before: int  # when the node was killed
-    elsewhere_after: float  # s from the kill until rabbitmqctl lists the workers off it
+    leaders_after: float  # s from the kill until rabbitmqctl shows the queues led elsewhere
+    workers_after: float  # ... and the workers connected elsewhere (polled ~1 s apart)
+    longest_pause: float  # s, the longest time between two shipments
     elapsed: float  # s for the whole load
     unconfirmed_rounds: int
 
@@ -223,8 +225,15 @@ async def trip_across_a_death(
             killed = time.monotonic()
             cluster.kill(victim)
             alive = [n for n in NODES if n != victim]
+
+            async def led_elsewhere() -> bool:
+                led = await asyncio.to_thread(cluster.queues, survivor, vhost)
+                return all(led[q]["leader"] != cluster.name(victim) for q in ROLES)
+
+            await wait_until(led_elsewhere, timeout=60, what="new leaders")
+            leaders_after = time.monotonic() - killed
             await wait_until(lambda: connected(alive), timeout=60, what=f"workers on {alive}")
-            elsewhere_after = time.monotonic() - killed
+            workers_after = time.monotonic() - killed
             await asyncio.wait_for(load, 150)
             elapsed = time.monotonic() - t0
 
@@ -262,7 +271,14 @@ async def trip_across_a_death(
         return Trip(
             [w.lines() for w in started],
             before,
-            elsewhere_after,
+            leaders_after,
+            workers_after,
+            float(
+                await db.fetchval(
+                    """SELECT extract(epoch FROM max(gap)) FROM
+                       (SELECT at - lag(at) OVER (ORDER BY at) AS gap FROM shipments) g"""
+                )
+            ),
             elapsed,
             driver.unconfirmed_rounds,
         )
@@ -303,6 +319,8 @@ def report(cluster: Cluster, what: str, trip: Trip, recovered: dict[str, float])
     print(
         f"\n[{what}] cluster started in {cluster.started_in:.1f}s; {TICKETS} tickets with "
         f"handoffs in {trip.elapsed:.1f}s; killed after {trip.shipped_before} shipments; "
-        f"rabbitmqctl lists the workers off it after {trip.elsewhere_after:.1f}s; worker "
+        f"new leaders after {trip.leaders_after:.1f}s, workers off it after "
+        f"{trip.workers_after:.1f}s (rabbitmqctl), longest pause between two shipments "
+        f"{trip.longest_pause:.1f}s; worker "
         f"outages (s) {recovered}; {trip.unconfirmed_rounds} publish rounds unconfirmed"
     )
