@@ -30,6 +30,7 @@ from shared.cli import output
 from shared.config import get_settings
 from shared.dependencies import describe
 from shared.flows.cli import flows_app
+from shared.messaging import amqp
 from shared.ops.dlq.cli import dlq_app
 from shared.report.cli import report_app
 from shared.tickets.cli import register_actions, tickets_app
@@ -107,7 +108,7 @@ def publish(
         output.fail(output.Refused(f"{path}: not JSON: {exc}"))
     bodies = data if isinstance(data, list) else [data]
     url = get_settings().amqp_url
-    output.run(_reaching(publish_raw(url, bodies), f"the broker at {_where(url)}"))
+    output.run(_reaching(publish_raw(url, bodies), f"the broker at {amqp.where(url)}"))
     typer.echo(f"published {len(bodies)}")
 
 
@@ -149,7 +150,7 @@ def demo(
     configure_logging("warning")
     settings = get_settings()
     typer.echo(
-        f"broker {settings.amqp_url.split('@')[-1]}, database "
+        f"broker {amqp.where(settings.amqp_url)}, database "
         f"{settings.database_url.split('@')[-1]}; worker logs in {log_dir}/"
     )
     asyncio.run(run_demo(settings, log_dir=log_dir, keep_running=keep_running, say=typer.echo))

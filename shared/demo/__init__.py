@@ -34,6 +34,7 @@ from services.intake.contracts import SubmitTicket
 from shared.agents.roster import SHOP_TIMEZONE
 from shared.config import Settings
 from shared.db import Pool, create_pool
+from shared.messaging import amqp
 from shared.messaging import topology as messaging
 from shared.setup import Credentials, broker_admin, setup
 
@@ -140,7 +141,7 @@ async def run_demo(
     env = demo_env(settings)
     agent = as_cli(env)
     say(f"shop clock: {env['TICKETQ_CLOCK_START']} (staffed hours), running at the real pace\n")
-    connection = await aio_pika.connect_robust(settings.amqp_url)
+    connection = await amqp.connect_robust(settings.amqp_url, name="ticketq-demo")
     pool = await create_pool(settings, size=2)
     workers = start_workers(env, log_dir)
     try:

@@ -21,9 +21,10 @@ from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError
 from pydantic import ValidationError
 
-from shared.cli.db import where as _where
 from shared.cli.output import Unreachable
 from shared.config import Settings
+from shared.messaging import amqp
+from shared.messaging.amqp import where as _where
 from shared.messaging.envelope import Contract, Envelope, new_message_id
 from shared.messaging.topology import EXCHANGE, amqp_message, queue_stats
 
@@ -62,10 +63,8 @@ async def request(
     stage = "connect"
     try:
         async with asyncio.timeout(timeout):
-            connection = await aio_pika.connect(
-                settings.amqp_url,
-                timeout=timeout,
-                client_properties={"connection_name": f"{PRODUCER}:{sender}"},
+            connection = await amqp.connect(
+                settings.amqp_url, name=f"{PRODUCER}:{sender}", node_timeout=timeout
             )
             async with connection:
                 channel = await connection.channel(publisher_confirms=True, on_return_raises=True)

@@ -24,7 +24,7 @@ from aio_pika.abc import (
 )
 
 from shared.config import Settings
-from shared.messaging import amqp_headers
+from shared.messaging import amqp, amqp_headers
 from shared.messaging.envelope import Envelope
 
 EXCHANGE = "ticketq"
@@ -125,9 +125,7 @@ async def declare_topology(
 
 async def connect(settings: Settings, *, name: str) -> AbstractRobustConnection:
     amqp_headers.install()  # no header table can break the connection (see the module)
-    return await aio_pika.connect_robust(
-        settings.amqp_url, client_properties={"connection_name": name}
-    )
+    return await amqp.connect_robust(settings.amqp_url, name=name)
 
 
 def amqp_message(

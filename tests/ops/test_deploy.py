@@ -124,7 +124,8 @@ def test_compose_has_no_guest_user_nor_any_password_of_its_own() -> None:
         required = REQUIRED.fullmatch(value)
         assert required, f"{where}: {value!r} is not only a value the user must give"
         variable[where] = required[1]
-    # One password per server, each the same wherever that server's password is used.
+    # One password per server, each the same wherever that server's password is used (the
+    # cluster profile's nodes, rabbitmq-2 and -3, share the broker's).
     broker = variable[".services.rabbitmq.environment.RABBITMQ_DEFAULT_PASS"]
     database = variable[".services.postgres.environment.POSTGRES_PASSWORD"]
     grafana = variable[".services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD"]
@@ -143,7 +144,7 @@ def test_compose_has_no_guest_user_nor_any_password_of_its_own() -> None:
         value in (broker, database)
         for where, value in variable.items()
         if not where.startswith(
-            (".x-admin-env", ".services.setup.", ".services.rabbitmq.", ".services.postgres.")
+            (".x-admin-env", ".services.setup.", ".services.rabbitmq", ".services.postgres.")
         )
     )
     example = (ROOT / ".env.example").read_text()
