@@ -25,7 +25,7 @@ from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import ChannelPreconditionFailed
 
 from shared.config import Settings
-from shared.messaging import amqp_headers
+from shared.messaging import amqp, amqp_headers
 from shared.messaging import topology as messaging
 from shared.setup.grants import permissions
 
@@ -151,6 +151,4 @@ async def declare(
 
 async def connect_admin(settings: Settings) -> AbstractRobustConnection:
     amqp_headers.install()
-    return await aio_pika.connect_robust(
-        settings.amqp_url, client_properties={"connection_name": "setup"}
-    )
+    return await amqp.connect_robust(settings.amqp_url, name="setup")
