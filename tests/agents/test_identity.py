@@ -15,11 +15,13 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from services.aftersales.worker import SERVICE as AFTERSALES
+from services.catalogue import CATALOGUE
 from services.finance.contracts import ApprovePayoutArgs
 from services.finance.worker import SERVICE as FINANCE
 from services.intake.worker import SERVICE as INTAKE
-from shared.agents.contracts import LoadRoster, RosterReply, SignIn, SignInReply
+from shared.agents.contracts import LoadRoster, RosterReply, SignIn, SignInReply, SignOut
 from shared.agents.identity import (
+    DESK_QUEUE,
     hash_password,
     needs_rehash,
     password_problem,
@@ -85,6 +87,11 @@ def test_the_session_file_is_its_owners_only(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert signed_in(None, path) == ("s1", "tok-s1")  # the last one signed in
     assert signed_in("a1", path) == ("a1", "tok-a1")
+
+
+def test_sign_ins_go_where_the_catalogue_sends_them() -> None:
+    assert CATALOGUE.of(SignIn).queues[0] == DESK_QUEUE
+    assert CATALOGUE.of(SignOut).queues[0] == DESK_QUEUE
 
 
 # --- on the real servers ----------------------------------------------------------------------
