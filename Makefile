@@ -30,7 +30,7 @@ WITH_SERVERS_ENV = \
 	  if [ -n "$$_db" ]; then export TICKETQ_DATABASE_URL="$$_db"; fi; \
 	fi;
 
-.PHONY: help venv servers chromium status stop test demo lint fmt contracts lock clean distclean
+.PHONY: help venv servers chromium status stop test setup demo lint fmt contracts lock clean distclean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (VENV=$(VENV) PYTHON=$(PYTHON) PYTEST_ARGS='...')"
@@ -96,6 +96,9 @@ chromium: ## install Debian's chromium when missing (root and apt-get), else say
 
 test: venv servers chromium ## run the tests (extra pytest arguments: PYTEST_ARGS='-k foo -x')
 	@$(WITH_SERVERS_ENV) set -x; $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: venv servers ## ticketq setup: each service's user and role, migrations, grants, topology
+	@$(WITH_SERVERS_ENV) set -x; $(BIN)/ticketq setup
 
 demo: venv servers ## run the end-to-end demo (migrations, five workers, fixture)
 	@$(WITH_SERVERS_ENV) set -x; $(BIN)/ticketq demo

@@ -76,9 +76,22 @@ def db_migrate() -> None:
     """Apply the migrations not applied yet."""
     from shared.db import migrate
 
-    url = get_settings().database_url
+    url = get_settings().for_service("migrator").database_url
     applied = output.run(_reaching(migrate(url), f"the database at {_where(url)}"))
     typer.echo(f"applied: {', '.join(applied)}" if applied else "up to date")
+
+
+@app.command("setup")
+def setup_command() -> None:
+    """The admin step: each service's role and broker user (from its own URLs), the
+    migrations, the grants and the topology (`shared.setup`). Safe to run again."""
+    from shared.setup import Credentials, broker_admin, setup
+
+    admin = get_settings().for_service("admin")
+    done = output.run(
+        _reaching(setup(admin, Credentials.from_env(), broker_admin()), "the servers")
+    )
+    typer.echo("\n".join(done))
 
 
 @app.command()
