@@ -89,12 +89,14 @@ async def ask(
     queue: str | None = None,
     message_id: str | None = None,
     copies: int = 1,
+    token: str | None = None,
 ) -> list[CommandReply]:
     """Publish the command `copies` times (same message id) to `queue` (by default, where the
-    catalogue sends it); every answer."""
+    catalogue sends it), signed with `token` (else a session of `actor`'s, minted); every
+    answer."""
     command = command_for(ticket_id, actor, args)
     queue = queue or queue_of(command)
-    headers = await signed(settings, actor)
+    headers = {AUTHORIZATION: token} if token else await signed(settings, actor)
     envelope = Envelope.wrap(
         command,
         producer="test",
@@ -130,9 +132,15 @@ async def signed(settings: Settings, actor: str) -> dict[str, str]:
 
 
 async def one(
-    settings: Settings, ticket_id: str, actor: str, args: Contract, *, queue: str | None = None
+    settings: Settings,
+    ticket_id: str,
+    actor: str,
+    args: Contract,
+    *,
+    queue: str | None = None,
+    token: str | None = None,
 ) -> CommandReply:
-    return (await ask(settings, ticket_id, actor, args, queue=queue))[0]
+    return (await ask(settings, ticket_id, actor, args, queue=queue, token=token))[0]
 
 
 async def new_ticket(settings: Settings, db: Pool, name: str, **order: Any) -> str:
