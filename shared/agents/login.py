@@ -10,16 +10,19 @@ agent who leaves.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
+import asyncpg
 import typer
 
 from shared.agents.identity import hash_password, password_problem, revoke_agent, set_password
 from shared.agents.identity import sign_in as sign_in_request
 from shared.agents.identity import sign_out as sign_out_request
-from shared.cli.db import database
+from shared.cli.db import DbConnection, database
 from shared.cli.output import Refused, emit, fail, run
 from shared.cli.session import forget, remember, signed_in
 from shared.clock import clock_from_env
@@ -92,6 +95,21 @@ def logout(
     typer.echo(reply.message if reply.accepted else f"signed out here ({reply.message})")
 
 
+@contextlib.asynccontextmanager
+async def operators_database() -> AsyncIterator[DbConnection]:
+    """The database as operators reach it (`TICKETQ_DATABASE_URL`, the admin's, as for
+    `ticketq dlq`): the agents' CLI role may not touch passwords or sessions."""
+    try:
+        async with database(get_settings()) as conn:
+            yield conn
+    except asyncpg.InsufficientPrivilegeError:
+        raise Refused(
+            "these database credentials may not change passwords or sessions: run this with "
+            "the operators' (TICKETQ_DATABASE_URL of the admin)",
+            code="not_allowed",
+        ) from None
+
+
 AgentArg = Annotated[str, typer.Argument(metavar="AGENT", help="The agent's roster id")]
 
 
@@ -104,7 +122,7 @@ def agent_password(agent_id: AgentArg, password_file: PasswordFileOpt = None) ->
     hashed = hash_password(password)
 
     async def go() -> bool:
-        async with database(get_settings()) as conn:
+        async with operators_database() as conn:
             return await set_password(conn, agent_id, hashed, clock_from_env().now())
 
     if not run(go()):
@@ -117,7 +135,7 @@ def agent_revoke(agent_id: AgentArg) -> None:
     refused until they sign in again (and, with their password changed, never)."""
 
     async def go() -> int:
-        async with database(get_settings()) as conn:
+        async with operators_database() as conn:
             return await revoke_agent(conn, agent_id, clock_from_env().now())
 
     count = run(go())
