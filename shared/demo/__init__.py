@@ -34,6 +34,7 @@ from services.intake.contracts import SubmitTicket
 from shared.agents.roster import SHOP_TIMEZONE
 from shared.config import Settings
 from shared.db import Pool, create_pool
+from shared.demo import sign_in
 from shared.messaging import amqp
 from shared.messaging import topology as messaging
 from shared.setup import Credentials, broker_admin, setup
@@ -139,6 +140,7 @@ async def run_demo(
     # migrations, grants, topology. The workers then run on their own credentials.
     await setup(settings.for_service("admin"), Credentials.from_env(), broker_admin())
     env = demo_env(settings)
+    env["TICKETQ_SESSION_FILE"] = str(log_dir / "session")  # not the user's own sign-ins
     agent = as_cli(env)
     say(f"shop clock: {env['TICKETQ_CLOCK_START']} (staffed hours), running at the real pace\n")
     connection = await amqp.connect_robust(settings.amqp_url, name="ticketq-demo")
@@ -150,7 +152,7 @@ async def run_demo(
             await poll(partial(_consumed, channel, queue), seconds=60, what=f"{queue} worker")
         # A roster change is a command to a desk worker: the workers are up now.
         roster = resources.files("shared.demo") / "roster.yaml"
-        await run_cli(agent, say, "roster", "load", str(roster))
+        await load_roster_and_sign_in(settings, pool, agent, say, str(roster), log_dir)
         outcomes = []
         upstream = settings.for_service("upstream")  # the IM gateway and the order centre
         async with TicketPublisher(upstream.amqp_url, producer="demo") as publisher:
@@ -175,6 +177,31 @@ async def run_demo(
                 proc.wait(timeout=30)
         await pool.close()
         await connection.close()
+
+
+async def load_roster_and_sign_in(
+    settings: Settings,
+    pool: Pool,
+    env: dict[str, str],
+    say: Callable[[str], None],
+    roster: str,
+    log_dir: Path,
+) -> None:
+    """Load the sample roster (as its supervisor, once anyone has a password: a run before),
+    give its agents this run's dev password and sign them all in (`shared.demo.sign_in`)."""
+    agents = sign_in.roster_ids(Path(roster))
+    password, password_file = sign_in.dev_password(log_dir)
+    loader: list[str] = []
+    if await sign_in.roster_needs_supervisor(pool) and await sign_in.set_dev_passwords(
+        pool, [sign_in.SUPERVISOR], password
+    ):
+        login = ["login", "--as", sign_in.SUPERVISOR, "--password-file", str(password_file)]
+        await run_cli(env, say, *login)
+        loader = ["--as", sign_in.SUPERVISOR]
+    await run_cli(env, say, "roster", "load", roster, *loader)
+    await sign_in.set_dev_passwords(pool, agents, password)
+    cli = settings.for_service("cli", env)  # as the agents' CLI signs in
+    await sign_in.sign_in_all(cli, agents, password, Path(env["TICKETQ_SESSION_FILE"]), say)
 
 
 async def run_cli(

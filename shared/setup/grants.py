@@ -30,7 +30,7 @@ from services.intake.contracts import (
     SubmitTicket,
 )
 from services.warehouse.contracts import AdjustStock, WarehouseOperation
-from shared.agents.contracts import LoadRoster, SetPresence
+from shared.agents.contracts import LoadRoster, SetPresence, SignIn, SignOut
 from shared.messaging.envelope import Contract
 from shared.messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE
 from shared.tickets.contracts import (
@@ -92,8 +92,14 @@ TICKETS = {  # moving a ticket: the aggregate's store, its clocks and timers
     "calendar_versions": "S",
     "orders": "S",
 }
+SIGNED = {"agent_sessions": "S"}  # a worker of agents' commands checks their sessions
 DESK = {  # a desk: assignment, the roster, reveals, the clocks' breaches and escalations
     **TICKETS,
+    # sign-in (shared.agents.identity): passwords are set by operators (admin); a desk checks
+    # (and rehashes) them, opens and revokes sessions, counts failures
+    "agent_credentials": "SU",
+    "agent_sessions": "SIU",
+    "sign_in_failures": "SID",
     "ticket_contacts": "S",
     "agents": "SIUD",  # the roster is loaded whole: agents no longer on it are removed
     "roster_shifts": "SID",
@@ -138,6 +144,7 @@ TABLES: dict[str, dict[str, str]] = {
     "warehouse": _merge(
         RUNTIME,
         TICKETS,
+        SIGNED,
         {
             "stock": "SIU",
             "stock_movements": "SI",
@@ -149,6 +156,7 @@ TABLES: dict[str, dict[str, str]] = {
     "finance": _merge(
         RUNTIME,
         TICKETS,
+        SIGNED,
         {
             "order_payments": "SIU",  # the refunded total, moved by a trigger on refunds
             "refunds": "SI",
@@ -185,7 +193,7 @@ class BrokerGrant:
     asks: bool = False  # request/reply client: its own server-named reply queues
 
 
-COMMANDS = (TicketCommand, RevealTicket, LoadRoster, SetPresence)
+COMMANDS = (TicketCommand, RevealTicket, LoadRoster, SetPresence, SignIn, SignOut)
 OPERATIONS = (WarehouseOperation, AdjustStock, FinanceOperation)
 MOVES = (HandoffRequested, TicketReturned)  # what a ticket's decision sends (tickets.messages)
 

@@ -19,7 +19,7 @@ from shared.tickets.contracts import (
 )
 from shared.tickets.read_model import ticket_view
 from shared.tickets.roles import TicketKind
-from tests.helpers import command_for, contact, wait_until
+from tests.helpers import command_for, contact, token_for, wait_until
 
 ROSTER = [
     ("p1", "王芳", ["presale"], ["day"]),
@@ -56,7 +56,9 @@ async def opened(settings: Settings, db: Pool, kind: TicketKind, name: str, **kw
 
 async def send(settings: Settings, tid: str, actor: str, args: Contract) -> CommandReply:
     """A command the way the CLI sends it (request/reply to the queue its type goes to)."""
-    return await send_command(settings, command_for(tid, actor, args))
+    return await send_command(
+        settings, command_for(tid, actor, args), token=await token_for(settings, actor)
+    )
 
 
 async def by_the_clock(db: Pool, tid: str, clock: FixedClock) -> None:

@@ -18,6 +18,7 @@ from services.aftersales.worker import SERVICE as AFTERSALES
 from services.finance.worker import SERVICE as FINANCE
 from services.intake.client import publish_ticket
 from services.intake.worker import SERVICE as INTAKE
+from shared.agents.identity import hash_password, set_password, sign_in
 from shared.bootstrap import start_service
 from shared.clock import FixedClock
 from shared.db import create_pool
@@ -28,6 +29,8 @@ from shared.tickets.contracts import HandOffArgs
 from tests.helpers import T0, contact, wait_until
 from tests.privilege.conftest import Deployment
 from tests.staff import add_roster, one, refund
+
+PASSWORD = "Privileged-Pass-42"
 
 
 async def _ignore(message: AbstractIncomingMessage) -> None:
@@ -216,6 +219,8 @@ async def test_each_service_on_its_own_credentials_carries_a_ticket_through(
     which refunds and returns it: the grants are enough, not just restrictive."""
     admin = await create_pool(deployment.admin, size=2)
     await add_roster(admin)
+    for agent in ("a1", "f1"):  # the operators' step (`ticketq agent password`)
+        await set_password(admin, agent, hash_password(PASSWORD), T0)  # type: ignore[arg-type]
     clock = FixedClock(T0)
     running = [
         await start_service(s, deployment.settings(s.name), clock=clock)
@@ -236,10 +241,12 @@ async def test_each_service_on_its_own_credentials_carries_a_ticket_through(
         await wait_until(assigned, what="intake's ticket assigned by the after-sales desk")
         tid = str(await admin.fetchval("SELECT id FROM tickets WHERE external_id = 'priv-1'"))
         cli = deployment.settings("cli")
-        handed = await one(cli, tid, "a1", HandOffArgs(role="finance", action="refund"))
+        a1, f1 = [(await sign_in(cli, agent, PASSWORD)).token for agent in ("a1", "f1")]
+        handoff = HandOffArgs(role="finance", action="refund")
+        handed = await one(cli, tid, "a1", handoff, token=a1)
         assert handed.accepted, handed
         state = await admin.fetchval("SELECT state FROM tickets WHERE id = $1", tid)
-        refunded = await one(cli, tid, "f1", refund(state["handoffs"][-1]["id"], "59.00"))
+        refunded = await one(cli, tid, "f1", refund(state["handoffs"][-1]["id"], "59.00"), token=f1)
         assert refunded.accepted, refunded
 
         async def returned() -> bool:  # after-sales took intake's ticket and finance's result

@@ -33,7 +33,7 @@ from shared.tickets.contracts import (
     TicketCommand,
 )
 from shared.tickets.roles import TicketKind
-from tests.helpers import T0, add_agents, contact, wait_until
+from tests.helpers import T0, add_agents, contact, token_for, wait_until
 
 # The generic desk: a kind with no flow, so a free `resolve` is how the ticket ends.
 FREE = TicketKind.GENERAL_AFTERSALES
@@ -66,7 +66,7 @@ async def ask(
     command = TicketCommand(
         ticket_id=ticket_id, actor_id=actor, expected_version=version, args=args
     )
-    return await send_command(settings, command)
+    return await send_command(settings, command, token=await token_for(settings, actor))
 
 
 async def ticket_row(db: Pool, ticket_id: str | None = None) -> dict[str, object]:
