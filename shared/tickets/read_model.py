@@ -203,20 +203,7 @@ async def is_supervisor(conn: Connection, agent_id: str) -> bool:
 async def running_clocks(conn: Connection, ticket_id: str, now: datetime) -> list[dict[str, Any]]:
     """The ticket's pending timers, soonest first: kind, clock, due time, and the time left on
     its clock at `now` (business clocks: the role's staffed time; negative: overdue)."""
-    rows = await conn.fetch(
-        """SELECT kind, clock, due_at, payload->>'role' AS role FROM timers
-            WHERE ticket_id = $1 AND state = 'pending' ORDER BY due_at, kind""",
-        ticket_id,
-    )
-    calendar = await load_calendar(conn) if rows else None
-    out = []
-    for r in rows:
-        if r["clock"] == "business" and calendar is not None and r["role"] in _ROLES:
-            left = business_time_between(calendar, Role(r["role"]), now, r["due_at"])
-        else:
-            left = r["due_at"] - now
-        out.append({**dict(r), "left_seconds": left.total_seconds()})
-    return out
+    return (await clocks_of(conn, [ticket_id], now))[ticket_id]
 
 
 _ROLES = {r.value for r in Role}
@@ -430,7 +417,8 @@ async def clocks_of(
             left = business_time_between(calendar, Role(r["role"]), now, r["due_at"])
         else:
             left = r["due_at"] - now
-        out[r["ticket_id"]].append({**dict(r), "left_seconds": left.total_seconds()})
+        clock = {k: r[k] for k in ("kind", "clock", "due_at", "role")}
+        out[r["ticket_id"]].append({**clock, "left_seconds": left.total_seconds()})
     return out
 
 

@@ -182,9 +182,7 @@ async def events(
             last = after
             while last < upto:
                 async with feed.pool.acquire() as conn:
-                    rows = await history_after(
-                        conn, last, ticket_id=ticket_id, limit=replay_limit
-                    )
+                    rows = await history_after(conn, last, ticket_id=ticket_id, limit=replay_limit)
                 rows = [r for r in rows if r["id"] <= upto]
                 if not rows:
                     break
