@@ -97,7 +97,8 @@ def operation_forms(message_type: type[OnTicket]) -> dict[str, Form]:
 def _input(name: str, info: FieldInfo, choices: Sequence[str] | None) -> Input:
     bare = _bare(info.annotation)
     required = info.is_required()
-    default = "" if required or info.default in (None, "") else str(info.default)
+    plain = not required and info.default_factory is None and info.default not in (None, "")
+    default = str(info.default) if plain else ""
     label = name.replace("_", " ")
     help_text = info.description or ""
     kind: Kind = "text"
@@ -141,6 +142,9 @@ def fill(
         if not text:
             if i.required:
                 filled.errors[i.name] = "required"
+            continue
+        if i.kind == "select" and text not in i.choices:
+            filled.errors[i.name] = f"one of: {', '.join(i.choices) or '(none now)'}"
             continue
         try:
             if i.kind == "pairs":

@@ -1,0 +1,113 @@
+"""The workbench under test: the web app served by uvicorn in the test's event loop, the
+desks running, and a real chromium driven by Playwright (Debian's, never a downloaded one)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from services.flows import load_all
+from shared.clock import FixedClock
+from shared.config import Settings
+from shared.db import Pool
+from shared.web.app import create_app
+from shared.web.gateway import Gateway, SignedIn
+from tests.helpers import T0, add_agents
+
+CHROMIUM = os.environ.get("TICKETQ_CHROMIUM", "/usr/bin/chromium")
+PASSWORD = "correct horse battery"
+# Beside the desks' roster (tests/staff.py): a second after-sales agent.
+MORE_AGENTS = [("a2", "王强", ["aftersales"], ["day"])]
+
+
+class RosterGateway(Gateway):
+    """Signs in anyone on the roster who gives PASSWORD: a test double for the identity
+    service until its sign-in is merged (commands go to the real workers)."""
+
+    def __init__(self, settings: Settings, db: Pool) -> None:
+        super().__init__(settings)
+        object.__setattr__(self, "db", db)
+
+    async def sign_in(self, agent_id: str, password: str) -> SignedIn:
+        known = await self.db.fetchval("SELECT 1 FROM agents WHERE id = $1", agent_id)  # type: ignore[attr-defined]
+        if known and password == PASSWORD:
+            return SignedIn(True, None, "signed in", agent_id, token="t-" + agent_id)
+        return SignedIn(False, "bad_credentials", "unknown agent or wrong password", agent_id)
+
+    async def sign_out(self, token: str | None) -> None:
+        return None
+
+
+@dataclass
+class Web:
+    url: str
+    clock: FixedClock
+
+
+@pytest.fixture
+async def web(settings: Settings, db: Pool, desk: None) -> AsyncIterator[Web]:
+    """The workbench on a free port, over this test's broker vhost and database."""
+    await add_agents(db, MORE_AGENTS)
+    clock = FixedClock(T0)
+    app = create_app(
+        settings,
+        clock=clock,
+        flows=load_all(),
+        secret="test-secret",
+        gateway=RosterGateway(settings, db),
+        pool_size=4,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield Web(f"http://127.0.0.1:{port}", clock)
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no chromium at {CHROMIUM} (make chromium)")
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        await launched.close()
+
+
+SignIn = Callable[[str], Awaitable[Page]]
+
+
+@pytest.fixture
+async def signed_in(web: Web, browser: Browser) -> AsyncIterator[SignIn]:
+    """`page = await signed_in("a1")`: a fresh browser context signed in as that agent."""
+    contexts: list[BrowserContext] = []
+
+    async def open_as(agent_id: str) -> Page:
+        context = await browser.new_context(
+            base_url=web.url, viewport={"width": 1280, "height": 900}
+        )
+        contexts.append(context)
+        page = await context.new_page()
+        await page.goto("/login")
+        await page.get_by_label("Agent id").fill(agent_id)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.locator("header .me")).to_contain_text(f"({agent_id})")
+        return page
+
+    yield open_as
+    for context in contexts:
+        await context.close()
