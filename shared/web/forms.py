@@ -155,15 +155,17 @@ def fill(
                 parsed[i.name] = text
         except typer.BadParameter as exc:
             filled.errors[i.name] = exc.message
-    if filled.errors:
-        return filled
-    try:
-        filled.args = (build or form.model)(**parsed)
+    try:  # even with errors already found: every field's problem is shown at once
+        args = (build or form.model)(**parsed)
     except ValidationError as exc:
         for e in exc.errors():
             where = str(e["loc"][0]) if e["loc"] else ""
-            key = where if where in values else "_form"
-            filled.errors.setdefault(key, e["msg"])
+            if where in values and values[where] == "" and where in filled.errors:
+                continue  # "required" already says it
+            filled.errors.setdefault(where if where in values else "_form", e["msg"])
+    else:
+        if not filled.errors:
+            filled.args = args
     return filled
 
 

@@ -21,6 +21,7 @@ from shared.web.gateway import Gateway, SignedIn
 from tests.helpers import T0, add_agents
 
 CHROMIUM = os.environ.get("TICKETQ_CHROMIUM", "/usr/bin/chromium")
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 PASSWORD = "correct horse battery"
 # Beside the desks' roster (tests/staff.py): a second after-sales agent.
 MORE_AGENTS = [("a2", "王强", ["aftersales"], ["day"])]
@@ -79,7 +80,7 @@ async def web(settings: Settings, db: Pool, desk: None) -> AsyncIterator[Web]:
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not os.path.exists(CHROMIUM):
+    if not HAVE_CHROMIUM:
         pytest.skip(f"no chromium at {CHROMIUM} (make chromium)")
     async with async_playwright() as p:
         launched = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

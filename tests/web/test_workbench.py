@@ -7,7 +7,7 @@ from playwright.async_api import expect
 
 from shared.config import Settings
 from shared.db import Pool
-from tests.staff import new_ticket
+from tests.staff import hand_off, new_ticket
 from tests.web.conftest import SignIn, Web
 
 pytestmark = pytest.mark.slow
@@ -41,3 +41,84 @@ async def test_hand_off_and_see_the_result_live(
     # The first page shows the result without a reload.
     await expect(row.locator(".state")).to_have_text("done")
     await expect(row.locator(".result")).to_contain_text("赵仓 (w1)")
+
+
+async def test_a_refused_close_says_who_may(
+    web: Web, signed_in: SignIn, settings: Settings, db: Pool
+) -> None:
+    tid = await new_ticket(settings, db, "web-2")
+    await hand_off(settings, db, tid, "aftersales", "check_the_parcel")
+    other = await signed_in("a2")  # takes the handoff: owner now, a1 still first handler
+    await other.goto(f"/tickets/{tid}")
+    await other.locator("#form-claim").get_by_role("button").click()
+    await expect(other.locator("#form-claim .outcome.accepted")).to_be_visible()
+    await expect(other.locator("#owner")).to_contain_text("王强 (a2)")
+    await other.locator("#form-close").get_by_role("button").click()
+    refusal = other.locator("#form-close .outcome.refused")
+    await expect(refusal).to_have_attribute("data-code", "not_first_handler")
+    await expect(refusal).to_contain_text(
+        "Only the first handler, 李娜 (a1), may close this ticket"
+    )
+    assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", tid) != "closed"
+
+
+async def test_bad_input_shows_field_errors_and_sends_nothing(
+    web: Web, signed_in: SignIn, settings: Settings, db: Pool
+) -> None:
+    tid = await new_ticket(settings, db, "web-3")
+    before = await db.fetchval("SELECT count(*) FROM ticket_history WHERE ticket_id = $1", tid)
+    staff = await signed_in("f1")
+    await staff.goto(f"/roles/finance/refund?ticket={tid}&handoff=h-1")
+    await staff.locator("input[name=amount]").fill("-5")
+    await staff.get_by_role("button", name="Refund").click()
+    await expect(staff.locator(".error[data-field=amount]")).to_be_visible()
+    await expect(staff.locator(".error[data-field=reason]")).to_contain_text("required")
+    await expect(staff.locator(".outcome")).to_have_count(0)
+    after = await db.fetchval("SELECT count(*) FROM ticket_history WHERE ticket_id = $1", tid)
+    assert after == before
+    assert await db.fetchval("SELECT count(*) FROM refunds") == 0
+
+
+async def test_warehouse_cannot_open_the_refund_form(web: Web, signed_in: SignIn) -> None:
+    staff = await signed_in("w1")
+    answer = await staff.goto("/roles/finance/refund")
+    assert answer is not None and answer.status == 403
+    await expect(staff.get_by_role("alert")).to_contain_text(
+        "The refund form is for finance staff: 赵仓 (w1) works as warehouse"
+    )
+    await expect(staff.locator("input[name=amount]")).to_have_count(0)
+
+
+async def test_a_post_without_the_session_csrf_token_is_refused(
+    web: Web, signed_in: SignIn, settings: Settings, db: Pool
+) -> None:
+    tid = await new_ticket(settings, db, "web-4")
+    agent = await signed_in("a1")
+    answer = await agent.request.post(f"/tickets/{tid}/act/close", form={"csrf": "forged"})
+    assert answer.status == 403
+    assert "CSRF" in await answer.text()
+    assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", tid) != "closed"
+
+
+async def test_only_a_supervisor_reveals_personal_data_and_it_is_recorded(
+    web: Web, signed_in: SignIn, settings: Settings, db: Pool
+) -> None:
+    tid = await new_ticket(settings, db, "web-5")
+    await db.execute(
+        """UPDATE tickets SET customer = customer || '{"phone": "13800138000"}' WHERE id = $1""",
+        tid,
+    )
+    agent = await signed_in("a1")
+    await agent.goto(f"/tickets/{tid}")
+    await expect(agent.locator("#head")).not_to_contain_text("13800138000")
+    await expect(agent.get_by_role("button", name="Reveal personal data")).to_have_count(0)
+    csrf = await agent.locator("input[name=csrf]").first.get_attribute("value")
+    answer = await agent.request.post(f"/tickets/{tid}/reveal", form={"csrf": csrf or ""})
+    assert answer.status == 403
+
+    boss = await signed_in("s1")
+    await boss.goto(f"/tickets/{tid}")
+    await boss.get_by_role("button", name="Reveal personal data").click()
+    await expect(boss.locator("#revealed")).to_contain_text("13800138000")
+    reveals = await db.fetch("SELECT * FROM pii_reveals WHERE ticket_id = $1", tid)
+    assert [r["agent_id"] for r in reveals] == ["s1"]
