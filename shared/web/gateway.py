@@ -5,24 +5,17 @@ enforced by the workers and never by the web."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
+import structlog
+
+from shared.agents import identity
+from shared.agents.contracts import SignInReply
 from shared.cli.commands import send_command
 from shared.config import Settings
 from shared.messaging.rpc import Unreachable
 from shared.tickets.contracts import CommandReply, OnTicket
 
-
-@dataclass(frozen=True)
-class SignedIn:
-    """A sign-in's answer as the web keeps it (the token only in the session cookie)."""
-
-    accepted: bool
-    code: str | None
-    message: str
-    agent_id: str
-    token: str | None = None
-    expires_at: datetime | None = None
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,16 +23,33 @@ class Gateway:
     settings: Settings
     timeout: float = 10.0
 
-    async def sign_in(self, agent_id: str, password: str) -> SignedIn:
-        raise NotImplementedError
+    async def sign_in(self, agent_id: str, password: str) -> SignInReply:
+        """The identity service's answer (`shared.agents.identity.sign_in`); no answer in
+        time is a refusal `no_answer`."""
+        try:
+            return await identity.sign_in(self.settings, agent_id, password, timeout=self.timeout)
+        except Unreachable as exc:
+            return SignInReply(
+                accepted=False, code="no_answer", message=str(exc), agent_id=agent_id
+            )
 
     async def sign_out(self, token: str | None) -> None:
-        raise NotImplementedError
+        """Revoke the session; signing out of the web goes on if the worker is away (the
+        cookie is cleared either way, the session then ends at its expiry)."""
+        if not token:
+            return
+        try:
+            await identity.sign_out(self.settings, token, timeout=self.timeout)
+        except Unreachable as exc:
+            log.warning("web_sign_out_unanswered", error=str(exc))
 
     async def send(self, command: OnTicket, token: str | None) -> CommandReply:
-        """Send `command`; a broker away or no answer in time is a refusal `no_answer`."""
+        """Send `command` with the session's token; a broker away or no answer in time is a
+        refusal `no_answer`. Without a token the worker answers `not_signed_in`."""
         try:
-            return await send_command(self.settings, command, timeout=self.timeout)
+            return await send_command(
+                self.settings, command, token=token or "", timeout=self.timeout
+            )
         except Unreachable as exc:
             return CommandReply(
                 ticket_id=command.ticket_id, accepted=False, code="no_answer", message=str(exc)

@@ -54,5 +54,9 @@ LEADS = {
     "unknown_agent": "That agent is not on the roster",
     "unknown_ticket": "There is no such ticket",
     "invalid_command": "The command was not valid for this ticket",
+    "not_signed_in": "You are not signed in (or your session ended): sign in again",
+    "session_expired": "Your sign-in has expired: sign in again",
+    "session_revoked": "Your session was signed out: sign in again",
+    "actor_mismatch": "The command was not sent as the agent signed in",
     "no_answer": "No worker answered in time: nothing is known to have changed",
 }

@@ -621,10 +621,10 @@ async def test_send_command_matches_the_answer_by_causation_id(
     tag = await queue.consume(respond)
     try:
         command = TicketCommand(ticket_id="T-9", actor_id="p1", args=ClaimArgs())
-        reply = await send_command(settings, command, timeout=5, message_id="m-1")
+        reply = await send_command(settings, command, token="t", timeout=5, message_id="m-1")
         assert (reply.accepted, reply.message, reply.version) == (True, "right", 2)
     finally:
         await queue.cancel(tag)
 
     with pytest.raises(Unreachable, match="no desk worker"):
-        await send_command(settings, command, timeout=5)
+        await send_command(settings, command, token="t", timeout=5)

@@ -13,11 +13,11 @@ import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from services.flows import load_all
+from shared.agents.identity import hash_password, set_password
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.db import Pool
 from shared.web.app import create_app
-from shared.web.gateway import Gateway, SignedIn
 from tests.helpers import T0, add_agents
 
 CHROMIUM = os.environ.get("TICKETQ_CHROMIUM", "/usr/bin/chromium")
@@ -25,24 +25,6 @@ HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 PASSWORD = "correct horse battery"
 # Beside the desks' roster (tests/staff.py): a second after-sales agent.
 MORE_AGENTS = [("a2", "王强", ["aftersales"], ["day"])]
-
-
-class RosterGateway(Gateway):
-    """Signs in anyone on the roster who gives PASSWORD: a test double for the identity
-    service until its sign-in is merged (commands go to the real workers)."""
-
-    def __init__(self, settings: Settings, db: Pool) -> None:
-        super().__init__(settings)
-        object.__setattr__(self, "db", db)
-
-    async def sign_in(self, agent_id: str, password: str) -> SignedIn:
-        known = await self.db.fetchval("SELECT 1 FROM agents WHERE id = $1", agent_id)  # type: ignore[attr-defined]
-        if known and password == PASSWORD:
-            return SignedIn(True, None, "signed in", agent_id, token="t-" + agent_id)
-        return SignedIn(False, "bad_credentials", "unknown agent or wrong password", agent_id)
-
-    async def sign_out(self, token: str | None) -> None:
-        return None
 
 
 @dataclass
@@ -55,13 +37,16 @@ class Web:
 async def web(settings: Settings, db: Pool, desk: None) -> AsyncIterator[Web]:
     """The workbench on a free port, over this test's broker vhost and database."""
     await add_agents(db, MORE_AGENTS)
+    hashed = hash_password(PASSWORD)
+    async with db.acquire() as conn:
+        for (agent_id,) in await conn.fetch("SELECT id FROM agents"):
+            await set_password(conn, agent_id, hashed, T0)
     clock = FixedClock(T0)
     app = create_app(
         settings,
         clock=clock,
         flows=load_all(),
         secret="test-secret",
-        gateway=RosterGateway(settings, db),
         pool_size=4,
     )
     server = uvicorn.Server(
