@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from sse_starlette import ServerSentEvent
 
 from shared.db import Pool
 from shared.tickets.read_model import history_after, last_history_id
@@ -154,7 +155,11 @@ class HistoryFeed:
                 await asyncio.sleep(self.interval)
 
 
-def event_of(row: Row) -> dict[str, str]:
+# How soon a browser reconnects after the stream drops (its default is a few seconds).
+RECONNECT_MS = 500
+
+
+def event_of(row: Row) -> ServerSentEvent:
     """An SSE event for one history row: numbered by the row's id."""
     data = {
         "seq": row["id"],
@@ -163,7 +168,9 @@ def event_of(row: Row) -> dict[str, str]:
         "actor": row["actor_name"],
         "at": row["at"].isoformat(),
     }
-    return {"id": str(row["id"]), "event": "change", "data": json.dumps(data, ensure_ascii=False)}
+    return ServerSentEvent(
+        id=str(row["id"]), event="change", data=json.dumps(data, ensure_ascii=False)
+    )
 
 
 async def events(
@@ -172,10 +179,11 @@ async def events(
     after: int,
     ticket_id: str | None,
     replay_limit: int = 2000,
-) -> AsyncIterator[dict[str, str]]:
+) -> AsyncIterator[ServerSentEvent]:
     """The stream of one tab: first what it missed after `after` (from the history), then
     every new row as it settles. A subscriber that fell too far behind is replayed again
     from the history rather than dropped."""
+    yield ServerSentEvent(retry=RECONNECT_MS, comment=f"from {after}")
     while True:
         sub, upto = feed.subscribe(ticket_id)
         try:

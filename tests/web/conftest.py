@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from starlette.applications import Starlette
 
 from services.flows import load_all
 from shared.agents.identity import hash_password, set_password
@@ -29,8 +30,35 @@ MORE_AGENTS = [("a2", "王强", ["aftersales"], ["day"])]
 
 @dataclass
 class Web:
-    url: str
+    """The workbench served on `port`; `stop()` and `start()` again: a restarted web process
+    (the same port, so open pages reconnect to it)."""
+
+    app: Starlette
     clock: FixedClock
+    port: int = 0
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self._server = server = uvicorn.Server(config)
+        self._task = task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        self.port = server.servers[0].sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None and self._task is not None
+        self._server.should_exit = True
+        await self._task
 
 
 @pytest.fixture
@@ -42,25 +70,11 @@ async def web(settings: Settings, db: Pool, desk: None) -> AsyncIterator[Web]:
         for (agent_id,) in await conn.fetch("SELECT id FROM agents"):
             await set_password(conn, agent_id, hashed, T0)
     clock = FixedClock(T0)
-    app = create_app(
-        settings,
-        clock=clock,
-        flows=load_all(),
-        secret="test-secret",
-        pool_size=4,
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield Web(f"http://127.0.0.1:{port}", clock)
-    server.should_exit = True
-    await task
+    app = create_app(settings, clock=clock, flows=load_all(), secret="test-secret", pool_size=4)
+    served = Web(app, clock)
+    await served.start()
+    yield served
+    await served.stop()
 
 
 @pytest.fixture(scope="session")
