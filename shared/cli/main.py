@@ -146,8 +146,10 @@ def demo(
 
 @app.command()
 def web(
-    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
+    host: Annotated[
+        str, typer.Option(envvar="TICKETQ_WEB_HOST", help="Address to listen on")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="TICKETQ_WEB_PORT", help="Port to listen on")] = 8080,
 ) -> None:
     """Run the web workbench (pages for agents, staff and supervisors, live) until stopped."""
     from shared.logging import configure_logging
