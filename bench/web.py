@@ -26,7 +26,7 @@ import sys
 import time
 from array import array
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -34,6 +34,7 @@ import httpx
 from itsdangerous import TimestampSigner
 
 from bench.harness import bench_database
+from shared.agents.identity import open_session
 from shared.config import Settings
 from shared.db import Pool, create_pool
 from shared.logging import configure_logging
@@ -49,14 +50,15 @@ def free_port() -> int:
         return port
 
 
-def session_cookie(secret: str, agent_id: str) -> str:
-    """A session as Starlette's SessionMiddleware signs it (the bench holds the secret), so
-    the streams need no sign-in round trip through a worker."""
-    data = base64.b64encode(json.dumps({"agent": agent_id}).encode())
+def session_cookie(secret: str, agent_id: str, token: str) -> str:
+    """A session as Starlette's SessionMiddleware signs it (the bench holds the secret), its
+    token minted in the store: the streams need no sign-in round trip through a worker."""
+    data = base64.b64encode(json.dumps({"agent": agent_id, "token": token}).encode())
     return TimestampSigner(secret).sign(data).decode()
 
 
-async def seed(pool: Pool) -> None:
+async def seed(pool: Pool) -> str:
+    """The tickets that change, and the agent watching them; its session's token."""
     async with pool.acquire() as conn:
         await conn.execute(
             "INSERT INTO agents (id, name, roles, shifts, online) "
@@ -70,6 +72,10 @@ async def seed(pool: Pool) -> None:
                        '{"id": "c", "nick": "c"}', 'bench', '', 'aftersales', now())""",
             [(f"B{i:04d}",) for i in range(TICKETS)],
         )
+        token, _ = await open_session(
+            conn, AGENT, ["aftersales"], datetime.now(UTC), timedelta(hours=1)
+        )
+        return token
 
 
 def cpu_seconds(pid: int) -> float:
@@ -152,7 +158,7 @@ async def write(pool: Pool, rate: float, seconds: float) -> int:
 async def run(args: argparse.Namespace) -> None:
     async with bench_database(Settings(), f"web_{int(time.time())}") as settings:
         pool = await create_pool(settings, size=2)
-        await seed(pool)
+        token = await seed(pool)
         secret, port = secrets.token_urlsafe(24), free_port()
         env = {
             **os.environ,
@@ -179,7 +185,7 @@ async def run(args: argparse.Namespace) -> None:
             ]
             start = time.time() + args.warmup
             window = (start, start + args.seconds + 1.0)
-            cookie = session_cookie(secret, AGENT)
+            cookie = session_cookie(secret, AGENT, token)
             loop = asyncio.get_running_loop()
             with ProcessPoolExecutor(args.procs, mp_context=get_context("spawn")) as procs:
                 shares = [

@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 from services.catalogue import CATALOGUE
 from services.finance.contracts import FinanceOperation
 from services.warehouse.contracts import WarehouseOperation
+from shared.agents.identity import SessionRefused, session_of
 from shared.agents.roster import SHOP_TIMEZONE
 from shared.cli.output import shop_time
 from shared.clock import Clock
@@ -163,14 +164,21 @@ def pool_of(request: Request) -> Pool:
 
 
 async def person_of(request: Request) -> Person | None:
-    agent_id = request.session.get("agent")
-    if not agent_id:
+    """The signed-in agent, if the session's token is still live (not expired, not revoked:
+    `ticketq agent revoke` or signing out elsewhere ends the web session too)."""
+    token = request.session.get("token")
+    if not token:
         return None
     async with pool_of(request).acquire() as conn:
-        profile = await agent_profile(conn, agent_id)
+        try:
+            session = await session_of(conn, token, now_of(request))
+        except SessionRefused:
+            request.session.clear()
+            return None
+        profile = await agent_profile(conn, session.agent_id)
     if profile is None:
         return None
-    return Person(agent_id, profile["name"], tuple(profile["roles"]), request.session.get("token"))
+    return Person(session.agent_id, profile["name"], tuple(profile["roles"]), token)
 
 
 def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:

@@ -118,12 +118,16 @@ def _input(name: str, info: FieldInfo, choices: Sequence[str] | None) -> Input:
     elif get_origin(bare) is list:
         item = get_args(bare)[0]
         keys = "=".join(f.upper() for f in item.model_fields)
-        kind, help_text = "lines", f"{help_text} One per line, as {keys}.".strip()
+        kind, help_text = "lines", _sentences(help_text, f"One per line, as {keys}.")
     elif get_origin(bare) is dict or bare is dict:
-        kind, help_text = "pairs", f"{help_text} One KEY=VALUE per line.".strip()
+        kind, help_text = "pairs", _sentences(help_text, "One KEY=VALUE per line.")
     elif any(getattr(m, "max_length", 0) and m.max_length > 300 for m in info.metadata):
         kind = "textarea"
     return Input(name, label, kind, required, help_text, options, default)
+
+
+def _sentences(*parts: str) -> str:
+    return " ".join(p if p.endswith(".") else p + "." for p in parts if p)
 
 
 def fill(

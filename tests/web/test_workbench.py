@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from playwright.async_api import Request, expect
+from playwright.async_api import Browser, Request, expect
 
 from shared.config import Settings
 from shared.db import Pool
@@ -158,3 +160,24 @@ async def test_a_dropped_stream_resumes_without_missing_a_change(
     # The browser's own reconnect said where it was (htmx-extensions #184 was this, missing).
     resumed = [await r.header_value("last-event-id") for r in streams[1:]]
     assert str(seen) in resumed, resumed
+
+
+async def test_a_wrong_password_is_refused_and_signing_out_ends_the_session(
+    web: Web, signed_in: SignIn, browser: Browser
+) -> None:
+    context = await browser.new_context(base_url=web.url)
+    page = await context.new_page()
+    await page.goto("/me")
+    await expect(page).to_have_url(re.compile(r"/login\?next=/me$"))
+    await page.get_by_label("Agent id").fill("a1")
+    await page.get_by_label("Password").fill("not the password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_contain_text("bad_credentials")
+    await context.close()
+
+    agent = await signed_in("a1")
+    await agent.goto("/me")
+    await agent.get_by_role("button", name="Sign out").click()
+    await expect(agent).to_have_url(re.compile(r"/login$"))
+    await agent.goto("/me")
+    await expect(agent).to_have_url(re.compile(r"/login\?next=/me$"))
