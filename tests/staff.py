@@ -217,7 +217,8 @@ def cli(settings: Settings, tmp_path: Path) -> Cli:
     """`await cli("tickets", "list", env={...})`: one `ticketq` invocation, like a process.
 
     The agent named by `--as` (or `TICKETQ_AGENT`) is signed in first, if on the roster: a
-    session is minted into the test's session file, as `ticketq login` would keep it."""
+    session is minted into the test's session file, as `ticketq login` would keep it. A test
+    that brings its own `TICKETQ_SESSION_FILE` signs in itself."""
     session_file = tmp_path / "ticketq-session"
 
     async def invoke(*args: str, env: dict[str, str] | None = None) -> Run:
@@ -231,7 +232,8 @@ def cli(settings: Settings, tmp_path: Path) -> Cli:
         }
         named = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--as"]
         for agent in named or [a for a in [environment.get("TICKETQ_AGENT")] if a]:
-            await sign_in_quickly(settings, agent, Path(environment["TICKETQ_SESSION_FILE"] or ""))
+            if "TICKETQ_SESSION_FILE" not in (env or {}):
+                await sign_in_quickly(settings, agent, session_file)
 
         def call() -> Run:
             get_settings.cache_clear()  # a process reads its environment once; we are many

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,7 +44,7 @@ from shared.tickets.roles import Role
 
 log = structlog.get_logger(__name__)
 
-DESK_QUEUE = "desk"  # where sign-ins go (services.catalogue; tests/test_catalogue.py checks)
+DESK_QUEUE = "desk"  # where sign-ins go: the queue services.catalogue names for them
 MIN_PASSWORD = 8
 
 # Refusal codes of a command whose session does not hold.
@@ -60,17 +61,22 @@ TOO_MANY_ATTEMPTS = "too_many_attempts"
 # Passwords and tokens (pure)
 
 _hasher = PasswordHasher()  # argon2id, the library's defaults (RFC 9106's second choice)
+# Each hash takes 64 MiB for a few tens of ms: a burst of sign-ins (a shift starting) queues
+# here rather than taking a worker's memory.
+_hashing = threading.BoundedSemaphore(2)
 
 
 def hash_password(password: str) -> str:
     """The argon2id hash (salt and parameters encoded in it) to keep for `password`."""
-    return _hasher.hash(password)
+    with _hashing:
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     """Whether `password` is the one `password_hash` was made from (constant time)."""
     try:
-        return _hasher.verify(password_hash, password)
+        with _hashing:
+            return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

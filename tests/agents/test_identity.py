@@ -15,11 +15,13 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from services.aftersales.worker import SERVICE as AFTERSALES
+from services.catalogue import CATALOGUE
 from services.finance.contracts import ApprovePayoutArgs
 from services.finance.worker import SERVICE as FINANCE
 from services.intake.worker import SERVICE as INTAKE
-from shared.agents.contracts import LoadRoster, RosterReply, SignIn, SignInReply
+from shared.agents.contracts import LoadRoster, RosterReply, SignIn, SignInReply, SignOut
 from shared.agents.identity import (
+    DESK_QUEUE,
     hash_password,
     needs_rehash,
     password_problem,
@@ -48,7 +50,7 @@ from shared.tickets.contracts import (
     TicketCommand,
 )
 from tests.helpers import T0, captured_logs, command_for, depth, take_all, wait_until
-from tests.staff import add_roster, hand_off, new_ticket
+from tests.staff import Cli, add_roster, hand_off, new_ticket
 
 PASSWORD = "Correct-Horse-7731"  # distinctive: the tests look for it everywhere afterwards
 
@@ -85,6 +87,11 @@ def test_the_session_file_is_its_owners_only(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert signed_in(None, path) == ("s1", "tok-s1")  # the last one signed in
     assert signed_in("a1", path) == ("a1", "tok-a1")
+
+
+def test_sign_ins_go_where_the_catalogue_sends_them() -> None:
+    assert CATALOGUE.of(SignIn).queues[0] == DESK_QUEUE
+    assert CATALOGUE.of(SignOut).queues[0] == DESK_QUEUE
 
 
 # --- on the real servers ----------------------------------------------------------------------
@@ -314,3 +321,57 @@ async def test_no_password_or_token_is_kept_in_logs_tables_or_dead_letters(
             f"SELECT coalesce(string_agg(t::text, chr(10)), '') FROM \"{row['table_name']}\" t"
         )
         assert PASSWORD not in dump and good.token not in dump, row["table_name"]
+
+
+async def test_login_keeps_the_session_and_logout_ends_it(
+    settings: Settings, db: Pool, clock: FixedClock, cli: Cli, tmp_path: Path
+) -> None:
+    tid = await new_ticket(settings, db, "cli-1")
+    secret = tmp_path / "password"
+    secret.write_text("New-Password-99\n")
+    env = {"TICKETQ_SESSION_FILE": str(tmp_path / "mine" / "session")}
+
+    assert (await cli("agent", "password", "a1", "--password-file", str(secret))).exit_code == 0
+    short = tmp_path / "short"
+    short.write_text("short\n")
+    weak = await cli("agent", "password", "a1", "--password-file", str(short))
+    assert weak.exit_code == 1 and "weak_password" in weak.stderr
+
+    before = await cli("reply", tid, "您好", "--as", "a1", env=env)
+    assert before.exit_code == 1 and "not signed in as a1" in before.stderr
+    wrong = await cli("login", "--as", "a1", env={**env, "TICKETQ_PASSWORD": PASSWORD})
+    assert wrong.exit_code == 1 and "bad_credentials" in wrong.stderr  # the old one: replaced
+
+    login = await cli("login", "--as", "a1", "--password-file", str(secret), "--json", env=env)
+    assert login.exit_code == 0, login
+    assert "token" not in login.json() and login.json()["agent_id"] == "a1"
+    assert "New-Password-99" not in login.output
+    session_file = Path(env["TICKETQ_SESSION_FILE"])
+    assert stat.S_IMODE(os.stat(session_file).st_mode) == 0o600
+    token = kept_sessions(session_file)["a1"]["token"]
+    assert token not in login.output
+
+    replied = await cli("reply", tid, "您好,我来处理", env=env)  # no --as: the one signed in
+    assert replied.exit_code == 0, replied
+    claimed = await cli("reply", tid, "您好", "--as", "s1", env=env)  # not signed in as s1
+    assert claimed.exit_code == 1 and "not signed in as s1" in claimed.stderr
+
+    assert (await cli("logout", env=env)).exit_code == 0
+    assert "a1" not in kept_sessions(session_file)
+    after = await send_command(
+        settings,
+        TicketCommand(ticket_id=tid, actor_id="a1", args=ReplyArgs(text="您好")),
+        token=token,
+    )
+    assert after.code == "session_revoked"
+
+    await cli("login", "--as", "a1", "--password-file", str(secret), env=env)
+    revoked = await cli("agent", "revoke", "a1")
+    assert revoked.exit_code == 0 and "1 session of a1 revoked" in revoked.stdout
+    refused = await cli("reply", tid, "您好", env=env)
+    assert refused.exit_code == 1 and "session_revoked" in refused.output
+
+
+def kept_sessions(path: Path) -> dict[str, dict[str, str]]:
+    sessions: dict[str, dict[str, str]] = json.loads(path.read_text())["agents"]
+    return sessions
