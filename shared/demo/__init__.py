@@ -147,7 +147,10 @@ async def _web_started(env: dict[str, str], web: subprocess.Popen[bytes], log_di
         up = False
     if not up:
         return f"workbench: did not start (port {port} taken?), see {log_dir}/web.log\n"
-    return f"workbench: {web_url(env)} (sign in as an agent of the roster)\n"
+    return (
+        f"workbench: {web_url(env)} (sign in as an agent of the roster, e.g. zhangwei, with "
+        f"the password in {log_dir}/dev-password)\n"
+    )
 
 
 async def poll(check: Callable[[], Awaitable[T | None]], *, seconds: float, what: str) -> T:
