@@ -37,7 +37,7 @@
       refresh = setTimeout(() => {
         refresh = null;
         htmx.trigger(body, "tq:change");
-      }, 150);
+      }, 250);
     }
   }
 
