@@ -553,9 +553,6 @@ async def ops_page(request: Request, person: Person) -> Response:
     error = None
     try:
         connection = await aio_pika.connect(settings.amqp_url, timeout=5)
-    except Exception as exc:  # the broker away is what this page must show, not a 500
-        error = f"cannot reach the broker: {type(exc).__name__}"
-    else:
         async with connection:
             dead = await DeadLetters(connection).counts()
             channel = await connection.channel()
@@ -565,6 +562,8 @@ async def ops_page(request: Request, person: Person) -> Response:
                 queues.append(
                     {"queue": name, "depth": depth, "consumers": consumers, "dlq": dead.get(dlq)}
                 )
+    except Exception as exc:  # the broker away (or not set up) is what this page must show
+        error = f"cannot read the broker: {type(exc).__name__}: {exc}"
     return render(request, "ops.html", person=person, queues=queues, error=error)
 
 

@@ -82,7 +82,9 @@ async def test_bad_input_shows_field_errors_and_sends_nothing(
     assert await db.fetchval("SELECT count(*) FROM refunds") == 0
 
 
-async def test_warehouse_cannot_open_the_refund_form(web: Web, signed_in: SignIn) -> None:
+async def test_warehouse_cannot_open_the_refund_form_nor_finance_approve(
+    web: Web, signed_in: SignIn
+) -> None:
     staff = await signed_in("w1")
     answer = await staff.goto("/roles/finance/refund")
     assert answer is not None and answer.status == 403
@@ -90,6 +92,10 @@ async def test_warehouse_cannot_open_the_refund_form(web: Web, signed_in: SignIn
         "The refund form is for finance staff: 赵仓 (w1) works as warehouse"
     )
     await expect(staff.locator("input[name=amount]")).to_have_count(0)
+    finance = await signed_in("f1")
+    approval = await finance.goto("/roles/finance/approve_payout")
+    assert approval is not None and approval.status == 403
+    await expect(finance.get_by_role("alert")).to_contain_text("Only a supervisor may")
 
 
 async def test_a_post_without_the_session_csrf_token_is_refused(
