@@ -64,10 +64,6 @@ class Sequencer:
             self.settled, self._hole_since = min(self._pending) - 1, None
         return out
 
-    @property
-    def waiting(self) -> int:
-        return len(self._pending)
-
 
 @dataclass(frozen=True)
 class Change:

@@ -187,3 +187,31 @@ async def test_a_wrong_password_is_refused_and_signing_out_ends_the_session(
     await expect(agent).to_have_url(re.compile(r"/login$"))
     await agent.goto("/me")
     await expect(agent).to_have_url(re.compile(r"/login\?next=/me$"))
+
+
+async def test_a_new_ticket_appears_on_the_agents_page_without_a_reload(
+    web: Web, signed_in: SignIn, settings: Settings, db: Pool
+) -> None:
+    agent = await signed_in("a1")
+    await agent.goto("/me")
+    await expect(agent.locator("#live-status")).to_have_text("live")
+    await expect(agent.locator("#owned tr[data-ticket]")).to_have_count(0)
+    tid = await new_ticket(settings, db, "web-7")
+    await expect(agent.locator(f"#owned tr[data-ticket='{tid}']")).to_be_visible()
+    await expect(agent.locator(f"#live-log li[data-ticket='{tid}']")).not_to_have_count(0)
+
+
+async def test_sla_countdowns_run_from_the_servers_due_times(
+    web: Web, signed_in: SignIn, settings: Settings, db: Pool
+) -> None:
+    tid = await new_ticket(settings, db, "web-8")  # first response due in 30 s (business)
+    agent = await signed_in("a1")
+    await agent.clock.install()
+    await agent.goto("/me")
+    countdown = agent.locator(f"#owned tr[data-ticket='{tid}'] .countdown")
+    await expect(countdown).to_have_text("0m30s")
+    await agent.clock.run_for(12_000)
+    await expect(countdown).to_have_text("0m18s")
+    await agent.clock.run_for(20_000)
+    await expect(countdown).to_have_text("-0m02s")
+    await expect(countdown).to_have_class(re.compile(r"\boverdue\b"))
