@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
 
@@ -52,6 +54,19 @@ class Settings(BaseSettings):
     sign_in_window_minutes: float = Field(
         15.0, gt=0, description="The window failed sign-ins are counted in, minutes"
     )
+
+    def for_service(self, name: str, env: Mapping[str, str] | None = None) -> Settings:
+        """These settings with `name`'s own credentials: `TICKETQ_<NAME>_AMQP_URL` and
+        `TICKETQ_<NAME>_DATABASE_URL` where set (`ticketq setup` creates them), else the
+        shared `TICKETQ_AMQP_URL` / `TICKETQ_DATABASE_URL`. `admin` names setup's own."""
+        env = os.environ if env is None else env
+        prefix = f"TICKETQ_{name.upper()}_"
+        urls = {
+            field: env[prefix + field.upper()]
+            for field in ("amqp_url", "database_url")
+            if env.get(prefix + field.upper())
+        }
+        return self.model_copy(update=urls)
 
 
 @lru_cache

@@ -29,6 +29,12 @@ from shared.messaging import topology as messaging
 # Fixtures shared by several rooms' tests.
 pytest_plugins = ["tests.staff"]
 
+# Each service's own URLs (`servers.sh env` exports them) would point workers this suite starts
+# at the shared database and vhost: tests give every process the session's and test's own, and
+# tests/privilege the per-service ones.
+for _variable in [v for v in os.environ if v.endswith(("_AMQP_URL", "_DATABASE_URL"))]:
+    if _variable not in ("TICKETQ_AMQP_URL", "TICKETQ_DATABASE_URL"):
+        del os.environ[_variable]
 BASE = Settings()
 RUN_ID = uuid.uuid4().hex[:8]
 

@@ -284,9 +284,13 @@ async def handle_sign_in(tx: Transaction, msg: Incoming[SignIn]) -> Outcome:
         log.warning("sign_in_refused", agent_id=agent_id, code=BAD_CREDENTIALS)
         return _sign_in_refused(tx, agent_id, BAD_CREDENTIALS, "unknown agent or wrong password")
     assert row is not None
-    if needs_rehash(stored):
+    if needs_rehash(stored):  # made with weaker parameters than today's
         rehashed = await asyncio.to_thread(hash_password, password)
-        await set_password(tx.conn, agent_id, rehashed, tx.now)
+        await tx.conn.execute(
+            "UPDATE agent_credentials SET password_hash = $2 WHERE agent_id = $1",
+            agent_id,
+            rehashed,
+        )
     await tx.conn.execute("DELETE FROM sign_in_failures WHERE agent_id = $1", agent_id)
     roles = list(row["roles"])
     token, expires_at = await open_session(tx.conn, agent_id, roles, tx.now, ttl)

@@ -76,9 +76,22 @@ def db_migrate() -> None:
     """Apply the migrations not applied yet."""
     from shared.db import migrate
 
-    url = get_settings().database_url
+    url = get_settings().for_service("migrator").database_url
     applied = output.run(_reaching(migrate(url), f"the database at {_where(url)}"))
     typer.echo(f"applied: {', '.join(applied)}" if applied else "up to date")
+
+
+@app.command("setup")
+def setup_command() -> None:
+    """The admin step: each service's role and broker user (from its own URLs), the
+    migrations, the grants and the topology (`shared.setup`). Safe to run again."""
+    from shared.setup import Credentials, broker_admin, setup
+
+    admin = get_settings().for_service("admin")
+    done = output.run(
+        _reaching(setup(admin, Credentials.from_env(), broker_admin()), "the servers")
+    )
+    typer.echo("\n".join(done))
 
 
 @app.command()
@@ -155,7 +168,7 @@ def web(
     from shared.logging import configure_logging
     from shared.web.server import serve
 
-    settings = get_settings()
+    settings = get_settings().for_service("web")  # its own credentials, where set
     configure_logging(settings.log_level)
     typer.echo(f"workbench on http://{host}:{port}/")
     serve(settings, host, port)

@@ -1,8 +1,10 @@
 """The whole RabbitMQ topology, declared in one place, and publishing with confirms.
 
-Topology: a direct exchange `ticketq` routes by queue name to one durable quorum queue per
-service; each queue dead-letters to the direct exchange `ticketq.dlx`, which routes to the
-queue's own `<queue>.dlq`. Declaring it again with the same settings is a no-op.
+Topology: a topic exchange `ticketq` routes by queue name to one durable quorum queue per
+service (topic, not direct, only so that RabbitMQ checks each user's routing keys: every
+binding key is a plain queue name); each queue dead-letters to the direct exchange
+`ticketq.dlx`, which routes to the queue's own `<queue>.dlq`. Declaring it again with the same
+settings is a no-op.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ async def declare_topology(
     channel: AbstractChannel, settings: Settings, queues: Iterable[str]
 ) -> None:
     """Declare the exchanges, and each queue (`Catalogue.queue_names`) with its DLQ."""
-    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
     dlx = await channel.declare_exchange(
         DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
     )

@@ -31,6 +31,7 @@ from shared.config import Settings
 from shared.db import Pool
 from shared.messaging.envelope import Envelope
 from shared.tickets.contracts import ClaimArgs, CommandReply, Customer, TicketCommand
+from shared.tickets.roles import TicketKind
 from tests.helpers import T0, add_agents, contact, wait_until
 from tests.staff import Cli
 
@@ -47,6 +48,8 @@ agents:
   - {id: n1, name: 刘洋, roles: [aftersales], shifts: [night]}
 """
 
+# The generic desk: a kind with no flow, so a free `resolve` is how the ticket ends.
+FREE = TicketKind.GENERAL_AFTERSALES
 CUSTOMER = Customer(
     id="c-9", nick="小王", name="王小明", phone="13812345678", address="上海市浦东新区世纪大道100号"
 )
@@ -249,7 +252,9 @@ async def test_agent_list_shows_shift_presence_and_load(
 async def test_claim_handoff_results_resolve_close_through_the_cli(
     settings: Settings, db: Pool, desks: FixedClock, cli: Cli
 ) -> None:
-    tid = await new_ticket(settings, db, "ww-1", subject="收到的杯子破损了", order_id="o-1")
+    tid = await new_ticket(
+        settings, db, "ww-1", subject="收到的杯子破损了", order_id="o-1", kind=FREE
+    )
     listed = await cli("tickets", "list", "--waiting-for", "a1", "--json")
     assert [t["id"] for t in listed.json()] == [tid]
     assert listed.json()[0]["owner"] == {"role": "aftersales", "agent": None}
