@@ -158,5 +158,22 @@ def demo(
     asyncio.run(run_demo(settings, log_dir=log_dir, keep_running=keep_running, say=typer.echo))
 
 
+@app.command()
+def web(
+    host: Annotated[
+        str, typer.Option(envvar="TICKETQ_WEB_HOST", help="Address to listen on")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="TICKETQ_WEB_PORT", help="Port to listen on")] = 8080,
+) -> None:
+    """Run the web workbench (pages for agents, staff and supervisors, live) until stopped."""
+    from shared.logging import configure_logging
+    from shared.web.server import serve
+
+    settings = get_settings().for_service("web")  # its own credentials, where set
+    configure_logging(settings.log_level)
+    typer.echo(f"workbench on http://{host}:{port}/")
+    serve(settings, host, port)
+
+
 if __name__ == "__main__":
     app()

@@ -124,6 +124,46 @@ def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[b
     return workers
 
 
+def start_web(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    """The workbench (`ticketq web`) on the demo's servers and clock."""
+    with (log_dir / "web.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "shared.cli.main", "web"], env=env, stdout=log, stderr=log
+        )
+
+
+def web_url(env: dict[str, str]) -> str:
+    return (
+        f"http://{env.get('TICKETQ_WEB_HOST', '127.0.0.1')}:{env.get('TICKETQ_WEB_PORT', '8080')}/"
+    )
+
+
+async def _web_started(env: dict[str, str], web: subprocess.Popen[bytes], log_dir: Path) -> str:
+    """Where the workbench answers, or why not (the demo goes on without it)."""
+    host, port = env.get("TICKETQ_WEB_HOST", "127.0.0.1"), int(env.get("TICKETQ_WEB_PORT", "8080"))
+
+    async def answering() -> bool | None:
+        if web.poll() is not None:
+            return False
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            return None
+        writer.close()
+        return True
+
+    try:
+        up = await poll(answering, seconds=30, what="the workbench")
+    except TimeoutError:
+        up = False
+    if not up:
+        return f"workbench: did not start (port {port} taken?), see {log_dir}/web.log\n"
+    return (
+        f"workbench: {web_url(env)} (sign in as an agent of the roster, e.g. zhangwei, with "
+        f"the password in {log_dir}/dev-password)\n"
+    )
+
+
 async def poll(check: Callable[[], Awaitable[T | None]], *, seconds: float, what: str) -> T:
     deadline = time.monotonic() + seconds
     while (found := await check()) is None:
@@ -145,11 +185,13 @@ async def run_demo(
     say(f"shop clock: {env['TICKETQ_CLOCK_START']} (staffed hours), running at the real pace\n")
     connection = await amqp.connect_robust(settings.amqp_url, name="ticketq-demo")
     pool = await create_pool(settings, size=2)
-    workers = start_workers(env, log_dir)
+    web = start_web(env, log_dir)
+    workers = [*start_workers(env, log_dir), web]
     try:
         channel = await connection.channel()
         for queue in CATALOGUE.queue_names:
             await poll(partial(_consumed, channel, queue), seconds=60, what=f"{queue} worker")
+        say(await _web_started(env, web, log_dir))
         # A roster change is a command to a desk worker: the workers are up now.
         roster = resources.files("shared.demo") / "roster.yaml"
         await load_roster_and_sign_in(settings, pool, agent, say, str(roster), log_dir)
@@ -169,6 +211,8 @@ async def run_demo(
         await walk_through(agent, say, walked.ticket_id, walked.agent_id)
         unpaid = next(r for c, r in outcomes if c.walk_flow)
         await walk_flow(agent, say, unpaid.ticket_id, unpaid.agent_id)
+        if keep_running:
+            say(f"\nthe workers and the workbench keep running: {web_url(env)}")
     finally:
         if not keep_running:
             for proc in workers:

@@ -174,7 +174,13 @@ TABLES: dict[str, dict[str, str]] = {
         {"calendar_versions": "S", "stock": "S", "stock_movements": "S"},
         {t: "S" for t in LEDGERS["finance"]},
     ),
-    "web": dict(READ_MODEL),  # the workbench: the read model only
+    # The workbench: the read model, the sessions it checks on every page, and the
+    # supervisor's board (escalations, approvals on record); business clocks' calendar.
+    "web": _merge(
+        READ_MODEL,
+        SIGNED,
+        {"escalations": "S", "payout_approvals": "S", "calendar_versions": "S"},
+    ),
 }
 SEQUENCES = {"ticket_number": ("intake",)}  # nextval; a table's own id sequence comes with I
 
