@@ -7,7 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -87,14 +87,21 @@ async def broker_channel(settings: Settings) -> AsyncIterator[AbstractChannel]:
 
 @asynccontextmanager
 async def workers(
-    name: str, settings: Settings, replicas: int, channel: AbstractChannel
-) -> AsyncIterator[None]:
-    """`replicas` processes of worker `name`, consuming before this yields; stopped after."""
+    name: str,
+    settings: Settings,
+    replicas: int,
+    channel: AbstractChannel,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """`replicas` processes of worker `name` (`env` added to theirs), consuming before this
+    yields them; stopped after."""
     env = {
         **os.environ,
         "TICKETQ_AMQP_URL": settings.amqp_url,
         "TICKETQ_DATABASE_URL": settings.database_url,
         "TICKETQ_LOG_LEVEL": "warning",
+        **(env or {}),
     }
     procs = [
         await asyncio.create_subprocess_exec(
@@ -105,7 +112,7 @@ async def workers(
     try:
         while (await messaging.queue_stats(channel, name))[1] < replicas:  # noqa: ASYNC110
             await asyncio.sleep(0.1)  # polling the broker: there is no event to wait on
-        yield
+        yield procs
     finally:
         for proc in procs:
             proc.terminate()
