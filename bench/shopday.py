@@ -83,6 +83,7 @@ from shared.tickets.contracts import (
 )
 from shared.tickets.roles import Role, role_for_kind
 
+STARTUP = 25.0  # s of real time the five worker processes are given to start
 WORKERS = ("intake", "presale", "aftersales", "warehouse", "finance")
 BOARD_POLL = 0.015  # s of real time between two looks at the open tickets
 SAMPLE_EVERY = 0.25  # s of real time between two queue-depth samples
@@ -452,8 +453,12 @@ async def send_order_events(sim: Sim, events: list[OrderEvent]) -> None:
 
 
 async def sample_queues(
-    sim: Sim, channel: aio_pika.abc.AbstractChannel, samples: list[tuple[datetime, dict[str, int]]]
+    sim: Sim,
+    channel: aio_pika.abc.AbstractChannel,
+    samples: list[tuple[datetime, dict[str, int]]],
+    since: datetime,
 ) -> None:
+    await sim.until(since)
     while True:
         depths = {q: (await queue_stats(channel, q))[0] for q in CATALOGUE.queue_names}
         depths[QUEUED] = sim.board.queued
@@ -464,7 +469,8 @@ async def sample_queues(
 async def simulate(
     settings: Settings, clock: StartedClock, plan: DayPlan, *, drain: float = 45.0
 ) -> DayResult:
-    """Run the planned day against running workers; measure and prove it."""
+    """Run the planned day against running workers; measure and prove it. The clock must
+    read before the day's first arrival (the workers started in time)."""
     pool = await create_pool(settings, size=4)
     connection = await aio_pika.connect_robust(settings.amqp_url)
     try:
@@ -473,6 +479,9 @@ async def simulate(
         console = Console(settings)
         roster = await console.load_roster(roster_mapping(), "shopday")
         assert roster.accepted, roster
+        first = min(c.at for c in plan.sent)
+        if clock.now() >= first:
+            raise RuntimeError(f"the shop clock reads {clock.now()} already, after {first}")
         async with TicketPublisher(settings.amqp_url, producer="im-gateway") as publisher:
             sim = Sim(settings, clock, pool, console, Upstream_(publisher, exchange), Board(pool))
             for contact in plan.contacts:
@@ -482,7 +491,11 @@ async def simulate(
             samples: list[tuple[datetime, dict[str, int]]] = []
             watcher = asyncio.create_task(sim.board.watch())
             supervisor = asyncio.create_task(supervise(sim))
-            sampler = asyncio.create_task(sample_queues(sim, await connection.channel(), samples))
+            sampler = asyncio.create_task(
+                sample_queues(
+                    sim, await connection.channel(), samples, first - timedelta(minutes=10)
+                )
+            )
             events = asyncio.create_task(send_order_events(sim, plan.order_events))
             cpu0 = time.process_time()
             started = time.monotonic()
@@ -539,11 +552,9 @@ async def bench_day(
     speed = 24 * 3600 / seconds
     start = day_start() - timedelta(minutes=2)
     async with bench_environment(base, f"shopday{int(load)}x{os.getpid()}") as settings:
-        lead = 8.0  # s of real time for the workers to start before the clock reads `start`
-        origin = time.time() + lead
+        origin = time.time() + STARTUP  # the shop clock reads `start` then, the workers up
         clock = StartedClock(start, speed=speed, origin=origin)
         async with running_workers(settings, _clock_env(start, speed, origin)) as pids:
-            await asyncio.sleep(max(0.0, origin - time.time()))
             cpu0 = {pid: _cpu_seconds(pid) for pid in pids}
             result = await simulate(settings, clock, plan)
             result.worker_cpu = sum(_cpu_seconds(p) - c for p, c in cpu0.items())

@@ -422,8 +422,12 @@ class Contact:
 @dataclass(frozen=True)
 class OrderEvent:
     at: datetime
-    event: Contract
+    event: OrderPaid
     twice: bool
+
+    @property
+    def order_id(self) -> str:
+        return self.event.order_id
 
 
 @dataclass(frozen=True)
