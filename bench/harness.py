@@ -96,6 +96,20 @@ async def workers(
 ) -> AsyncIterator[list[asyncio.subprocess.Process]]:
     """`replicas` processes of worker `name` (`env` added to theirs), consuming before this
     yields them; stopped after."""
+    async with worker_processes({name: replicas}, settings, channel, env=env) as procs:
+        yield procs
+
+
+@asynccontextmanager
+async def worker_processes(
+    replicas: Mapping[str, int],
+    settings: Settings,
+    channel: AbstractChannel,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """`replicas[name]` processes of each worker, all started at once (`env` added to
+    theirs), every one consuming before this yields them; stopped after."""
     env = {
         **os.environ,
         "TICKETQ_AMQP_URL": settings.amqp_url,
@@ -107,11 +121,13 @@ async def workers(
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", "shared.cli.main", "worker", name, env=env
         )
-        for _ in range(replicas)
+        for name, count in replicas.items()
+        for _ in range(count)
     ]
     try:
-        while (await messaging.queue_stats(channel, name))[1] < replicas:  # noqa: ASYNC110
-            await asyncio.sleep(0.1)  # polling the broker: there is no event to wait on
+        for name, count in replicas.items():
+            while (await messaging.queue_stats(channel, name))[1] < count:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)  # polling the broker: there is no event to wait on
         yield procs
     finally:
         for proc in procs:

@@ -25,7 +25,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from typing import Any
 import aio_pika
 from pydantic import ValidationError
 
-from bench.harness import bench_environment, broker_channel, workers
+from bench.harness import bench_environment, broker_channel, worker_processes
 from bench.shopday_plan import (
     OPERATION_DOUBLE,
     OPERATION_RESENT,
@@ -83,7 +83,7 @@ from shared.tickets.contracts import (
 )
 from shared.tickets.roles import Role, role_for_kind
 
-STARTUP = 25.0  # s of real time the five worker processes are given to start
+STARTUP = 25.0  # s of real time the five worker processes are given to start (a busy machine)
 WORKERS = ("intake", "presale", "aftersales", "warehouse", "finance")
 BOARD_POLL = 0.015  # s of real time between two looks at the open tickets
 SAMPLE_EVERY = 0.25  # s of real time between two queue-depth samples
@@ -537,12 +537,11 @@ def _cpu_seconds(pid: int) -> float:
 @asynccontextmanager
 async def running_workers(settings: Settings, env: Mapping[str, str]) -> AsyncIterator[list[int]]:
     """One process of each worker on the shop clock `env` gives; their pids."""
-    async with broker_channel(settings) as channel, AsyncExitStack() as stack:
-        pids: list[int] = []
-        for name in WORKERS:
-            procs = await stack.enter_async_context(workers(name, settings, 1, channel, env=env))
-            pids += [p.pid for p in procs]
-        yield pids
+    async with (
+        broker_channel(settings) as channel,
+        worker_processes(dict.fromkeys(WORKERS, 1), settings, channel, env=env) as procs,
+    ):
+        yield [p.pid for p in procs]
 
 
 async def bench_day(
