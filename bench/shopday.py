@@ -86,8 +86,9 @@ from shared.tickets.roles import Role, role_for_kind
 STARTUP = 25.0  # s of real time the five worker processes are given to start (a busy machine)
 WORKERS = ("intake", "presale", "aftersales", "warehouse", "finance")
 BOARD_POLL = 0.015  # s of real time between two looks at the open tickets
+SUPERVISOR_LOOKS = 0.1  # s of real time between the supervisor's looks for escalations
 SAMPLE_EVERY = 0.25  # s of real time between two queue-depth samples
-MAX_CASE_WAIT = 30.0  # s of real time a case waits for the system before it is reported stuck
+MAX_CASE_WAIT = 60.0  # s of real time a case waits for the system before it is reported stuck
 
 
 # --- The one place commands go out ----------------------------------------------------------------
@@ -178,48 +179,50 @@ class Seen:
 
 
 class Board:
-    """The open tickets as `ticketq tickets list` shows them, read every BOARD_POLL s by one
-    query for every waiting case (thousands of waiting cases cost one query)."""
+    """The tickets as `ticketq tickets show` shows them, to the cases waiting on them: one
+    query every BOARD_POLL s for all the tickets someone waits on (the look is fresh: a case
+    waits at least until the next query)."""
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.seen: dict[str, Seen] = {}  # by the opening contact's external id
         self._waiting: list[tuple[str, Callable[[Seen], bool], asyncio.Future[Seen]]] = []
 
-    async def until(self, key: str, check: Callable[[Seen], bool]) -> Seen:
-        if (row := self.seen.get(key)) is not None and check(row):
-            return row
+    async def until(self, key: str, check: Callable[[Seen], bool], what: str) -> Seen:
         future: asyncio.Future[Seen] = asyncio.get_running_loop().create_future()
         self._waiting.append((key, check, future))
-        return await asyncio.wait_for(future, MAX_CASE_WAIT)
+        try:
+            return await asyncio.wait_for(future, MAX_CASE_WAIT)
+        except TimeoutError:
+            raise TimeoutError(f"waited {MAX_CASE_WAIT:g} s (real) for {what}") from None
 
     async def watch(self) -> None:
         while True:
-            rows = await self.pool.fetch(
-                """SELECT id, external_id, kind, status, owner_role, owner_agent_id,
-                          first_handler_id, state->'flow' AS flow,
-                          (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                                      'id', h->>'id', 'role', h->>'role')), '[]')
-                             FROM jsonb_array_elements(state->'handoffs') h
-                            WHERE coalesce(h->'result', 'null') = 'null') AS open_handoffs
-                   FROM tickets WHERE status <> 'closed'"""
-            )
-            self.seen = {row["external_id"]: Seen(**dict(row)) for row in rows}
-            still = []
-            for key, check, future in self._waiting:
-                if future.done():
-                    continue
-                if (row := self.seen.get(key)) is not None and check(row):
-                    future.set_result(row)
-                else:
-                    still.append((key, check, future))
-            self._waiting = still
+            if self._waiting:
+                await self._look()
             await asyncio.sleep(BOARD_POLL)
 
-    @property
-    def queued(self) -> int:
-        """Tickets waiting in a role's queue for an agent (the department closed, or busy)."""
-        return sum(1 for row in self.seen.values() if row.status == "queued")
+    async def _look(self) -> None:
+        rows = await self.pool.fetch(
+            """SELECT id, external_id, kind, status, owner_role, owner_agent_id,
+                      first_handler_id, state->'flow' AS flow,
+                      (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                  'id', h->>'id', 'role', h->>'role')), '[]')
+                         FROM jsonb_array_elements(state->'handoffs') h
+                        WHERE coalesce(h->'result', 'null') = 'null') AS open_handoffs
+               FROM tickets WHERE external_id = ANY($1::text[])""",
+            list({key for key, _, _ in self._waiting}),
+        )
+        self.seen.update((row["external_id"], Seen(**dict(row))) for row in rows)
+        still = []
+        for key, check, future in self._waiting:
+            if future.done():
+                continue
+            if (row := self.seen.get(key)) is not None and check(row):
+                future.set_result(row)
+            else:
+                still.append((key, check, future))
+        self._waiting = still
 
 
 # --- The simulation ---------------------------------------------------------------------------
@@ -294,7 +297,9 @@ async def run_case(sim: Sim, contact: Contact) -> None:
     rng = random.Random(contact.seed)
     role = role_for_kind(contact.kind)
     try:
-        await sim.board.until(contact.key, lambda r: r.first_handler_id is not None)
+        await sim.board.until(
+            contact.key, lambda r: r.first_handler_id is not None, "an agent to be assigned"
+        )
         await sim.think(first_reply_think(rng))
         await act(sim, contact.key, role, ReplyArgs(text="您好,双11快乐,我来帮您看一下"))
         for follow_up in contact.follow_ups:  # the customer wrote again: answer that too
@@ -307,13 +312,14 @@ async def run_case(sim: Sim, contact: Contact) -> None:
         await sim.think(agent_think(rng))
         await act(sim, contact.key, role, CloseArgs())
     except (AssertionError, TimeoutError) as exc:
-        sim.stuck.append(f"{contact.key} ({contact.kind}): {exc or type(exc).__name__}")
+        sim.stuck.append(f"{contact.key} ({contact.kind}): {exc}")
 
 
 async def act(sim: Sim, key: str, role: Role, args: Contract) -> CommandReply:
     """The first handler (on shift) sends a command on the ticket; it must be accepted."""
     for _ in range(3):
-        await sim.board.until(key, lambda r: not r.escalated)  # the supervisor has it now
+        # A fresh look: a supervisor may have it now (an escalation), or a new first handler.
+        await sim.board.until(key, lambda r: not r.escalated, "an escalation to be settled")
         agent = await sim.first_handler(key, role)
         reply = await sim.console.on_ticket(sim.board.seen[key].id, agent, args)
         if reply.accepted:
@@ -329,12 +335,17 @@ async def supervise(sim: Sim) -> None:
     its result returns the ticket to its first handler."""
     settled: set[str] = set()
     while True:
-        for row in list(sim.board.seen.values()):
-            for handoff in row.open_handoffs:
-                if handoff["role"] == Role.SUPERVISOR and handoff["id"] not in settled:
-                    settled.add(handoff["id"])
-                    sim.spawn(settle(sim, row.id, handoff["id"]))
-        await asyncio.sleep(BOARD_POLL)
+        escalated = await sim.pool.fetch(
+            """SELECT t.id, h->>'id' AS handoff_id
+               FROM tickets t, jsonb_array_elements(t.state->'handoffs') h
+               WHERE t.owner_role = 'supervisor' AND t.status <> 'closed'
+                 AND h->>'role' = 'supervisor' AND coalesce(h->'result', 'null') = 'null'"""
+        )
+        for row in escalated:
+            if row["handoff_id"] not in settled:
+                settled.add(row["handoff_id"])
+                sim.spawn(settle(sim, row["id"], row["handoff_id"]))
+        await asyncio.sleep(SUPERVISOR_LOOKS)
 
 
 async def settle(sim: Sim, ticket_id: str, handoff_id: str) -> None:
@@ -393,7 +404,9 @@ async def staff_task(
 ) -> None:
     """Warehouse or finance staff do the flow's open handoff when they get to it; sometimes
     they re-send it (same command id) or send it twice (a new one): one effect all the same."""
-    row = await sim.board.until(contact.key, lambda r: bool(r.flow and r.flow.get("handoff_id")))
+    row = await sim.board.until(
+        contact.key, lambda r: bool(r.flow and r.flow.get("handoff_id")), "the flow's handoff"
+    )
     assert row.flow is not None
     handoff = str(row.flow["handoff_id"])
     people = dict(staff_of(move.role))
@@ -415,7 +428,9 @@ async def staff_task(
         await sim.console.on_ticket(row.id, who, args)  # refused or a no-op: checked at the end
     # Back with the first handler once the flow has moved past the handoff.
     await sim.board.until(
-        contact.key, lambda r: bool(r.flow) and (r.flow or {}).get("handoff_id") != handoff
+        contact.key,
+        lambda r: bool(r.flow) and (r.flow or {}).get("handoff_id") != handoff,
+        f"the result of {handoff} to move the flow on",
     )
 
 
@@ -461,7 +476,9 @@ async def sample_queues(
     await sim.until(since)
     while True:
         depths = {q: (await queue_stats(channel, q))[0] for q in CATALOGUE.queue_names}
-        depths[QUEUED] = sim.board.queued
+        depths[QUEUED] = await sim.pool.fetchval(
+            "SELECT count(*) FROM tickets WHERE status = 'queued'"  # tickets_queued index
+        )
         samples.append((sim.clock.now(), depths))
         await asyncio.sleep(SAMPLE_EVERY)
 
