@@ -526,13 +526,35 @@ async def simulate(
             stuck = sim.stuck + [
                 f"case not finished: {i}" for i, c in enumerate(cases) if not c.done()
             ]
-            await asyncio.sleep(2.0)  # the last timers due fire (their loops run on their own)
-            return await measure(
+            caught_up = await catch_up(pool, channel, clock, drain)
+            result = await measure(
                 pool, channel, plan, clock, console, samples, stuck, sim.handoffs, wall, sim_cpu
             )
+            result.caught_up = caught_up
+            return result
     finally:
         await connection.close()
         await pool.close()
+
+
+async def catch_up(
+    pool: Pool, channel: aio_pika.abc.AbstractChannel, clock: StartedClock, limit: float
+) -> float | None:
+    """Wait (at most `limit` s) until the system has caught up with the day: no message ready
+    in any queue, none in the outbox, no timer due more than a real second ago still pending.
+    How long it took; None if it had not caught up by then (the proofs then say what is late)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        due_by = clock.now() - timedelta(seconds=clock.speed)
+        backlog = sum([(await queue_stats(channel, q))[0] for q in CATALOGUE.queue_names])
+        backlog += await pool.fetchval("SELECT count(*) FROM outbox")
+        backlog += await pool.fetchval(
+            "SELECT count(*) FROM timers WHERE state = 'pending' AND fire_after <= $1", due_by
+        )
+        if backlog == 0:
+            return time.monotonic() - started
+        await asyncio.sleep(0.5)
+    return None
 
 
 # --- The bench: worker processes on the compressed clock -------------------------------------

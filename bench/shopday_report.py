@@ -56,6 +56,7 @@ class DayResult:
     depth: list[tuple[datetime, dict[str, int]]]
     proofs: list[Proof]
     worker_cpu: float | None = None
+    caught_up: float | None = None  # real s after the last case until no backlog was left
     stuck: list[str] = field(default_factory=list)
 
     @property
@@ -342,6 +343,8 @@ def print_result(result: DayResult, *, chart: Path | None = None) -> None:
         q: max((d.get(q, 0) for _, d in result.depth), default=0) for q in CATALOGUE.queue_names
     }
     print(f"queue depth max: {peak}")
+    behind = "never" if result.caught_up is None else f"after {result.caught_up:.1f} s"
+    print(f"caught up with the day (no message, outbox row or due timer left): {behind}")
     cpu = f"{result.worker_cpu:.1f} s" if result.worker_cpu is not None else "in-process"
     print(f"CPU: workers {cpu}, simulation {result.sim_cpu:.1f} s")
     for proof in result.proofs:
