@@ -17,7 +17,14 @@ from services.intake.contracts import (
     SubmitTicket,
 )
 from services.warehouse.contracts import AdjustStock, StockAdjusted, WarehouseOperation
-from shared.agents.contracts import LoadRoster, RosterReply, SetPresence
+from shared.agents.contracts import (
+    LoadRoster,
+    RosterReply,
+    SetPresence,
+    SignIn,
+    SignInReply,
+    SignOut,
+)
 from shared.messaging.catalogue import Catalogue, MessageType, Queue
 from shared.tickets.contracts import (
     CommandReply,
@@ -85,6 +92,21 @@ CATALOGUE = Catalogue(
             reply=RosterReply,
         ),
         MessageType(RosterReply, (), "The answer to a roster command"),
+        MessageType(
+            SignIn,
+            ("desk",),
+            "An agent signs in, the password in the `authorization` header (request/reply)",
+            any_queue=True,
+            reply=SignInReply,
+        ),
+        MessageType(
+            SignOut,
+            ("desk",),
+            "An agent signs out: the session in the `authorization` header is revoked",
+            any_queue=True,
+            reply=SignInReply,
+        ),
+        MessageType(SignInReply, (), "The answer to a sign-in or sign-out: a session, or why not"),
         MessageType(
             WarehouseOperation,
             ("warehouse",),

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     compensation_approval_threshold: Decimal = Field(
         Decimal("50"), ge=0, description="Payouts above this (CNY) need a supervisor approval"
     )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 7, description="How long a sign-in lasts (a shift), hours"
+    )
+    sign_in_failures: int = Field(
+        5, ge=1, description="Failed sign-ins of one agent id allowed per window"
+    )
+    sign_in_window_minutes: float = Field(
+        15.0, gt=0, description="The window failed sign-ins are counted in, minutes"
+    )
 
 
 @lru_cache

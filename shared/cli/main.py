@@ -25,6 +25,7 @@ from services.finance.cli import finance_app
 from services.flows import load_all
 from services.warehouse.cli import warehouse_app
 from shared.agents.cli import agent_app, roster_app
+from shared.agents.login import register as register_sign_in
 from shared.calendar.cli import calendar_app
 from shared.cli import output
 from shared.config import get_settings
@@ -54,6 +55,7 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(flows_app(load_all), name="flows")
 app.add_typer(report_app, name="report")
 register_actions(app)
+register_sign_in(app, agent_app)
 
 
 @app.command()

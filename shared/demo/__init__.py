@@ -33,6 +33,7 @@ from services.intake.contracts import SubmitTicket
 from shared.agents.roster import SHOP_TIMEZONE
 from shared.config import Settings
 from shared.db import Pool, create_pool, migrate
+from shared.demo import sign_in
 from shared.messaging import topology as messaging
 
 T = TypeVar("T")
@@ -126,6 +127,7 @@ async def run_demo(
 ) -> None:
     await migrate(settings.database_url)
     env = demo_env(settings)
+    env["TICKETQ_SESSION_FILE"] = str(log_dir / "session")  # not the user's own sign-ins
     say(f"shop clock: {env['TICKETQ_CLOCK_START']} (staffed hours), running at the real pace\n")
     connection = await aio_pika.connect_robust(settings.amqp_url)
     pool = await create_pool(settings, size=2)
@@ -137,7 +139,7 @@ async def run_demo(
             await poll(partial(_consumed, channel, queue), seconds=60, what=f"{queue} worker")
         # A roster change is a command to a desk worker: the workers are up now.
         roster = resources.files("shared.demo") / "roster.yaml"
-        await run_cli(env, say, "roster", "load", str(roster))
+        await load_roster_and_sign_in(settings, pool, env, say, str(roster), log_dir)
         outcomes = []
         async with TicketPublisher(settings.amqp_url, producer="demo") as publisher:
             # One at a time, as a customer's contacts arrive: intake handles a batch
@@ -161,6 +163,30 @@ async def run_demo(
                 proc.wait(timeout=30)
         await pool.close()
         await connection.close()
+
+
+async def load_roster_and_sign_in(
+    settings: Settings,
+    pool: Pool,
+    env: dict[str, str],
+    say: Callable[[str], None],
+    roster: str,
+    log_dir: Path,
+) -> None:
+    """Load the sample roster (as its supervisor, once anyone has a password: a run before),
+    give its agents this run's dev password and sign them all in (`shared.demo.sign_in`)."""
+    agents = sign_in.roster_ids(Path(roster))
+    password, password_file = sign_in.dev_password(log_dir)
+    loader: list[str] = []
+    if await sign_in.roster_needs_supervisor(pool) and await sign_in.set_dev_passwords(
+        pool, [sign_in.SUPERVISOR], password
+    ):
+        login = ["login", "--as", sign_in.SUPERVISOR, "--password-file", str(password_file)]
+        await run_cli(env, say, *login)
+        loader = ["--as", sign_in.SUPERVISOR]
+    await run_cli(env, say, "roster", "load", roster, *loader)
+    await sign_in.set_dev_passwords(pool, agents, password)
+    await sign_in.sign_in_all(settings, agents, password, Path(env["TICKETQ_SESSION_FILE"]), say)
 
 
 async def run_cli(

@@ -14,6 +14,7 @@ answer did not come in time may still be applied later; re-sending it with its i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TypeVar
 
 import aio_pika
@@ -44,12 +45,14 @@ async def request(
     timeout: float = 10.0,  # noqa: ASYNC109 - the whole exchange's budget, connect included
     message_id: str | None = None,
     require_consumer: bool = True,
+    headers: Mapping[str, str] | None = None,
 ) -> R:
     """Send `command` to `queue` and wait for its `reply_type` answer, all within `timeout` s.
 
     `message_id` is the command's id: pass the id of an earlier attempt to re-send it (the
     worker answers a repeat with its first answer), or leave it out for a fresh one.
     With `require_consumer` (the default) nothing is sent when no worker consumes `queue`.
+    `headers` go with the request (a session token in `authorization`); they are not logged.
     Raises `Unreachable` when the broker cannot be reached, refuses the message, or no answer
     came in time.
     """
@@ -98,7 +101,7 @@ async def request(
 
                 await reply_queue.consume(on_reply, no_ack=True, exclusive=True)
                 exchange = await channel.get_exchange(EXCHANGE)
-                request = amqp_message(envelope)
+                request = amqp_message(envelope, headers=headers)
                 request.reply_to = reply_queue.name
                 stage = "publish"
                 await exchange.publish(request, routing_key=queue, mandatory=True)

@@ -29,6 +29,8 @@ EXCHANGE = "ticketq"
 DEAD_LETTER_EXCHANGE = "ticketq.dlx"
 
 # Our own headers (no `x-` prefix: RabbitMQ 3.13+ reserves those for the broker).
+# A session token, or a sign-in's password (`shared.agents.identity`): never copied on.
+AUTHORIZATION = "authorization"
 ATTEMPT = "tq-attempt"  # which pass through the pipeline this is: 1, or more after replays
 DL_REASON = "tq-dl-reason"
 DL_ERROR = "tq-dl-error"
@@ -173,7 +175,10 @@ def dead_letter_headers(
 def copy_message(
     message: AbstractIncomingMessage, *, headers: Mapping[str, Any]
 ) -> aio_pika.Message:
-    """The same message (body, id, type, ticket) with other headers: dead-lettering, replay."""
+    """The same message (body, id, type, ticket) with other headers: dead-lettering, replay.
+
+    Never with its `authorization` header: a dead-letter queue is read by operators and kept,
+    and a replay is not its sender's to make."""
     return aio_pika.Message(
         body=message.body,
         message_id=message.message_id,
@@ -183,8 +188,19 @@ def copy_message(
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         timestamp=message.timestamp,
         app_id=message.app_id,
-        headers=dict(headers),
+        headers={k: v for k, v in headers.items() if k != AUTHORIZATION},
     )
+
+
+def credential_of(headers: Mapping[str, Any] | None) -> str | None:
+    """The `authorization` header's secret (a session token, a sign-in's password), if any."""
+    value = (headers or {}).get(AUTHORIZATION)
+    if isinstance(value, bytes):
+        try:
+            value = value.decode()
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) and value else None
 
 
 async def queue_stats(channel: AbstractChannel, queue: str) -> tuple[int, int]:

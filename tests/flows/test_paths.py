@@ -40,7 +40,7 @@ from shared.tickets.contracts import (
 )
 from shared.tickets.read_model import ticket_view
 from shared.tickets.roles import TicketKind
-from tests.helpers import T0, add_agents, command_for, contact, wait_until
+from tests.helpers import T0, add_agents, command_for, contact, token_for, wait_until
 from tests.staff import ask
 
 ROSTER = [
@@ -90,7 +90,9 @@ async def opened(settings: Settings, db: Pool, kind: TicketKind, name: str, **kw
 
 async def send(settings: Settings, tid: str, actor: str, args: Contract) -> CommandReply:
     """A command the way the CLI sends it (request/reply to the queue its type goes to)."""
-    return await send_command(settings, command_for(tid, actor, args))
+    return await send_command(
+        settings, command_for(tid, actor, args), token=await token_for(settings, actor)
+    )
 
 
 async def by_the_clock(db: Pool, tid: str, clock: FixedClock) -> None:

@@ -32,7 +32,7 @@ from shared.tickets.contracts import (
     ResolveArgs,
     TicketCommand,
 )
-from tests.helpers import T0, add_agents, contact, wait_until
+from tests.helpers import T0, add_agents, contact, token_for, wait_until
 
 ROSTER = [
     ("p1", "王芳", ["presale"], ["day"]),
@@ -62,7 +62,7 @@ async def ask(
     command = TicketCommand(
         ticket_id=ticket_id, actor_id=actor, expected_version=version, args=args
     )
-    return await send_command(settings, command)
+    return await send_command(settings, command, token=await token_for(settings, actor))
 
 
 async def ticket_row(db: Pool, ticket_id: str | None = None) -> dict[str, object]:
