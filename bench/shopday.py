@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import os
 import random
+import secrets
 import sys
 import time
 from collections import defaultdict
@@ -65,10 +66,12 @@ from services.finance.contracts import FinanceOperation
 from services.intake.client import TicketPublisher
 from services.warehouse.contracts import WarehouseOperation
 from shared.agents.contracts import LoadRoster, RosterReply
+from shared.agents.identity import NOT_SIGNED_IN, SESSION_EXPIRED, sign_in
 from shared.cli.commands import ask, send_command
 from shared.clock import StartedClock
 from shared.config import Settings
 from shared.db import Pool, create_pool
+from shared.demo.sign_in import set_dev_passwords
 from shared.messaging.envelope import Contract, Envelope
 from shared.messaging.topology import EXCHANGE, amqp_message, publish_all, queue_stats
 from shared.tickets.contracts import (
@@ -96,30 +99,60 @@ MAX_CASE_WAIT = 60.0  # s of real time a case waits for the system before it is 
 
 class Console:
     """Every command of the simulated people, sent as the CLI sends it (request/reply to the
-    queue the catalogue names for its type). One place: the sign-in token goes here."""
+    queue the catalogue names for its type), signed with the agent's session: each person
+    signs in (`shared.agents.identity.sign_in`) when they first act, and again once their
+    session (a shift, `session_hours` of shop time) has expired."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, password: str) -> None:
+        self.settings, self._password = settings, password
+        self._tokens: dict[str, str] = {}
+        self._signing: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # one sign-in each
         self.round_trips: dict[str, list[float]] = defaultdict(list)  # command -> real seconds
-        self.sent: list[tuple[str, str, bool, str | None]] = []  # ticket, command, accepted, code
+        self.sign_ins = 0
 
     async def on_ticket(
         self, ticket_id: str, actor: str, args: Contract, *, message_id: str | None = None
     ) -> CommandReply:
         command = _carrier(ticket_id, actor, args)
-        started = time.monotonic()
-        reply = await send_command(
-            self.settings, command, message_id=message_id or new_message_id(), timeout=60
-        )
         name = str(getattr(args, "command", type(args).__name__))
-        self.round_trips[name].append(time.monotonic() - started)
-        self.sent.append((ticket_id, name, reply.accepted, reply.code))
+        for _ in range(2):
+            token = await self._token(actor)
+            started = time.monotonic()
+            reply = await send_command(
+                self.settings,
+                command,
+                token=token,
+                message_id=message_id or new_message_id(),
+                timeout=60,
+            )
+            self.round_trips[name].append(time.monotonic() - started)
+            if reply.code not in (SESSION_EXPIRED, NOT_SIGNED_IN):
+                break
+            if self._tokens.get(actor) == token:  # a new shift: sign in again, send it anew
+                del self._tokens[actor]
+            message_id = None
         return reply
 
-    async def load_roster(self, roster: Mapping[str, Any], by: str) -> RosterReply:
-        request = LoadRoster(roster=dict(roster), sets_online=[a["id"] for a in roster["agents"]],
-                             requested_by=by)  # fmt: skip
-        return await ask(self.settings, request, RosterReply, sender=by, timeout=30)
+    async def _token(self, agent: str) -> str:
+        async with self._signing[agent]:
+            if agent not in self._tokens:
+                reply = await sign_in(self.settings, agent, self._password, timeout=60)
+                if not reply.accepted or reply.token is None:
+                    raise AssertionError(f"{agent} cannot sign in: {reply.code}: {reply.message}")
+                self.sign_ins += 1
+                self._tokens[agent] = reply.token
+            return self._tokens[agent]
+
+    async def load_roster(self, pool: Pool, roster: Mapping[str, Any], by: str) -> None:
+        """The operators' set-up: the roster loaded while nobody has a password yet (as
+        `ticketq roster load`), then everyone's password set in the store (as `ticketq agent
+        password` does)."""
+        ids = [str(a["id"]) for a in roster["agents"]]
+        request = LoadRoster(roster=dict(roster), sets_online=ids, requested_by=by)
+        reply = await ask(self.settings, request, RosterReply, sender=by, timeout=30)
+        if not reply.accepted:
+            raise AssertionError(f"the roster was refused: {reply.code}: {reply.message}")
+        await set_dev_passwords(pool, ids, self._password)
 
 
 def _carrier(ticket_id: str, actor: str, args: Contract) -> OnTicket:
@@ -493,9 +526,8 @@ async def simulate(
     try:
         channel = await connection.channel(on_return_raises=True)
         exchange = await channel.get_exchange(EXCHANGE, ensure=False)
-        console = Console(settings)
-        roster = await console.load_roster(roster_mapping(), "shopday")
-        assert roster.accepted, roster
+        console = Console(settings, secrets.token_urlsafe(18))
+        await console.load_roster(pool, roster_mapping(), "shopday")
         first = min(c.at for c in plan.sent)
         if clock.now() >= first:
             raise RuntimeError(f"the shop clock reads {clock.now()} already, after {first}")
@@ -530,7 +562,7 @@ async def simulate(
             result = await measure(
                 pool, channel, plan, clock, console, samples, stuck, sim.handoffs, wall, sim_cpu
             )
-            result.caught_up = caught_up
+            result.caught_up, result.sign_ins = caught_up, console.sign_ins
             return result
     finally:
         await connection.close()

@@ -57,6 +57,7 @@ class DayResult:
     proofs: list[Proof]
     worker_cpu: float | None = None
     caught_up: float | None = None  # real s after the last case until no backlog was left
+    sign_ins: int = 0  # of the simulated people (one per person and shift)
     stuck: list[str] = field(default_factory=list)
 
     @property
@@ -344,6 +345,7 @@ def print_result(result: DayResult, *, chart: Path | None = None) -> None:
     }
     print(f"queue depth max: {peak}")
     behind = "never" if result.caught_up is None else f"after {result.caught_up:.1f} s"
+    print(f"sign-ins: {result.sign_ins} (each person at their first command of a shift)")
     print(f"caught up with the day (no message, outbox row or due timer left): {behind}")
     cpu = f"{result.worker_cpu:.1f} s" if result.worker_cpu is not None else "in-process"
     print(f"CPU: workers {cpu}, simulation {result.sim_cpu:.1f} s")

@@ -4,7 +4,6 @@ day's proofs must hold (bench/shopday.py)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -29,14 +28,14 @@ PLAN = plan_day(1.0, shrink=5, seed=3, hours=HOURS)
 
 @pytest.fixture
 async def day(settings: Settings, broker: object) -> AsyncIterator[DayResult]:
-    start = day_start() + timedelta(hours=HOURS[0], minutes=-2)
-    clock = StartedClock(start, speed=SPEED, origin=time.time() + 1.0)
+    # An hour and a half of shop time (6 s) to start the workers and load the roster first.
+    clock = StartedClock(day_start() + timedelta(hours=HOURS[0], minutes=-90), speed=SPEED)
     running = [
         await start_service(s, settings, clock=clock)
         for s in (INTAKE, PRESALE, AFTERSALES, WAREHOUSE, FINANCE)
     ]
     try:
-        yield await simulate(settings, clock, PLAN, drain=40.0)
+        yield await simulate(settings, clock, PLAN, drain=90.0)
     finally:
         for r in running:
             await r.stop()
@@ -64,3 +63,4 @@ async def test_a_tiny_shop_day_holds_its_proofs(day: DayResult) -> None:
     assert proofs["no effect twice"].count > 0
     assert proofs["every due timer fired once"].count > 0
     assert len(day.round_trips["close"]) == len(PLAN.contacts)
+    assert day.sign_ins >= 4  # commands are signed: pre-sale, after-sales and staff signed in
