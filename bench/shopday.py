@@ -110,28 +110,29 @@ class Console:
         self.round_trips: dict[str, list[float]] = defaultdict(list)  # command -> real seconds
         self.sign_ins = 0
 
-    async def on_ticket(
+    async def on_ticket(self, ticket_id: str, actor: str, args: Contract) -> CommandReply:
+        return (await self.send(ticket_id, actor, args))[0]
+
+    async def send(
         self, ticket_id: str, actor: str, args: Contract, *, message_id: str | None = None
-    ) -> CommandReply:
+    ) -> tuple[CommandReply, str]:
+        """The answer, and the id of the command that got it (to re-send it by)."""
         command = _carrier(ticket_id, actor, args)
         name = str(getattr(args, "command", type(args).__name__))
+        message_id = message_id or new_message_id()
         for _ in range(2):
             token = await self._token(actor)
             started = time.monotonic()
             reply = await send_command(
-                self.settings,
-                command,
-                token=token,
-                message_id=message_id or new_message_id(),
-                timeout=60,
+                self.settings, command, token=token, message_id=message_id, timeout=60
             )
             self.round_trips[name].append(time.monotonic() - started)
             if reply.code not in (SESSION_EXPIRED, NOT_SIGNED_IN):
                 break
             if self._tokens.get(actor) == token:  # a new shift: sign in again, send it anew
                 del self._tokens[actor]
-            message_id = None
-        return reply
+            message_id = new_message_id()  # the refusal is that id's answer for good
+        return reply, message_id
 
     async def _token(self, agent: str) -> str:
         async with self._signing[agent]:
@@ -448,17 +449,16 @@ async def staff_task(
     who = await sim.on_duty(move.role)
     assert contact.submit.order is not None
     args = move.args(handoff, contact.submit.order.amount)
-    command_id = new_message_id()
     sim.handoffs[handoff] = sim.clock.now()
-    reply = await sim.console.on_ticket(row.id, who, args, message_id=command_id)
+    reply, command_id = await sim.console.send(row.id, who, args)
     if not reply.accepted:
         raise AssertionError(f"{type(args).__name__} refused: {reply.code}: {reply.message}")
     roll = rng.random()
     if roll < OPERATION_RESENT:
-        again = await sim.console.on_ticket(row.id, who, args, message_id=command_id)
+        again, _ = await sim.console.send(row.id, who, args, message_id=command_id)
         assert again == reply, f"re-sent {command_id} answered differently: {again}"
     elif roll < OPERATION_RESENT + OPERATION_DOUBLE:
-        await sim.console.on_ticket(row.id, who, args)  # refused or a no-op: checked at the end
+        await sim.console.send(row.id, who, args)  # refused or a no-op: checked at the end
     # Back with the first handler once the flow has moved past the handoff.
     await sim.board.until(
         contact.key,
