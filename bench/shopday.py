@@ -68,6 +68,7 @@ from services.warehouse.contracts import WarehouseOperation
 from shared.agents.contracts import LoadRoster, RosterReply
 from shared.agents.identity import NOT_SIGNED_IN, SESSION_EXPIRED, sign_in
 from shared.cli.commands import ask, send_command
+from shared.cli.output import Unreachable
 from shared.clock import StartedClock
 from shared.config import Settings
 from shared.db import Pool, create_pool
@@ -91,7 +92,7 @@ WORKERS = ("intake", "presale", "aftersales", "warehouse", "finance")
 BOARD_POLL = 0.015  # s of real time between two looks at the open tickets
 SUPERVISOR_LOOKS = 0.1  # s of real time between the supervisor's looks for escalations
 SAMPLE_EVERY = 0.25  # s of real time between two queue-depth samples
-MAX_CASE_WAIT = 60.0  # s of real time a case waits for the system before it is reported stuck
+MAX_CASE_WAIT = 60.0  # s of real time a person waits for the system before giving the case up
 
 
 # --- The one place commands go out ----------------------------------------------------------------
@@ -220,6 +221,8 @@ class Board:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.seen: dict[str, Seen] = {}  # by the opening contact's external id
+        # A case's ticket is found by its order, if any: a follow-up may have opened it.
+        self.orders: dict[str, str] = {}  # order id -> the opening contact's external id
         self._waiting: list[tuple[str, Callable[[Seen], bool], asyncio.Future[Seen]]] = []
 
     async def until(self, key: str, check: Callable[[Seen], bool], what: str) -> Seen:
@@ -239,15 +242,20 @@ class Board:
     async def _look(self) -> None:
         rows = await self.pool.fetch(
             """SELECT id, external_id, kind, status, owner_role, owner_agent_id,
-                      first_handler_id, state->'flow' AS flow,
+                      first_handler_id, state->'flow' AS flow, order_id,
                       (SELECT coalesce(jsonb_agg(jsonb_build_object(
                                   'id', h->>'id', 'role', h->>'role')), '[]')
                          FROM jsonb_array_elements(state->'handoffs') h
                         WHERE coalesce(h->'result', 'null') = 'null') AS open_handoffs
-               FROM tickets WHERE external_id = ANY($1::text[])""",
-            list({key for key, _, _ in self._waiting}),
+               FROM tickets
+               WHERE status <> 'closed' AND (external_id = ANY($1::text[])
+                  OR order_id = ANY($2::text[]))""",
+            keys := list({key for key, _, _ in self._waiting}),
+            [order for order, key in self.orders.items() if key in keys],
         )
-        self.seen.update((row["external_id"], Seen(**dict(row))) for row in rows)
+        for record in rows:
+            seen = Seen(**{k: v for k, v in record.items() if k != "order_id"})
+            self.seen[self.orders.get(record["order_id"], record["external_id"])] = seen
         still = []
         for key, check, future in self._waiting:
             if future.done():
@@ -272,7 +280,8 @@ class Sim:
     board: Board
     attached: dict[str, asyncio.Event] = field(default_factory=dict)  # follow-up key -> sent
     paid: dict[str, asyncio.Event] = field(default_factory=dict)  # order id -> paid published
-    stuck: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # a command its flow should have taken
+    gave_up: list[str] = field(default_factory=list)  # the system too far behind to wait for
     handoffs: dict[str, datetime] = field(default_factory=dict)  # handoff -> operation sent at
     tasks: list[asyncio.Future[None]] = field(default_factory=list)  # besides the cases
     _rr: itertools.count[int] = field(default_factory=itertools.count)
@@ -345,8 +354,10 @@ async def run_case(sim: Sim, contact: Contact) -> None:
             await MOVES[type(move)](sim, contact, role, move, rng)
         await sim.think(agent_think(rng))
         await act(sim, contact.key, role, CloseArgs())
-    except (AssertionError, TimeoutError) as exc:
-        sim.stuck.append(f"{contact.key} ({contact.kind}): {exc}")
+    except AssertionError as exc:
+        sim.refused.append(f"{contact.key} ({contact.kind}): {exc}")
+    except (TimeoutError, Unreachable) as exc:
+        sim.gave_up.append(f"{contact.key} ({contact.kind}): {exc}")
 
 
 async def act(sim: Sim, key: str, role: Role, args: Contract) -> CommandReply:
@@ -388,7 +399,7 @@ async def settle(sim: Sim, ticket_id: str, handoff_id: str) -> None:
     decided = RecordResultArgs(handoff_id=handoff_id, outcome="done", data={"decision": "继续跟进"})
     reply = await sim.console.on_ticket(ticket_id, supervisor, decided)
     if not reply.accepted:
-        sim.stuck.append(f"{ticket_id}: escalation {handoff_id} not settled: {reply.message}")
+        sim.refused.append(f"{ticket_id}: escalation {handoff_id} not settled: {reply.message}")
 
 
 async def wait_attached(sim: Sim, follow_up: Contact) -> None:
@@ -537,6 +548,7 @@ async def simulate(
                 sim.attached.update({f.key: asyncio.Event() for f in contact.follow_ups})
                 if contact.submit.order is not None:
                     sim.paid[contact.submit.order.id] = asyncio.Event()
+                    sim.board.orders[contact.submit.order.id] = contact.key
             samples: list[tuple[datetime, dict[str, int]]] = []
             watcher = asyncio.create_task(sim.board.watch())
             supervisor = asyncio.create_task(supervise(sim))
@@ -555,14 +567,27 @@ async def simulate(
             sim_cpu = time.process_time() - cpu0
             for task in (watcher, supervisor, sampler, *cases, *sim.tasks):
                 task.cancel()
-            stuck = sim.stuck + [
-                f"case not finished: {i}" for i, c in enumerate(cases) if not c.done()
+            sim.gave_up += [
+                f"case {i} not closed in time" for i, c in enumerate(cases) if not c.done()
             ]
             caught_up = await catch_up(pool, channel, clock, drain)
             result = await measure(
-                pool, channel, plan, clock, console, samples, stuck, sim.handoffs, wall, sim_cpu
+                pool,
+                channel,
+                plan,
+                clock,
+                console,
+                samples,
+                sim.refused,
+                sim.handoffs,
+                wall,
+                sim_cpu,
             )
-            result.caught_up, result.sign_ins = caught_up, console.sign_ins
+            result.caught_up, result.sign_ins, result.gave_up = (
+                caught_up,
+                console.sign_ins,
+                sim.gave_up,
+            )
             return result
     finally:
         await connection.close()
