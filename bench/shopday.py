@@ -174,13 +174,18 @@ def _carrier(ticket_id: str, actor: str, args: Contract) -> OnTicket:
 class Upstream_:
     """The chat gateway (`TicketPublisher`, the Python client) and the order centre."""
 
-    def __init__(self, publisher: TicketPublisher, exchange: aio_pika.abc.AbstractExchange) -> None:
-        self.publisher, self.exchange = publisher, exchange
-        self.published: dict[str, float] = {}  # external id -> real time it was confirmed
+    def __init__(
+        self,
+        publisher: TicketPublisher,
+        exchange: aio_pika.abc.AbstractExchange,
+        clock: StartedClock,
+    ) -> None:
+        self.publisher, self.exchange, self.clock = publisher, exchange, clock
+        self.published: dict[str, datetime] = {}  # external id -> shop time it was confirmed
 
     async def contact(self, contact: Contact) -> None:
         await self.publisher.publish(contact.submit)
-        self.published[contact.key] = time.monotonic()
+        self.published[contact.key] = self.clock.now()
         if contact.republish == "same_id":
             await self.publisher.publish(contact.submit)  # same contact id: the inbox drops it
         elif contact.republish == "new_id":
@@ -489,12 +494,13 @@ MOVES: dict[type, Mover] = {
 
 async def send_contacts(sim: Sim, plan: DayPlan) -> list[asyncio.Task[None]]:
     """Publish each contact at its scheduled time (open loop) and start its case."""
-    cases = []
+    cases, publishing = [], []
     for contact in plan.sent:
         await sim.until(contact.at)
         if contact.follow_up_of is None:
             cases.append(asyncio.create_task(run_case(sim, contact)))
-        sim.spawn(_publish(sim, contact))
+        publishing.append(asyncio.create_task(_publish(sim, contact)))
+    await asyncio.gather(*publishing)  # every contact is sent, however late the generator is
     return cases
 
 
@@ -543,7 +549,9 @@ async def simulate(
         if clock.now() >= first:
             raise RuntimeError(f"the shop clock reads {clock.now()} already, after {first}")
         async with TicketPublisher(settings.amqp_url, producer="im-gateway") as publisher:
-            sim = Sim(settings, clock, pool, console, Upstream_(publisher, exchange), Board(pool))
+            sim = Sim(
+                settings, clock, pool, console, Upstream_(publisher, exchange, clock), Board(pool)
+            )
             for contact in plan.contacts:
                 sim.attached.update({f.key: asyncio.Event() for f in contact.follow_ups})
                 if contact.submit.order is not None:
@@ -580,6 +588,7 @@ async def simulate(
                 samples,
                 sim.refused,
                 sim.handoffs,
+                sim.upstream.published,
                 wall,
                 sim_cpu,
             )

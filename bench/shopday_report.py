@@ -74,12 +74,15 @@ async def measure(
     depth: list[tuple[datetime, dict[str, int]]],
     refused: list[str],
     operations: Mapping[str, datetime],
+    published: Mapping[str, datetime],
     wall: float,
     sim_cpu: float,
 ) -> DayResult:
     async with pool.acquire() as conn:
         tickets = int(await conn.fetchval("SELECT count(*) FROM tickets"))
         hops = await _hops(conn, plan, operations)
+        lag = [(published[c.key] - c.at).total_seconds() for c in plan.sent if c.key in published]
+        hops = {"scheduled -> published (the generator's lag)": lag, **hops}
         breaches = await _per_kind(conn, "breaches")
         escalations = await _per_kind(conn, "escalations")
         met = await _first_responses(conn)
