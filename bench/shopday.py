@@ -361,7 +361,7 @@ async def run_case(sim: Sim, contact: Contact) -> None:
         await act(sim, contact.key, role, CloseArgs())
     except AssertionError as exc:
         sim.refused.append(f"{contact.key} ({contact.kind}): {exc}")
-    except (TimeoutError, Unreachable) as exc:
+    except (TimeoutError, Unreachable, PathOvertaken) as exc:
         sim.gave_up.append(f"{contact.key} ({contact.kind}): {exc}")
 
 
@@ -374,10 +374,18 @@ async def act(sim: Sim, key: str, role: Role, args: Contract) -> CommandReply:
         reply = await sim.console.on_ticket(sim.board.seen[key].id, agent, args)
         if reply.accepted:
             return reply
+        if reply.code == "not_allowed_by_flow":
+            raise PathOvertaken(reply.message)
         if reply.code not in ("handoffs_pending", "not_owner"):  # escalated meanwhile: wait
             break
         await asyncio.sleep(2 * BOARD_POLL)
     raise AssertionError(f"{type(args).__name__} refused: {reply.code}: {reply.message}")
+
+
+class PathOvertaken(Exception):
+    """The scripted path no longer fits the ticket: it waited past one of its flow's timeouts
+    (the customer's 24 h for photos), or a follow-up overtook the opening contact and opened
+    it as another kind. The flow refused the move, rightly; the case is given up."""
 
 
 async def supervise(sim: Sim) -> None:
