@@ -171,7 +171,7 @@ def _carrier(ticket_id: str, actor: str, args: Contract) -> OnTicket:
 # --- Upstream systems: the gateway's contacts, the order centre's events ------------------------
 
 
-class Upstream_:
+class UpstreamSystems:
     """The chat gateway (`TicketPublisher`, the Python client) and the order centre."""
 
     def __init__(
@@ -281,7 +281,7 @@ class Sim:
     clock: StartedClock
     pool: Pool
     console: Console
-    upstream: Upstream_
+    upstream: UpstreamSystems
     board: Board
     attached: dict[str, asyncio.Event] = field(default_factory=dict)  # follow-up key -> sent
     paid: dict[str, asyncio.Event] = field(default_factory=dict)  # order id -> paid published
@@ -558,7 +558,12 @@ async def simulate(
             raise RuntimeError(f"the shop clock reads {clock.now()} already, after {first}")
         async with TicketPublisher(settings.amqp_url, producer="im-gateway") as publisher:
             sim = Sim(
-                settings, clock, pool, console, Upstream_(publisher, exchange, clock), Board(pool)
+                settings,
+                clock,
+                pool,
+                console,
+                UpstreamSystems(publisher, exchange, clock),
+                Board(pool),
             )
             for contact in plan.contacts:
                 sim.attached.update({f.key: asyncio.Event() for f in contact.follow_ups})
