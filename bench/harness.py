@@ -16,7 +16,7 @@ import asyncpg
 from aio_pika.abc import AbstractChannel
 
 from services.catalogue import CATALOGUE
-from shared.config import Settings
+from shared.config import Settings, without_own_urls
 from shared.db import migrate
 from shared.messaging import topology as messaging
 
@@ -111,7 +111,7 @@ async def worker_processes(
     """`replicas[name]` processes of each worker, all started at once (`env` added to
     theirs), every one consuming before this yields them; stopped after."""
     env = {
-        **os.environ,
+        **without_own_urls(os.environ),  # the bench's vhost and database, not the shared ones
         "TICKETQ_AMQP_URL": settings.amqp_url,
         "TICKETQ_DATABASE_URL": settings.database_url,
         "TICKETQ_LOG_LEVEL": "warning",

@@ -69,6 +69,20 @@ class Settings(BaseSettings):
         return self.model_copy(update=urls)
 
 
+SHARED_URLS = ("TICKETQ_AMQP_URL", "TICKETQ_DATABASE_URL")
+
+
+def without_own_urls(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without any service's own URLs (`servers.sh env` exports them), so processes
+    started with it (tests', benches') use the shared URLs they are given, not the shared
+    servers' database and vhost."""
+    return {
+        name: value
+        for name, value in env.items()
+        if name in SHARED_URLS or not name.endswith(("_AMQP_URL", "_DATABASE_URL"))
+    }
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
