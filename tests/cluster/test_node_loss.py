@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aio_pika import Message
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
@@ -36,6 +37,7 @@ from shared.db import Pool, create_pool
 from shared.messaging import amqp
 from shared.messaging.envelope import Contract, Envelope
 from shared.messaging.topology import (
+    AUTHORIZATION,
     EXCHANGE,
     amqp_message,
     dead_letter_queue,
@@ -45,7 +47,7 @@ from shared.messaging.topology import (
 )
 from shared.tickets.contracts import HandOffArgs
 from tests.cluster.conftest import NODES, Cluster, needs_rabbitmq
-from tests.helpers import T0, WorkerProcess, command_for, contact, wait_until
+from tests.helpers import T0, WorkerProcess, command_for, contact, token_for, wait_until
 from tests.staff import add_roster
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, needs_rabbitmq]
@@ -59,14 +61,21 @@ class Driver:
     done, the next command; anything not confirmed by the broker is sent again next round
     (same message id)."""
 
-    def __init__(self, settings: Settings, db: Pool, connection: AbstractRobustConnection):
+    def __init__(
+        self,
+        settings: Settings,
+        db: Pool,
+        connection: AbstractRobustConnection,
+        tokens: dict[str, str],
+    ):
         self.settings, self.db, self.connection = settings, db, connection
+        self.tokens = tokens  # each agent's session: commands carry it
         self.confirmed: set[str] = set()
         self.unconfirmed_rounds = 0
         self._channel: AbstractChannel | None = None
 
-    async def send(self, outgoing: Sequence[tuple[str, str, Envelope]]) -> None:
-        """Publish (key, queue, envelope)s with confirms; the confirmed keys are kept."""
+    async def send(self, outgoing: Sequence[tuple[str, str, Message]]) -> None:
+        """Publish (key, queue, message)s with confirms; the confirmed keys are kept."""
         if not outgoing:
             return
         try:
@@ -74,7 +83,7 @@ class Driver:
                 if self._channel is None:
                     self._channel = await self.connection.channel(on_return_raises=True)
                 exchange = await self._channel.get_exchange(EXCHANGE, ensure=False)
-                await publish_all((exchange, q, amqp_message(e)) for _, q, e in outgoing)
+                await publish_all((exchange, q, m) for _, q, m in outgoing)
         except (*CONNECTION_EXCEPTIONS, TimeoutError):
             # The node went away mid-publish: again next round, on a new channel (a robust
             # channel caught in the middle of a publish may never publish again).
@@ -86,10 +95,11 @@ class Driver:
             return
         self.confirmed |= {key for key, _, _ in outgoing}
 
-    def command(self, key: str, tid: str, actor: str, args: Contract) -> tuple[str, str, Envelope]:
+    def command(self, key: str, tid: str, actor: str, args: Contract) -> tuple[str, str, Message]:
         message = command_for(tid, actor, args)
         envelope = Envelope.wrap(message, producer="load", correlation_id=tid, message_id=key)
-        return key, queue_of(message), envelope
+        signed = amqp_message(envelope, headers={AUTHORIZATION: self.tokens[actor]})
+        return key, queue_of(message), signed
 
     async def run(self, n: int) -> None:
         contacts = [
@@ -102,7 +112,9 @@ class Driver:
                     (
                         f"contact:{c.external_id}",
                         "intake",
-                        Envelope.wrap(c, producer="load", message_id=contact_message_id(c)),
+                        amqp_message(
+                            Envelope.wrap(c, producer="load", message_id=contact_message_id(c))
+                        ),
                     )
                     for c in due
                 ]
@@ -212,7 +224,8 @@ async def trip_across_a_death(
                 return all(w.alive() for w in started) and all(on.get(r) in ports for r in ROLES)
 
             await wait_until(lambda: connected([home]), timeout=60, what=f"workers on {home}")
-            driver = Driver(settings, db, connection)
+            tokens = {agent: await token_for(settings, agent) for agent in ("a1", "w1")}
+            driver = Driver(settings, db, connection, tokens)
             t0 = time.monotonic()
             load = asyncio.create_task(driver.run(TICKETS))
 
