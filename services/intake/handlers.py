@@ -17,7 +17,7 @@ from shared.tickets.clocks import OrderTimes
 from shared.tickets.contracts import FollowUpAttached, Order, TicketRouted
 from shared.tickets.roles import Role
 from shared.tickets.store import insert_ticket, load_ticket, save_decision
-from shared.tickets.timing import apply_clocks, apply_order_clocks
+from shared.tickets.timing import apply_clocks, apply_opening_clocks
 
 SHOP_TIME = ZoneInfo("Asia/Shanghai")
 ACTOR_ID, ACTOR_NAME = "system:intake", "intake"
@@ -135,11 +135,7 @@ async def _open(
             "opened_at": contact.occurred_at,
         },
     )
-    await apply_clocks(tx.conn, opened, now)
-    if order is not None:
-        await apply_order_clocks(
-            tx.conn, ticket_id, decision.kind, decision.role, OrderTimes(), times, now
-        )
+    await apply_opening_clocks(tx.conn, opened, times if order is not None else None, now)
     tx.emit(
         decision.role.value,
         TicketRouted(
