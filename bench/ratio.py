@@ -1,6 +1,6 @@
 """Intake and finance refunds as a share of what the machine carries, measured side by side.
 
-    python -m bench.ratio --limits DIR [--rounds 3] [-n 4000] [--refunds 2000]
+    python -m bench.ratio --limits DIR [--rounds 3] [-n 3000] [--refunds 1500]
 
 DIR holds the limit probes (`pipeline_limit.py`, from the shared `limits` folder, with their
 own venv at DIR/.venv: aio-pika, asyncpg, uvloop). Each round runs, one after the other on the
@@ -8,7 +8,8 @@ same servers, the pipeline limit with a live producer (`pipeline_limit.py --live
 the ticket transaction → confirmed publish → ack, no ticketq code), then `bench.intake` with one
 replica, then `bench.effects` with one replica; each round's ratio is the project's rate over
 that round's limit, so machine noise (2 shared cores) hits both alike. Prints every round and
-the median ratio with its spread (min-max).
+the median ratio with its spread (min-max). Three rounds of the defaults take about two
+minutes on a quiet machine.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limits", type=Path, required=True, help="folder of pipeline_limit.py")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("-n", type=int, default=4_000, help="messages per limit and intake run")
-    parser.add_argument("--refunds", type=int, default=2_000, help="refunds per effects run")
+    parser.add_argument("-n", type=int, default=3_000, help="messages per limit and intake run")
+    parser.add_argument("--refunds", type=int, default=1_500, help="refunds per effects run")
     args = parser.parse_args()
     base = Settings()
     configure_logging("warning")
