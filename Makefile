@@ -14,6 +14,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SERVERS := deploy/local/servers.sh
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 # Prefix for recipe lines that talk to the servers: exports the local servers'
@@ -30,7 +31,7 @@ WITH_SERVERS_ENV = \
 	  if [ -n "$$_db" ]; then export TICKETQ_DATABASE_URL="$$_db"; fi; \
 	fi;
 
-.PHONY: help venv servers chromium status stop test demo lint fmt contracts lock clean distclean
+.PHONY: help venv servers chromium status stop test setup demo web lint fmt contracts lock clean distclean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (VENV=$(VENV) PYTHON=$(PYTHON) PYTEST_ARGS='...')"
@@ -83,7 +84,8 @@ stop: ## stop the local servers
 
 # --- tasks -------------------------------------------------------------------
 
-# The HTML report's test renders it in headless Chromium; without it that test is skipped.
+# The HTML report's test and the workbench's browser tests (tests/web) drive headless Chromium;
+# without it those tests are skipped.
 chromium: ## install Debian's chromium when missing (root and apt-get), else say why not
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -97,8 +99,14 @@ chromium: ## install Debian's chromium when missing (root and apt-get), else say
 test: venv servers chromium ## run the tests (extra pytest arguments: PYTEST_ARGS='-k foo -x')
 	@$(WITH_SERVERS_ENV) set -x; $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: venv servers ## run the end-to-end demo (migrations, five workers, fixture)
-	@$(WITH_SERVERS_ENV) set -x; $(BIN)/ticketq demo
+setup: venv servers ## ticketq setup: each service's user and role, migrations, grants, topology
+	@$(WITH_SERVERS_ENV) set -x; $(BIN)/ticketq setup
+
+demo: venv servers ## run the end-to-end demo (setup, five workers, the workbench, fixture); DEMO_ARGS=--keep-running leaves them up
+	@$(WITH_SERVERS_ENV) set -x; $(BIN)/ticketq demo $(DEMO_ARGS)
+
+web: venv servers ## run the web workbench in the foreground on its own credentials (TICKETQ_WEB_PORT, default 8080)
+	@$(WITH_SERVERS_ENV) set -x; $(BIN)/ticketq web
 
 lint: venv ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .

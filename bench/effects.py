@@ -19,7 +19,7 @@ import json
 import os
 import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -28,6 +28,7 @@ from aio_pika.abc import AbstractChannel
 from bench.harness import bench_environment, broker_channel, workers
 from services.finance.contracts import FinanceOperation, RefundArgs
 from shared import tickets as domain
+from shared.agents.identity import open_session
 from shared.config import Settings
 from shared.logging import configure_logging
 from shared.messaging import topology as messaging
@@ -59,7 +60,8 @@ def prepared_ticket(tid: str, now: datetime) -> domain.Ticket:
     return ticket
 
 
-async def prepare(database_url: str, n: int, tag: str) -> list[str]:
+async def prepare(database_url: str, n: int, tag: str) -> tuple[list[str], str]:
+    """The tickets, each with a refund task, and f1's session token (minted in the store)."""
     now = datetime.now(UTC)
     conn = await asyncpg.connect(database_url)
     try:
@@ -99,7 +101,8 @@ async def prepare(database_url: str, n: int, tag: str) -> list[str]:
                        '我要退货', '', $8, 'a1', 'aftersales', $9, $10, $11)""",
             rows,
         )
-        return ids
+        token, _ = await open_session(conn, "f1", ["finance"], now, timedelta(hours=12))
+        return ids, token
     finally:
         await conn.close()
 
@@ -135,14 +138,19 @@ async def count(conn: asyncpg.Connection[asyncpg.Record], sql: str) -> int:
 
 async def run(base: Settings, tag: str, n: int, replicas: int, share: float) -> dict[str, float]:
     async with bench_environment(base, tag) as settings, broker_channel(settings) as channel:
-        ids = await prepare(settings.database_url, n, tag)
+        ids, token = await prepare(settings.database_url, n, tag)
         publish, dups = commands(ids, share)
         async with workers("finance", settings, replicas, channel):
-            return await measure(settings, channel, publish, dups, n)
+            return await measure(settings, channel, publish, dups, n, token)
 
 
 async def measure(
-    settings: Settings, channel: AbstractChannel, publish: list[Envelope], dups: int, n: int
+    settings: Settings,
+    channel: AbstractChannel,
+    publish: list[Envelope],
+    dups: int,
+    n: int,
+    token: str,
 ) -> dict[str, float]:
     db = await asyncpg.connect(settings.database_url)
     try:
@@ -151,7 +159,10 @@ async def measure(
         for i in range(0, len(publish), BATCH):
             await asyncio.gather(
                 *(
-                    exchange.publish(messaging.amqp_message(e), routing_key="finance")
+                    exchange.publish(
+                        messaging.amqp_message(e, headers={messaging.AUTHORIZATION: token}),
+                        routing_key="finance",
+                    )
                     for e in publish[i : i + BATCH]
                 )
             )

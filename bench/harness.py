@@ -7,7 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,7 +16,7 @@ import asyncpg
 from aio_pika.abc import AbstractChannel
 
 from services.catalogue import CATALOGUE
-from shared.config import Settings
+from shared.config import Settings, without_own_urls
 from shared.db import migrate
 from shared.messaging import topology as messaging
 
@@ -87,25 +87,48 @@ async def broker_channel(settings: Settings) -> AsyncIterator[AbstractChannel]:
 
 @asynccontextmanager
 async def workers(
-    name: str, settings: Settings, replicas: int, channel: AbstractChannel
-) -> AsyncIterator[None]:
-    """`replicas` processes of worker `name`, consuming before this yields; stopped after."""
+    name: str,
+    settings: Settings,
+    replicas: int,
+    channel: AbstractChannel,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """`replicas` processes of worker `name` (`env` added to theirs), consuming before this
+    yields them; stopped after."""
+    async with worker_processes({name: replicas}, settings, channel, env=env) as procs:
+        yield procs
+
+
+@asynccontextmanager
+async def worker_processes(
+    replicas: Mapping[str, int],
+    settings: Settings,
+    channel: AbstractChannel,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """`replicas[name]` processes of each worker, all started at once (`env` added to
+    theirs), every one consuming before this yields them; stopped after."""
     env = {
-        **os.environ,
+        **without_own_urls(os.environ),  # the bench's vhost and database, not the shared ones
         "TICKETQ_AMQP_URL": settings.amqp_url,
         "TICKETQ_DATABASE_URL": settings.database_url,
         "TICKETQ_LOG_LEVEL": "warning",
+        **(env or {}),
     }
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", "shared.cli.main", "worker", name, env=env
         )
-        for _ in range(replicas)
+        for name, count in replicas.items()
+        for _ in range(count)
     ]
     try:
-        while (await messaging.queue_stats(channel, name))[1] < replicas:  # noqa: ASYNC110
-            await asyncio.sleep(0.1)  # polling the broker: there is no event to wait on
-        yield
+        for name, count in replicas.items():
+            while (await messaging.queue_stats(channel, name))[1] < count:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)  # polling the broker: there is no event to wait on
+        yield procs
     finally:
         for proc in procs:
             proc.terminate()

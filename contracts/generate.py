@@ -339,7 +339,7 @@ def _work_channel(queue: str, settings: Settings) -> JsonObject:
                 "is": "routingKey",
                 "exchange": {
                     "name": messaging.EXCHANGE,
-                    "type": "direct",
+                    "type": "topic",
                     "durable": True,
                     "autoDelete": False,
                     "vhost": _DEFAULT_VHOST,

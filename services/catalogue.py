@@ -8,6 +8,7 @@ tests/test_catalogue.py fails on drift.
 
 from __future__ import annotations
 
+from services.aftersales.contracts import PlatformInterventionOpened, PlatformRuling
 from services.finance.contracts import FinanceOperation
 from services.intake.contracts import (
     OrderClosed,
@@ -17,7 +18,14 @@ from services.intake.contracts import (
     SubmitTicket,
 )
 from services.warehouse.contracts import AdjustStock, StockAdjusted, WarehouseOperation
-from shared.agents.contracts import LoadRoster, RosterReply, SetPresence
+from shared.agents.contracts import (
+    LoadRoster,
+    RosterReply,
+    SetPresence,
+    SignIn,
+    SignInReply,
+    SignOut,
+)
 from shared.messaging.catalogue import Catalogue, MessageType, Queue
 from shared.tickets.contracts import (
     CommandReply,
@@ -38,6 +46,9 @@ CATALOGUE = Catalogue(
         Queue("aftersales", ("aftersales",), "After-sales tickets and tasks handed to after-sales"),
         Queue("warehouse", ("warehouse",), "Warehouse tasks and the warehouse's operations"),
         Queue("finance", ("finance",), "Finance tasks and finance's operations"),
+        # The platform's events have their own queue, so the upstream systems publish to
+        # nothing a worker trusts from its peers (results, tasks on `aftersales`).
+        Queue("platform", ("aftersales",), "The platform's interventions and rulings (小二介入)"),
         # Agents' commands: any desk (pre-sale or after-sales replica) applies them, so a
         # sender needs to know nothing about the ticket to send one.
         Queue(
@@ -52,6 +63,16 @@ CATALOGUE = Catalogue(
         MessageType(OrderShipped, ("intake",), "The order centre: an order was shipped"),
         MessageType(OrderSigned, ("intake",), "The order centre: an order was signed for"),
         MessageType(OrderClosed, ("intake",), "The order centre: an order's trade was closed"),
+        MessageType(
+            PlatformInterventionOpened,
+            ("platform",),
+            "The platform intervened on an order (小二介入), with its deadline for evidence",
+        ),
+        MessageType(
+            PlatformRuling,
+            ("platform",),
+            "The platform ruled on an intervention: answers the flow's wait for it",
+        ),
         MessageType(TicketRouted, DESKS, "Intake routed a new ticket to a role's queue"),
         MessageType(
             FollowUpAttached, DESKS, "A follow-up contact was attached to an unfinished ticket"
@@ -85,6 +106,21 @@ CATALOGUE = Catalogue(
             reply=RosterReply,
         ),
         MessageType(RosterReply, (), "The answer to a roster command"),
+        MessageType(
+            SignIn,
+            ("desk",),
+            "An agent signs in, the password in the `authorization` header (request/reply)",
+            any_queue=True,
+            reply=SignInReply,
+        ),
+        MessageType(
+            SignOut,
+            ("desk",),
+            "An agent signs out: the session in the `authorization` header is revoked",
+            any_queue=True,
+            reply=SignInReply,
+        ),
+        MessageType(SignInReply, (), "The answer to a sign-in or sign-out: a session, or why not"),
         MessageType(
             WarehouseOperation,
             ("warehouse",),

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
+from aio_pika.exceptions import ChannelNotFoundEntity
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from shared.clock import Clock, clock_from_env
@@ -129,6 +130,20 @@ class RunningService:
         log.info("service_stopped")
 
 
+async def _check_topology(connection: AbstractRobustConnection, service: Service) -> None:
+    """Its queues exist (a passive declare, which needs no permission): `ticketq setup`
+    declares the topology, with rights a worker does not have."""
+    for queue in service.queues:
+        channel = await connection.channel()
+        try:
+            await messaging.queue_stats(channel, queue)
+        except ChannelNotFoundEntity:
+            raise RuntimeError(
+                f"{service.name}: the broker has no queue {queue!r}: run `ticketq setup` first"
+            ) from None
+        await channel.close()
+
+
 async def start_service(
     service: Service, settings: Settings, *, clock: Clock | None = None
 ) -> RunningService:
@@ -138,9 +153,7 @@ async def start_service(
         opened.push_async_callback(pool.close)
         connection = await messaging.connect(settings, name=service.name)
         opened.push_async_callback(connection.close)
-        setup = await connection.channel()
-        await messaging.declare_topology(setup, settings, service.catalogue.queue_names)
-        await setup.close()
+        await _check_topology(connection, service)
         database_probe = DatabaseProbe(settings.database_url)
         opened.push_async_callback(database_probe.close)
         database = Dependency("database", database_probe)
@@ -226,8 +239,8 @@ async def start_service(
 
 
 async def run_service(service: Service, settings: Settings | None = None) -> None:
-    """Run until SIGTERM/SIGINT."""
-    settings = settings or get_settings()
+    """Run until SIGTERM/SIGINT, with the service's own credentials (`Settings.for_service`)."""
+    settings = settings or get_settings().for_service(service.name)
     configure_logging(settings.log_level, service=service.name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from time import monotonic
 from typing import Protocol
@@ -25,8 +26,10 @@ class Clock(Protocol):
         first. It may return early (a real clock stepped meanwhile): callers read `now()`."""
 
 
-async def _wait_real(now: datetime, at: datetime | None, wakeup: asyncio.Event) -> None:
-    timeout = None if at is None else max(0.0, (at - now).total_seconds())
+async def _wait_real(
+    now: datetime, at: datetime | None, wakeup: asyncio.Event, speed: float = 1.0
+) -> None:
+    timeout = None if at is None else max(0.0, (at - now).total_seconds() / speed)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(wakeup.wait(), timeout)
 
@@ -40,24 +43,40 @@ class SystemClock:
 
 
 class StartedClock:
-    """Runs at the real pace from a chosen start: demos and process tests at staffed hours."""
+    """Runs from a chosen start at the real pace (demos and process tests at staffed hours),
+    or `speed` times faster (a shop day compressed into a minute, `bench/shopday.py`).
 
-    def __init__(self, start: datetime) -> None:
+    `origin` is the Unix time at which the clock reads `start` (default: now); processes given
+    the same start, speed and origin read the same shop time."""
+
+    def __init__(self, start: datetime, *, speed: float = 1.0, origin: float | None = None) -> None:
         if start.tzinfo is None:
             raise ValueError(f"a clock's time must be timezone-aware, got {start!r}")
-        self._start, self._t0 = start, monotonic()
+        if speed <= 0:
+            raise ValueError(f"a clock's speed must be positive, got {speed!r}")
+        elapsed = 0.0 if origin is None else time.time() - origin
+        self._start, self._t0, self.speed = start, monotonic() - elapsed, speed
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=monotonic() - self._t0)
+        return self._start + timedelta(seconds=(monotonic() - self._t0) * self.speed)
 
     async def wait_until(self, at: datetime | None, wakeup: asyncio.Event) -> None:
-        await _wait_real(self.now(), at, wakeup)
+        await _wait_real(self.now(), at, wakeup, self.speed)
 
 
 def clock_from_env() -> Clock:
-    """`TICKETQ_CLOCK_START` (ISO time) gives a StartedClock; unset, the system clock."""
+    """`TICKETQ_CLOCK_START` (ISO time) gives a StartedClock, `TICKETQ_CLOCK_SPEED` times the
+    real pace (default 1) from `TICKETQ_CLOCK_ORIGIN` (Unix time; default now); unset, the
+    system clock."""
     start = os.environ.get("TICKETQ_CLOCK_START")
-    return StartedClock(datetime.fromisoformat(start)) if start else SystemClock()
+    if not start:
+        return SystemClock()
+    origin = os.environ.get("TICKETQ_CLOCK_ORIGIN")
+    return StartedClock(
+        datetime.fromisoformat(start),
+        speed=float(os.environ.get("TICKETQ_CLOCK_SPEED", "1")),
+        origin=float(origin) if origin else None,
+    )
 
 
 class FixedClock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
 
@@ -43,6 +45,42 @@ class Settings(BaseSettings):
     compensation_approval_threshold: Decimal = Field(
         Decimal("50"), ge=0, description="Payouts above this (CNY) need a supervisor approval"
     )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 7, description="How long a sign-in lasts (a shift), hours"
+    )
+    sign_in_failures: int = Field(
+        5, ge=1, description="Failed sign-ins of one agent id allowed per window"
+    )
+    sign_in_window_minutes: float = Field(
+        15.0, gt=0, description="The window failed sign-ins are counted in, minutes"
+    )
+
+    def for_service(self, name: str, env: Mapping[str, str] | None = None) -> Settings:
+        """These settings with `name`'s own credentials: `TICKETQ_<NAME>_AMQP_URL` and
+        `TICKETQ_<NAME>_DATABASE_URL` where set (`ticketq setup` creates them), else the
+        shared `TICKETQ_AMQP_URL` / `TICKETQ_DATABASE_URL`. `admin` names setup's own."""
+        env = os.environ if env is None else env
+        prefix = f"TICKETQ_{name.upper()}_"
+        urls = {
+            field: env[prefix + field.upper()]
+            for field in ("amqp_url", "database_url")
+            if env.get(prefix + field.upper())
+        }
+        return self.model_copy(update=urls)
+
+
+SHARED_URLS = ("TICKETQ_AMQP_URL", "TICKETQ_DATABASE_URL")
+
+
+def without_own_urls(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without any service's own URLs (`servers.sh env` exports them), so processes
+    started with it (tests', benches') use the shared URLs they are given, not the shared
+    servers' database and vhost."""
+    return {
+        name: value
+        for name, value in env.items()
+        if name in SHARED_URLS or not name.endswith(("_AMQP_URL", "_DATABASE_URL"))
+    }
 
 
 @lru_cache

@@ -21,7 +21,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from services.catalogue import CATALOGUE
-from shared.config import Settings
+from shared.config import Settings, without_own_urls
 from shared.db import Pool, create_pool, migrate
 from shared.logging import configure_logging
 from shared.messaging import topology as messaging
@@ -29,6 +29,11 @@ from shared.messaging import topology as messaging
 # Fixtures shared by several rooms' tests.
 pytest_plugins = ["tests.staff"]
 
+# Each service's own URLs (`servers.sh env` exports them) would point workers this suite starts
+# at the shared database and vhost: tests give every process the session's and test's own, and
+# tests/privilege the per-service ones.
+for _variable in set(os.environ) - set(without_own_urls(os.environ)):
+    del os.environ[_variable]
 BASE = Settings()
 RUN_ID = uuid.uuid4().hex[:8]
 

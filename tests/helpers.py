@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import ValidationError
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from services.finance.contracts import FinanceOperation
 from services.intake.contracts import SubmitTicket
 from services.warehouse.contracts import WarehouseOperation
+from shared.agents.identity import open_session
 from shared.bootstrap import Service, start_service
 from shared.config import Settings
 from shared.db import Pool
@@ -264,3 +266,23 @@ async def add_agents(db: Pool, agents: Sequence[tuple[str, str, list[str], list[
         "INSERT INTO agents (id, name, roles, shifts, online) VALUES ($1, $2, $3, $4, true)",
         agents,
     )
+
+
+# A test's sessions outlast any clock a test moves: the expiry tests mint their own.
+TEST_SESSION = timedelta(days=3650)
+
+
+async def token_for(
+    settings: Settings, agent_id: str, *, at: datetime = T0, ttl: timedelta = TEST_SESSION
+) -> str:
+    """A session token for an agent on the roster, minted in the store (no password, no
+    sign-in round trip): what a test's commands carry."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        roles = await conn.fetchval("SELECT roles FROM agents WHERE id = $1", agent_id)
+        if roles is None:
+            raise LookupError(f"no agent {agent_id!r} on the roster: add it first")
+        token, _ = await open_session(conn, agent_id, list(roles), at, ttl)
+        return token
+    finally:
+        await conn.close()

@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -23,16 +24,19 @@ from services.intake.client import publish_ticket
 from services.intake.worker import SERVICE as INTAKE
 from services.presale.worker import SERVICE as PRESALE
 from services.warehouse.worker import SERVICE as WAREHOUSE
+from shared.agents.contracts import SignInReply
 from shared.bootstrap import RunningService, Service, start_service
 from shared.cli.commands import queue_of
 from shared.cli.main import app
+from shared.cli.output import Refused
+from shared.cli.session import remember, signed_in
 from shared.clock import FixedClock
 from shared.config import Settings, get_settings
 from shared.db import Pool
 from shared.messaging.envelope import Contract, Envelope
-from shared.messaging.topology import EXCHANGE, amqp_message
+from shared.messaging.topology import AUTHORIZATION, EXCHANGE, amqp_message
 from shared.tickets.contracts import CommandReply, HandOffArgs
-from tests.helpers import T0, add_agents, command_for, contact, depth, wait_until
+from tests.helpers import T0, add_agents, command_for, contact, depth, token_for, wait_until
 
 ROSTER = [
     ("a1", "李娜", ["aftersales"], ["day"]),
@@ -85,11 +89,14 @@ async def ask(
     queue: str | None = None,
     message_id: str | None = None,
     copies: int = 1,
+    token: str | None = None,
 ) -> list[CommandReply]:
     """Publish the command `copies` times (same message id) to `queue` (by default, where the
-    catalogue sends it); every answer."""
+    catalogue sends it), signed with `token` (else a session of `actor`'s, minted); every
+    answer."""
     command = command_for(ticket_id, actor, args)
     queue = queue or queue_of(command)
+    headers = {AUTHORIZATION: token} if token else await signed(settings, actor)
     envelope = Envelope.wrap(
         command,
         producer="test",
@@ -103,7 +110,7 @@ async def ask(
         replies = await channel.declare_queue(exclusive=True, auto_delete=True)
         exchange = await channel.get_exchange(EXCHANGE)
         for _ in range(copies):
-            message = amqp_message(envelope)
+            message = amqp_message(envelope, headers=headers)
             message.reply_to = replies.name
             await exchange.publish(message, routing_key=queue)
         async with replies.iterator(timeout=20) as incoming:
@@ -115,10 +122,25 @@ async def ask(
     return answers
 
 
+async def signed(settings: Settings, actor: str) -> dict[str, str]:
+    """The `authorization` header of a command by `actor`: a session of theirs, minted; none if
+    they are not on the roster (the worker says `not_signed_in`)."""
+    try:
+        return {AUTHORIZATION: await token_for(settings, actor)}
+    except LookupError:
+        return {}
+
+
 async def one(
-    settings: Settings, ticket_id: str, actor: str, args: Contract, *, queue: str | None = None
+    settings: Settings,
+    ticket_id: str,
+    actor: str,
+    args: Contract,
+    *,
+    queue: str | None = None,
+    token: str | None = None,
 ) -> CommandReply:
-    return (await ask(settings, ticket_id, actor, args, queue=queue))[0]
+    return (await ask(settings, ticket_id, actor, args, queue=queue, token=token))[0]
 
 
 async def new_ticket(settings: Settings, db: Pool, name: str, **order: Any) -> str:
@@ -199,8 +221,13 @@ Cli = Callable[..., Awaitable[Run]]
 
 
 @pytest.fixture
-def cli(settings: Settings) -> Cli:
-    """`await cli("tickets", "list", env={...})`: one `ticketq` invocation, like a process."""
+def cli(settings: Settings, tmp_path: Path) -> Cli:
+    """`await cli("tickets", "list", env={...})`: one `ticketq` invocation, like a process.
+
+    The agent named by `--as` (or `TICKETQ_AGENT`) is signed in first, if on the roster: a
+    session is minted into the test's session file, as `ticketq login` would keep it. A test
+    that brings its own `TICKETQ_SESSION_FILE` signs in itself."""
+    session_file = tmp_path / "ticketq-session"
 
     async def invoke(*args: str, env: dict[str, str] | None = None) -> Run:
         environment = {
@@ -208,8 +235,13 @@ def cli(settings: Settings) -> Cli:
             "TICKETQ_DATABASE_URL": settings.database_url,
             "TICKETQ_CLOCK_START": T0.isoformat(),
             "TICKETQ_AGENT": None,
+            "TICKETQ_SESSION_FILE": str(session_file),
             **(env or {}),
         }
+        named = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--as"]
+        for agent in named or [a for a in [environment.get("TICKETQ_AGENT")] if a]:
+            if "TICKETQ_SESSION_FILE" not in (env or {}):
+                await sign_in_quickly(settings, agent, session_file)
 
         def call() -> Run:
             get_settings.cache_clear()  # a process reads its environment once; we are many
@@ -224,3 +256,21 @@ def cli(settings: Settings) -> Cli:
         return await asyncio.to_thread(call)
 
     return invoke
+
+
+async def sign_in_quickly(settings: Settings, agent_id: str, session_file: Path) -> None:
+    """Keep a minted session of `agent_id` in `session_file`, unless one is there already or
+    they are not on the roster."""
+    try:
+        signed_in(agent_id, session_file)
+        return
+    except Refused:
+        pass
+    try:
+        token = await token_for(settings, agent_id)
+    except LookupError:
+        return
+    remember(
+        SignInReply(accepted=True, message="minted", token=token, agent_id=agent_id),
+        session_file,
+    )

@@ -7,7 +7,8 @@
 #                                       stop (clean shutdown; default both)
 #   deploy/local/servers.sh status      exit 0 iff both are running
 #   deploy/local/servers.sh destroy     stop, then delete all local server data
-#   deploy/local/servers.sh env         print `export TICKETQ_...` lines
+#   deploy/local/servers.sh env         print `export TICKETQ_...` lines: the admin's URLs and
+#                                       each service's own (passwords in .local/secrets, 0600)
 #   deploy/local/servers.sh rabbitmqctl ARGS...
 #                                       rabbitmqctl against our node
 #
@@ -536,9 +537,9 @@ pg_provision() {
 DO \$\$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP_USER') THEN
-    CREATE ROLE $APP_USER LOGIN PASSWORD '$APP_PASSWORD' CREATEDB;
+    CREATE ROLE $APP_USER LOGIN PASSWORD '$APP_PASSWORD' CREATEDB CREATEROLE;
   ELSE
-    ALTER ROLE $APP_USER LOGIN PASSWORD '$APP_PASSWORD' CREATEDB;
+    ALTER ROLE $APP_USER LOGIN PASSWORD '$APP_PASSWORD' CREATEDB CREATEROLE;
   END IF;
 END
 \$\$;
@@ -576,10 +577,35 @@ pg_status() {
 # ----------------------------------------------------------------------------
 # commands
 
+# Each service's own broker user / database role (`ticketq setup` creates them from these
+# URLs; shared/setup/grants.py says what each may do).
+BROKER_PRINCIPALS=(intake presale aftersales warehouse finance cli web upstream)
+DB_PRINCIPALS=(intake presale aftersales warehouse finance cli web migrator)
+
+secret() { # name → its password, made once (random, hex: it goes into URLs) and kept 0600
+    local dir="$STATE_DIR/secrets" file="$STATE_DIR/secrets/$1"
+    if [[ ! -s "$file" ]]; then
+        (umask 077 && mkdir -p "$dir" && od -An -N18 -tx1 /dev/urandom | tr -d ' \n' >"$file.$$" \
+            && mv -n "$file.$$" "$file" && rm -f "$file.$$")
+    fi
+    cat "$file"
+}
+
 print_env() {
-    echo "export TICKETQ_AMQP_URL=amqp://$APP_USER:$APP_PASSWORD@127.0.0.1:$AMQP_PORT/$APP_VHOST"
-    echo "export TICKETQ_DATABASE_URL=postgresql://$APP_USER:$APP_PASSWORD@127.0.0.1:$PG_PORT/$APP_DB"
+    local admin_amqp="amqp://$APP_USER:$APP_PASSWORD@127.0.0.1:$AMQP_PORT/$APP_VHOST"
+    local admin_db="postgresql://$APP_USER:$APP_PASSWORD@127.0.0.1:$PG_PORT/$APP_DB" name
+    # The admin's (setup's) credentials; also every process's fallback when it has no own.
+    echo "export TICKETQ_AMQP_URL=$admin_amqp"
+    echo "export TICKETQ_DATABASE_URL=$admin_db"
+    echo "export TICKETQ_ADMIN_AMQP_URL=$admin_amqp"
+    echo "export TICKETQ_ADMIN_DATABASE_URL=$admin_db"
     echo "export TICKETQ_RABBITMQCTL=\"$SCRIPT_PATH rabbitmqctl\""
+    for name in "${BROKER_PRINCIPALS[@]}"; do
+        echo "export TICKETQ_${name^^}_AMQP_URL=amqp://tq_$name:$(secret "$name")@127.0.0.1:$AMQP_PORT/$APP_VHOST"
+    done
+    for name in "${DB_PRINCIPALS[@]}"; do
+        echo "export TICKETQ_${name^^}_DATABASE_URL=postgresql://tq_$name:$(secret "$name")@127.0.0.1:$PG_PORT/$APP_DB"
+    done
 }
 
 # Serialise start/stop/destroy (e.g. `make test` and `make demo` at once).

@@ -20,6 +20,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 
 from services.catalogue import CATALOGUE
 from services.intake.contracts import SubmitTicket
+from shared.messaging import amqp
 from shared.messaging.envelope import Envelope
 from shared.messaging.topology import EXCHANGE, amqp_message, publish_all
 
@@ -41,7 +42,7 @@ class TicketPublisher:
         self._exchange: AbstractExchange | None = None
 
     async def __aenter__(self) -> TicketPublisher:
-        self._connection = await aio_pika.connect_robust(self.amqp_url)
+        self._connection = await amqp.connect_robust(self.amqp_url, name=self.producer)
         channel: AbstractChannel = await self._connection.channel(on_return_raises=True)
         self._exchange = await channel.get_exchange(EXCHANGE, ensure=False)
         return self
@@ -86,7 +87,7 @@ async def publish_raw(
     amqp_url: str, bodies: Iterable[Mapping[str, Any] | str | bytes], *, queue: str = INTAKE_QUEUE
 ) -> None:
     """Publish bodies as they are, valid or not (fixtures, tests of bad input)."""
-    connection = await aio_pika.connect_robust(amqp_url)
+    connection = await amqp.connect_robust(amqp_url, name="publish-raw")
     async with connection:
         channel = await connection.channel(on_return_raises=True)
         exchange = await channel.get_exchange(EXCHANGE, ensure=False)

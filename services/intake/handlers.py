@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from services.intake.contracts import SubmitTicket
 from services.intake.decide import AttachFollowUp, OpenNewTicket, OpenTicket, route_contact
-from services.intake.orders import ORDER_COLUMNS, lock_order, record, times_from, times_of
+from services.intake.orders import ORDER_COLUMNS, record, times_from, times_of
 from shared import tickets
 from shared.db import Connection
 from shared.messaging.runtime import Incoming, Outcome, Transaction
@@ -16,7 +16,7 @@ from shared.tickets import Actor, Open, Rejected, decide, open_ticket
 from shared.tickets.clocks import OrderTimes
 from shared.tickets.contracts import FollowUpAttached, Order, TicketRouted
 from shared.tickets.roles import Role
-from shared.tickets.store import insert_ticket, load_ticket, save_decision
+from shared.tickets.store import insert_ticket, load_ticket, lock_order, save_decision
 from shared.tickets.timing import apply_clocks, apply_opening_clocks
 
 SHOP_TIME = ZoneInfo("Asia/Shanghai")

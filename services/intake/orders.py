@@ -4,7 +4,8 @@ clocks on its unfinished tickets (SPEC §6-§8: 24 h unpaid, 72 h unshipped, the
 Each time is kept as first known and never moved (`orders`), so an event re-published, sent
 twice with new ids, or arriving out of order (shipped before paid) changes nothing it should
 not; an event about an order no ticket mentions yet is kept for the ticket that may come.
-Intake takes the same per-order lock as when it opens a ticket, so the two never race.
+Intake takes the same per-order lock (`lock_order`) as when it opens a ticket, so the two
+never race.
 """
 
 from __future__ import annotations
@@ -20,21 +21,17 @@ from services.intake.contracts import (
     OrderShipped,
     OrderSigned,
 )
-from shared.db import Connection, xact_lock
+from shared.db import Connection
 from shared.messaging.runtime import Incoming, Outcome, Transaction
 from shared.tickets.clocks import OrderTimes
 from shared.tickets.contracts import Order
 from shared.tickets.roles import Role, TicketKind
+from shared.tickets.store import lock_order
 from shared.tickets.timing import apply_order_clocks
 
 _COLUMNS = tuple(f.name for f in fields(OrderTimes))
 # The `orders` columns of an order's times (`times_from` reads them off a row).
 ORDER_COLUMNS = _COLUMNS
-
-
-async def lock_order(conn: Connection, order_id: str) -> None:
-    """Serialises everything intake does about one order (tickets, follow-ups, events)."""
-    await xact_lock(conn, f"order:{order_id}")
 
 
 async def learn(

@@ -18,6 +18,7 @@ from services.warehouse.contracts import AdjustStock, StockAdjusted, WarehouseOp
 from shared.cli.commands import ActorOpt, JsonOpt, ask, build, operation_commands
 from shared.cli.db import database
 from shared.cli.output import Column, Refused, emit, fail, run, table
+from shared.cli.session import acting_as
 from shared.config import get_settings
 from shared.tickets.cli import tasks_command
 from shared.tickets.roles import Role
@@ -68,12 +69,13 @@ def adjust_stock(
     sku: Annotated[str, typer.Option("--sku", help="The SKU")],
     delta: Annotated[int, typer.Option("--delta", help="Units added (+) or removed (-)")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept with the movement)")],
-    actor: ActorOpt,
+    actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Correct a stock level by hand, with the reason; it never goes below zero."""
-    command = build(AdjustStock, actor_id=actor, sku=sku, delta=delta, reason=reason)
-    reply = run(ask(get_settings(), command, StockAdjusted, sender=actor))
+    agent, token = acting_as(actor)
+    command = build(AdjustStock, actor_id=agent, sku=sku, delta=delta, reason=reason)
+    reply = run(ask(get_settings(), command, StockAdjusted, sender=agent, token=token))
     if not reply.accepted:
         fail(Refused(reply.message, code=reply.code))
     emit(reply.model_dump(mode="json"), as_json=as_json, text=lambda: reply.message)

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import structlog
+
 from services.warehouse.contracts import AdjustStock, StockAdjusted
 from services.warehouse.rules import stock_stays_non_negative
+from shared.agents.identity import SessionRefused, acting_agent
 from shared.agents.store import load_agent
 from shared.messaging.runtime import Incoming, Outcome, Transaction
 from shared.tickets.roles import Role
+
+log = structlog.get_logger(__name__)
 
 ADJUSTERS = frozenset({Role.WAREHOUSE, Role.SUPERVISOR})
 
 
 async def adjust_stock(tx: Transaction, msg: Incoming[AdjustStock]) -> Outcome:
     asked = msg.payload
-    agent = await load_agent(tx.conn, asked.actor_id)
+    try:
+        session = await acting_agent(tx.conn, msg.credential, asked.actor_id, tx.now)
+    except SessionRefused as exc:
+        return _refuse(tx, exc.code, exc.message)
+    agent = await load_agent(tx.conn, session.agent_id)
     if agent is None:
-        return _refuse(tx, "unknown_agent", f"no agent {asked.actor_id!r} on the roster")
+        return _refuse(tx, "unknown_agent", f"no agent {session.agent_id!r} on the roster")
     if not agent.roles & ADJUSTERS:
+        log.info("stock_adjustment_refused", agent_id=agent.id, code="not_warehouse")
         return _refuse(tx, "not_warehouse", "only warehouse staff or a supervisor adjust stock")
     on_hand = await tx.conn.fetchval(
         """INSERT INTO stock (sku, on_hand) VALUES ($1, 0)

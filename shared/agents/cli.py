@@ -25,14 +25,22 @@ from shared.agents.store import shift_roster
 from shared.cli.commands import ask
 from shared.cli.db import DbConnection, database
 from shared.cli.output import Column, Refused, emit, fail, run, table
+from shared.cli.session import requester
 from shared.cli.yamlpath import line_of
 from shared.clock import Clock, clock_from_env
 from shared.config import get_settings
 from shared.tickets.roles import Role
 
-# Who asks (kept in the worker's log); sign-in replaces it with an identity (issue 12).
+# Who asks: a supervisor signed in (`ticketq login`); anyone while setting up (issue 12).
 RequesterOpt = Annotated[
-    str, typer.Option("--as", metavar="WHO", envvar="TICKETQ_AGENT", help="Who asks")
+    str | None,
+    typer.Option(
+        "--as",
+        metavar="WHO",
+        envvar="TICKETQ_AGENT",
+        help="Who asks (signed in); default: the last one signed in",
+        show_default=False,
+    ),
 ]
 
 roster_app = typer.Typer(help="The roster: agents, their roles and shifts.", no_args_is_help=True)
@@ -98,7 +106,7 @@ def roster_load(
     replace: Annotated[
         bool, typer.Option("--replace", help="Remove the agents that are not in the file")
     ] = False,
-    actor: RequesterOpt = "ops",
+    actor: RequesterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load agents, roles and shifts from a YAML file (added or updated in one transaction,
@@ -108,6 +116,7 @@ def roster_load(
         roster, sets_online = read_roster(file)
     except Refused as exc:
         fail(exc)
+    who, token = requester(actor)
     reply = run(
         ask(
             get_settings(),
@@ -115,10 +124,11 @@ def roster_load(
                 roster=yaml.safe_load(file.read_text(encoding="utf-8")),
                 sets_online=sorted(sets_online),
                 replace=replace,
-                requested_by=actor,
+                requested_by=who,
             ),
             RosterReply,
-            sender=actor,
+            sender=who,
+            token=token,
         )
     )
     if not reply.accepted:
@@ -139,13 +149,15 @@ def roster_load(
 # agent online / offline / list
 
 
-def _presence(agent_id: str, online: bool, actor: str, as_json: bool) -> None:
+def _presence(agent_id: str, online: bool, actor: str | None, as_json: bool) -> None:
+    who, token = requester(actor)
     reply = run(
         ask(
             get_settings(),
-            SetPresence(agent_id=agent_id, online=online, requested_by=actor),
+            SetPresence(agent_id=agent_id, online=online, requested_by=who),
             RosterReply,
-            sender=actor,
+            sender=who,
+            token=token,
         )
     )
     if not reply.accepted:
@@ -157,13 +169,13 @@ AgentId = Annotated[str, typer.Argument(metavar="ID")]
 
 
 @agent_app.command("online")
-def agent_online(agent_id: AgentId, actor: RequesterOpt = "ops", as_json: JsonOpt = False) -> None:
+def agent_online(agent_id: AgentId, actor: RequesterOpt = None, as_json: JsonOpt = False) -> None:
     """Mark an agent online: auto-assignment may give them tickets while on shift."""
     _presence(agent_id, True, actor, as_json)
 
 
 @agent_app.command("offline")
-def agent_offline(agent_id: AgentId, actor: RequesterOpt = "ops", as_json: JsonOpt = False) -> None:
+def agent_offline(agent_id: AgentId, actor: RequesterOpt = None, as_json: JsonOpt = False) -> None:
     """Mark an agent offline: auto-assignment passes them by."""
     _presence(agent_id, False, actor, as_json)
 

@@ -1,11 +1,11 @@
 """The roster's messages: supervisors and ops change it through the desk worker (SPEC §3), so
-nobody needs the database's credentials to do it."""
+nobody needs the database's credentials to do it; and signing in and out (issue 12)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from shared.messaging.envelope import Contract
 
@@ -45,3 +45,41 @@ class RosterReply(Contract):
     code: str | None = Field(None, description="invalid_roster, agents_busy, unknown_agent")
     message: str
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class SignIn(Contract):
+    """An agent signs in (issue 12). The password travels in the message's `authorization`
+    header, never in the body: a body is kept (dead-letter queues, stored answers), the header is
+    dropped wherever a message is copied (`shared.messaging.topology.copy_message`)."""
+
+    TYPE: ClassVar[str] = "agent.sign_in"
+
+    agent_id: str = Field(min_length=1, max_length=100, description="The roster id")
+
+
+class SignOut(Contract):
+    """An agent signs out: the session whose token is in the `authorization` header is revoked
+    (with `everywhere`, all of the agent's sessions)."""
+
+    TYPE: ClassVar[str] = "agent.sign_out"
+
+    everywhere: bool = Field(False, description="Revoke all the agent's sessions")
+
+
+class SignInReply(Contract):
+    """A session, or why not. `token` is in the first answer only: a re-sent sign-in is told,
+    not given the token again (stored answers never hold it)."""
+
+    TYPE: ClassVar[str] = "agent.sign_in_reply"
+
+    accepted: bool
+    code: str | None = Field(
+        None, description="bad_credentials, too_many_attempts, not_signed_in, session_expired"
+    )
+    message: str
+    token: str | None = Field(None, description="The session's bearer token")
+    expires_at: AwareDatetime | None = None
+    agent_id: str
+    role: str | None = Field(None, description="supervisor, or the agent's first role")
+    roles: list[str] = Field(default_factory=list)
+    supervisor: bool = False

@@ -20,9 +20,11 @@ from pydantic.fields import FieldInfo
 
 from services.catalogue import CATALOGUE
 from shared.cli.output import clean, emit, run
+from shared.cli.session import acting_as
 from shared.config import Settings, get_settings
 from shared.messaging.envelope import Contract, new_message_id
 from shared.messaging.rpc import request
+from shared.messaging.topology import AUTHORIZATION
 from shared.tickets.contracts import CommandReply, OnTicket, OperationArgs, TicketCommand
 
 C = TypeVar("C", bound=BaseModel)
@@ -31,9 +33,13 @@ R = TypeVar("R", bound=Contract)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 TicketId = Annotated[str, typer.Argument(metavar="ID", help="The ticket id")]
 ActorOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--as", metavar="AGENT", envvar="TICKETQ_AGENT", help="Your agent id", show_default=False
+        "--as",
+        metavar="AGENT",
+        envvar="TICKETQ_AGENT",
+        help="Who you are signed in as (`ticketq login`); default: the last one signed in",
+        show_default=False,
     ),
 ]
 VersionOpt = Annotated[
@@ -90,7 +96,7 @@ def _reply_text(data: Mapping[str, Any]) -> str:
 def send(
     message_type: type[OnTicket],
     ticket_id: str,
-    actor: str,
+    actor: str | None,
     args: Contract,
     *,
     version: int | None,
@@ -100,11 +106,14 @@ def send(
 ) -> None:
     """Send one command to the queue the catalogue names for its type, print the answer,
     exit 0 (accepted) or 1 (rejected). No database: the worker finds the ticket."""
+    agent, token = acting_as(actor)
     command = build(
-        message_type, ticket_id=ticket_id, actor_id=actor, expected_version=version, args=args
+        message_type, ticket_id=ticket_id, actor_id=agent, expected_version=version, args=args
     )
     message_id = command_id or new_message_id()
-    reply = run(send_command(get_settings(), command, timeout=timeout, message_id=message_id))
+    reply = run(
+        send_command(get_settings(), command, token=token, timeout=timeout, message_id=message_id)
+    )
     data = {
         "command_id": message_id,
         "queue": queue_of(command),
@@ -117,7 +126,7 @@ def send(
 
 # The options every action shares, added to each by `ticket_action`.
 _SHARED_OPTIONS = (
-    inspect.Parameter("actor", inspect.Parameter.KEYWORD_ONLY, annotation=ActorOpt),
+    inspect.Parameter("actor", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ActorOpt),
     inspect.Parameter(
         "version", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=VersionOpt
     ),
@@ -144,13 +153,15 @@ async def ask(
     reply_type: type[R],
     *,
     sender: str,
+    token: str | None = None,
     correlation_id: str | None = None,
     timeout: float = 10.0,  # noqa: ASYNC109 - the whole exchange's budget, connect included
     message_id: str | None = None,
     require_consumer: bool = True,
 ) -> R:
     """Send a command to the queue the catalogue names for its type and wait for its answer
-    (see `shared.messaging.rpc.request`)."""
+    (see `shared.messaging.rpc.request`). `token`, a session's (`shared.agents.identity`),
+    travels in the `authorization` header: the worker acts as its agent."""
     return await request(
         settings,
         queue_of(command),
@@ -161,6 +172,7 @@ async def ask(
         timeout=timeout,
         message_id=message_id,
         require_consumer=require_consumer,
+        headers={AUTHORIZATION: token} if token else None,
     )
 
 
@@ -168,15 +180,18 @@ async def send_command(
     settings: Settings,
     command: OnTicket,
     *,
+    token: str,
     timeout: float = 10.0,  # noqa: ASYNC109 - the whole exchange's budget, connect included
     message_id: str | None = None,
     require_consumer: bool = True,
 ) -> CommandReply:
-    """A command on a ticket, and its answer."""
+    """A command on a ticket, signed with `token` (the session of `command.actor_id`), and its
+    answer."""
     return await ask(
         settings,
         command,
         CommandReply,
+        token=token,
         correlation_id=command.ticket_id,
         sender=command.actor_id,
         timeout=timeout,

@@ -26,11 +26,13 @@ from services.finance.cli import finance_app
 from services.flows import load_all
 from services.warehouse.cli import warehouse_app
 from shared.agents.cli import agent_app, roster_app
+from shared.agents.login import register as register_sign_in
 from shared.calendar.cli import calendar_app
 from shared.cli import output
 from shared.config import get_settings
 from shared.dependencies import describe
 from shared.flows.cli import flows_app
+from shared.messaging import amqp
 from shared.ops.dlq.cli import dlq_app
 from shared.report.cli import report_app
 from shared.tickets.cli import register_actions, tickets_app
@@ -55,6 +57,7 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(flows_app(load_all), name="flows")
 app.add_typer(report_app, name="report")
 register_actions(app)
+register_sign_in(app, agent_app)
 
 
 @app.command()
@@ -78,9 +81,22 @@ def db_migrate() -> None:
     """Apply the migrations not applied yet."""
     from shared.db import migrate
 
-    url = get_settings().database_url
+    url = get_settings().for_service("migrator").database_url
     applied = output.run(_reaching(migrate(url), f"the database at {_where(url)}"))
     typer.echo(f"applied: {', '.join(applied)}" if applied else "up to date")
+
+
+@app.command("setup")
+def setup_command() -> None:
+    """The admin step: each service's role and broker user (from its own URLs), the
+    migrations, the grants and the topology (`shared.setup`). Safe to run again."""
+    from shared.setup import Credentials, broker_admin, setup
+
+    admin = get_settings().for_service("admin")
+    done = output.run(
+        _reaching(setup(admin, Credentials.from_env(), broker_admin()), "the servers")
+    )
+    typer.echo("\n".join(done))
 
 
 @app.command()
@@ -98,7 +114,7 @@ def publish(
         output.fail(output.Refused(f"{path}: not JSON: {exc}"))
     bodies = data if isinstance(data, list) else [data]
     url = get_settings().amqp_url
-    output.run(_reaching(publish_raw(url, bodies), f"the broker at {_where(url)}"))
+    output.run(_reaching(publish_raw(url, bodies), f"the broker at {amqp.where(url)}"))
     typer.echo(f"published {len(bodies)}")
 
 
@@ -140,10 +156,27 @@ def demo(
     configure_logging("warning")
     settings = get_settings()
     typer.echo(
-        f"broker {settings.amqp_url.split('@')[-1]}, database "
+        f"broker {amqp.where(settings.amqp_url)}, database "
         f"{settings.database_url.split('@')[-1]}; worker logs in {log_dir}/"
     )
     asyncio.run(run_demo(settings, log_dir=log_dir, keep_running=keep_running, say=typer.echo))
+
+
+@app.command()
+def web(
+    host: Annotated[
+        str, typer.Option(envvar="TICKETQ_WEB_HOST", help="Address to listen on")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="TICKETQ_WEB_PORT", help="Port to listen on")] = 8080,
+) -> None:
+    """Run the web workbench (pages for agents, staff and supervisors, live) until stopped."""
+    from shared.logging import configure_logging
+    from shared.web.server import serve
+
+    settings = get_settings().for_service("web")  # its own credentials, where set
+    configure_logging(settings.log_level)
+    typer.echo(f"workbench on http://{host}:{port}/")
+    serve(settings, host, port)
 
 
 if __name__ == "__main__":

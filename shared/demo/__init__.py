@@ -1,9 +1,10 @@
 """`ticketq demo`: the whole system locally, fed a realistic sample of contacts.
 
-Applies the migrations, loads the sample roster, starts the five workers as processes on a
-shop clock set to 11:30 (staffed hours, whatever the time here), publishes `tickets.json`
-(cases drawn from the seed manuals) and prints what became of each; then walks the wrong-item
-ticket through seed 000's flow with the agent CLI and prints its timeline.
+Runs `ticketq setup` (each worker then on its own credentials), loads the sample roster, starts
+the five workers as processes on a shop clock set to 11:30 (staffed hours, whatever the time
+here), publishes `tickets.json` (cases drawn from the seed manuals) as the upstream systems and
+prints what became of each; then walks the wrong-item ticket through seed 000's flow with the
+agent CLI (on its own credentials) and prints its timeline.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ from services.intake.client import TicketPublisher, publish_raw
 from services.intake.contracts import SubmitTicket
 from shared.agents.roster import SHOP_TIMEZONE
 from shared.config import Settings
-from shared.db import Pool, create_pool, migrate
+from shared.db import Pool, create_pool
+from shared.demo import sign_in
+from shared.messaging import amqp
 from shared.messaging import topology as messaging
+from shared.setup import Credentials, broker_admin, setup
 
 T = TypeVar("T")
 
@@ -96,10 +100,18 @@ def demo_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def as_cli(env: dict[str, str]) -> dict[str, str]:
+    """The agents' CLI's environment: its own credentials where it has them."""
+    own = Settings(
+        amqp_url=env["TICKETQ_AMQP_URL"], database_url=env["TICKETQ_DATABASE_URL"]
+    ).for_service("cli", env)
+    return {**env, "TICKETQ_AMQP_URL": own.amqp_url, "TICKETQ_DATABASE_URL": own.database_url}
+
+
 def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
     log_dir.mkdir(parents=True, exist_ok=True)
     workers = []
-    for name in CATALOGUE.queue_names:
+    for name in CATALOGUE.services:  # not its queues: `desk` is a queue two workers share
         with (log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own copy
             workers.append(
                 subprocess.Popen(
@@ -110,6 +122,46 @@ def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[b
                 )
             )
     return workers
+
+
+def start_web(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    """The workbench (`ticketq web`) on the demo's servers and clock."""
+    with (log_dir / "web.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "shared.cli.main", "web"], env=env, stdout=log, stderr=log
+        )
+
+
+def web_url(env: dict[str, str]) -> str:
+    return (
+        f"http://{env.get('TICKETQ_WEB_HOST', '127.0.0.1')}:{env.get('TICKETQ_WEB_PORT', '8080')}/"
+    )
+
+
+async def _web_started(env: dict[str, str], web: subprocess.Popen[bytes], log_dir: Path) -> str:
+    """Where the workbench answers, or why not (the demo goes on without it)."""
+    host, port = env.get("TICKETQ_WEB_HOST", "127.0.0.1"), int(env.get("TICKETQ_WEB_PORT", "8080"))
+
+    async def answering() -> bool | None:
+        if web.poll() is not None:
+            return False
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            return None
+        writer.close()
+        return True
+
+    try:
+        up = await poll(answering, seconds=30, what="the workbench")
+    except TimeoutError:
+        up = False
+    if not up:
+        return f"workbench: did not start (port {port} taken?), see {log_dir}/web.log\n"
+    return (
+        f"workbench: {web_url(env)} (sign in as an agent of the roster, e.g. zhangwei, with "
+        f"the password in {log_dir}/dev-password)\n"
+    )
 
 
 async def poll(check: Callable[[], Awaitable[T | None]], *, seconds: float, what: str) -> T:
@@ -124,35 +176,43 @@ async def poll(check: Callable[[], Awaitable[T | None]], *, seconds: float, what
 async def run_demo(
     settings: Settings, *, log_dir: Path, keep_running: bool, say: Callable[[str], None]
 ) -> None:
-    await migrate(settings.database_url)
+    # The admin step: each service's user and role (when `servers.sh env` gave their URLs),
+    # migrations, grants, topology. The workers then run on their own credentials.
+    await setup(settings.for_service("admin"), Credentials.from_env(), broker_admin())
     env = demo_env(settings)
+    env["TICKETQ_SESSION_FILE"] = str(log_dir / "session")  # not the user's own sign-ins
+    agent = as_cli(env)
     say(f"shop clock: {env['TICKETQ_CLOCK_START']} (staffed hours), running at the real pace\n")
-    connection = await aio_pika.connect_robust(settings.amqp_url)
+    connection = await amqp.connect_robust(settings.amqp_url, name="ticketq-demo")
     pool = await create_pool(settings, size=2)
-    workers = start_workers(env, log_dir)
+    web = start_web(env, log_dir)
+    workers = [*start_workers(env, log_dir), web]
     try:
         channel = await connection.channel()
-        await messaging.declare_topology(channel, settings, CATALOGUE.queue_names)
         for queue in CATALOGUE.queue_names:
             await poll(partial(_consumed, channel, queue), seconds=60, what=f"{queue} worker")
+        say(await _web_started(env, web, log_dir))
         # A roster change is a command to a desk worker: the workers are up now.
         roster = resources.files("shared.demo") / "roster.yaml"
-        await run_cli(env, say, "roster", "load", str(roster))
+        await load_roster_and_sign_in(settings, pool, agent, say, str(roster), log_dir)
         outcomes = []
-        async with TicketPublisher(settings.amqp_url, producer="demo") as publisher:
+        upstream = settings.for_service("upstream")  # the IM gateway and the order centre
+        async with TicketPublisher(upstream.amqp_url, producer="demo") as publisher:
             # One at a time, as a customer's contacts arrive: intake handles a batch
             # concurrently, so a follow-up published together with its opener could win.
             for case in load_cases(run=uuid.uuid4().hex[:6]):
-                await _publish(settings, publisher, case)
+                await _publish(upstream, publisher, case)
                 result = await poll(
                     partial(_outcome, pool, connection, case), seconds=30, what=case.title
                 )
                 outcomes.append((case, result))
         say("\n" + render(outcomes) + "\n")
         walked = next(r for c, r in outcomes if c.walk_through)
-        await walk_through(env, say, walked.ticket_id, walked.agent_id)
+        await walk_through(agent, say, walked.ticket_id, walked.agent_id)
         unpaid = next(r for c, r in outcomes if c.walk_flow)
-        await walk_flow(env, say, unpaid.ticket_id, unpaid.agent_id)
+        await walk_flow(agent, say, unpaid.ticket_id, unpaid.agent_id)
+        if keep_running:
+            say(f"\nthe workers and the workbench keep running: {web_url(env)}")
     finally:
         if not keep_running:
             for proc in workers:
@@ -161,6 +221,31 @@ async def run_demo(
                 proc.wait(timeout=30)
         await pool.close()
         await connection.close()
+
+
+async def load_roster_and_sign_in(
+    settings: Settings,
+    pool: Pool,
+    env: dict[str, str],
+    say: Callable[[str], None],
+    roster: str,
+    log_dir: Path,
+) -> None:
+    """Load the sample roster (as its supervisor, once anyone has a password: a run before),
+    give its agents this run's dev password and sign them all in (`shared.demo.sign_in`)."""
+    agents = sign_in.roster_ids(Path(roster))
+    password, password_file = sign_in.dev_password(log_dir)
+    loader: list[str] = []
+    if await sign_in.roster_needs_supervisor(pool) and await sign_in.set_dev_passwords(
+        pool, [sign_in.SUPERVISOR], password
+    ):
+        login = ["login", "--as", sign_in.SUPERVISOR, "--password-file", str(password_file)]
+        await run_cli(env, say, *login)
+        loader = ["--as", sign_in.SUPERVISOR]
+    await run_cli(env, say, "roster", "load", roster, *loader)
+    await sign_in.set_dev_passwords(pool, agents, password)
+    cli = settings.for_service("cli", env)  # as the agents' CLI signs in
+    await sign_in.sign_in_all(cli, agents, password, Path(env["TICKETQ_SESSION_FILE"]), say)
 
 
 async def run_cli(
@@ -186,14 +271,16 @@ async def run_cli(
 async def walk_through(
     env: dict[str, str], say: Callable[[str], None], ticket: str, first_handler: str
 ) -> None:
-    """Seed 000 (客服流程化规范): the first handler hands off a pick-up and a refund at once;
-    the warehouse receives the return and restocks it, finance refunds (once, never more than
-    was paid); both results come back to the first handler, who alone resolves and closes."""
+    """Seed 000 (客服流程化规范) along the wrong-item flow: photos, the shop's error, the
+    compensation refused, so the warehouse picks the return up and receives it, and finance
+    refunds (once, never more than was paid); each result comes back to the first handler, who
+    alone ends the flow (a free `resolve` half-way is refused) and closes."""
     say(f"--- {ticket}: the wrong item, from first handler to closed, through the agent CLI ---")
     steps = [  # (what an agent types, the exit code it must give)
         ("reply {t} 您好,麻烦拍一下收到的商品照片 --as {fh}", 0),
-        ("handoff {t} --to warehouse --action pick_up_return --as {fh}", 0),
-        ("handoff {t} --to finance --action refund --data amount=89.00 --as {fh}", 0),
+        ("step {t} --answer photos_received --as {fh}", 0),
+        ("step {t} --answer shop_error --note 核实为我方错发 --as {fh}", 0),
+        ("step {t} --answer refused --note 顾客不要补偿,要求退货退款 --as {fh}", 0),
         ("close {t} --as liuyang", 1),  # another agent: not_owner
         (
             "warehouse pick-up {t} {t}-H1 --carrier SF --tracking-number SF1234567890"
@@ -206,9 +293,11 @@ async def walk_through(
             0,
         ),
         ("close {t} --as chenqiang", 1),  # the warehouse: not_first_handler
+        ("step {t} --answer verified --as {fh}", 0),
         ("finance refund {t} {t}-H2 --amount 120.00 --reason 发错货 --as yangjing", 1),  # > paid
         ("finance refund {t} {t}-H2 --amount 89.00 --reason 发错货 --as yangjing", 0),
-        ("resolve {t} 退货已入库,退款89.00已原路退回 --as {fh}", 0),
+        ("resolve {t} 已退款 --as {fh}", 1),  # not_allowed_by_flow: the flow has a step left
+        ("step {t} --answer told --note 退货已入库,退款89.00已原路退回 --as {fh}", 0),
         ("close {t} --as {fh}", 0),
         ("tickets show {t}", 0),
     ]

@@ -14,6 +14,7 @@ answer did not come in time may still be applied later; re-sending it with its i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TypeVar
 
 import aio_pika
@@ -21,9 +22,10 @@ from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError
 from pydantic import ValidationError
 
-from shared.cli.db import where as _where
 from shared.cli.output import Unreachable
 from shared.config import Settings
+from shared.messaging import amqp
+from shared.messaging.amqp import where as _where
 from shared.messaging.envelope import Contract, Envelope, new_message_id
 from shared.messaging.topology import EXCHANGE, amqp_message, queue_stats
 
@@ -44,12 +46,14 @@ async def request(
     timeout: float = 10.0,  # noqa: ASYNC109 - the whole exchange's budget, connect included
     message_id: str | None = None,
     require_consumer: bool = True,
+    headers: Mapping[str, str] | None = None,
 ) -> R:
     """Send `command` to `queue` and wait for its `reply_type` answer, all within `timeout` s.
 
     `message_id` is the command's id: pass the id of an earlier attempt to re-send it (the
     worker answers a repeat with its first answer), or leave it out for a fresh one.
     With `require_consumer` (the default) nothing is sent when no worker consumes `queue`.
+    `headers` go with the request (a session token in `authorization`); they are not logged.
     Raises `Unreachable` when the broker cannot be reached, refuses the message, or no answer
     came in time.
     """
@@ -62,10 +66,8 @@ async def request(
     stage = "connect"
     try:
         async with asyncio.timeout(timeout):
-            connection = await aio_pika.connect(
-                settings.amqp_url,
-                timeout=timeout,
-                client_properties={"connection_name": f"{PRODUCER}:{sender}"},
+            connection = await amqp.connect(
+                settings.amqp_url, name=f"{PRODUCER}:{sender}", node_timeout=timeout
             )
             async with connection:
                 channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -98,7 +100,7 @@ async def request(
 
                 await reply_queue.consume(on_reply, no_ack=True, exclusive=True)
                 exchange = await channel.get_exchange(EXCHANGE)
-                request = amqp_message(envelope)
+                request = amqp_message(envelope, headers=headers)
                 request.reply_to = reply_queue.name
                 stage = "publish"
                 await exchange.publish(request, routing_key=queue, mandatory=True)

@@ -41,7 +41,7 @@ from shared.messaging import topology as messaging
 from shared.messaging.amqp_headers import unreadable_headers
 from shared.messaging.catalogue import MessageType
 from shared.messaging.envelope import NUL_FREE, Contract, Envelope
-from shared.messaging.topology import DeadLetterReason, amqp_message
+from shared.messaging.topology import DeadLetterReason, amqp_message, credential_of
 from shared.messaging.wire import CONTENT_TYPE, UnreadableJson, is_json_content_type, read_json
 from shared.observability import record_handled
 
@@ -82,6 +82,9 @@ class InvalidMessage(Exception):
 class Incoming(Generic[P]):
     envelope: Envelope
     payload: P
+    # The `authorization` header: a session token, or a sign-in's password
+    # (`shared.agents.identity`). Never stored, logged or dead-lettered.
+    credential: str | None = None
 
 
 @dataclass(frozen=True)
@@ -405,7 +408,9 @@ class Worker:
                 ):
                     with retry:
                         tries += 1
-                        outcome, reply = await self._handle(envelope, payload, message.reply_to)
+                        outcome, reply = await self._handle(
+                            envelope, payload, message.reply_to, credential_of(message.headers)
+                        )
             except Exception as exc:
                 if is_transient(exc) and await self._blameless(outages):
                     continue  # held until the database is back, then tried again
@@ -433,7 +438,11 @@ class Worker:
         )
 
     async def _handle(
-        self, envelope: Envelope, payload: Contract, reply_to: str | None
+        self,
+        envelope: Envelope,
+        payload: Contract,
+        reply_to: str | None,
+        credential: str | None = None,
     ) -> tuple[Outcome, bytes | None]:
         """Inbox, handler, outbox and stored answer in one transaction: (outcome, answer)."""
         route = self.routes[envelope.type]
@@ -456,7 +465,7 @@ class Worker:
                     )
                 return Outcome("duplicate_message", envelope.correlation_id), earlier
             tx = Transaction(conn=conn, service=self.service, cause=envelope, now=self.clock.now())
-            outcome = await route.handler(tx, Incoming(envelope, payload))
+            outcome = await route.handler(tx, Incoming(envelope, payload, credential))
             await write_outbox(conn, tx.outbox)
             answer: bytes | None = None
             if tx.reply is not None and reply_to:

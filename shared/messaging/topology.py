@@ -1,8 +1,10 @@
 """The whole RabbitMQ topology, declared in one place, and publishing with confirms.
 
-Topology: a direct exchange `ticketq` routes by queue name to one durable quorum queue per
-service; each queue dead-letters to the direct exchange `ticketq.dlx`, which routes to the
-queue's own `<queue>.dlq`. Declaring it again with the same settings is a no-op.
+Topology: a topic exchange `ticketq` routes by queue name to one durable quorum queue per
+service (topic, not direct, only so that RabbitMQ checks each user's routing keys: every
+binding key is a plain queue name); each queue dead-letters to the direct exchange
+`ticketq.dlx`, which routes to the queue's own `<queue>.dlq`. Declaring it again with the same
+settings is a no-op.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from aio_pika.abc import (
 )
 
 from shared.config import Settings
-from shared.messaging import amqp_headers
+from shared.messaging import amqp, amqp_headers
 from shared.messaging.envelope import Envelope
 
 EXCHANGE = "ticketq"
 DEAD_LETTER_EXCHANGE = "ticketq.dlx"
 
 # Our own headers (no `x-` prefix: RabbitMQ 3.13+ reserves those for the broker).
+# A session token, or a sign-in's password (`shared.agents.identity`): never copied on.
+AUTHORIZATION = "authorization"
 ATTEMPT = "tq-attempt"  # which pass through the pipeline this is: 1, or more after replays
 DL_REASON = "tq-dl-reason"
 DL_ERROR = "tq-dl-error"
@@ -106,7 +110,7 @@ async def declare_topology(
     channel: AbstractChannel, settings: Settings, queues: Iterable[str]
 ) -> None:
     """Declare the exchanges, and each queue (`Catalogue.queue_names`) with its DLQ."""
-    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
     dlx = await channel.declare_exchange(
         DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
     )
@@ -123,9 +127,7 @@ async def declare_topology(
 
 async def connect(settings: Settings, *, name: str) -> AbstractRobustConnection:
     amqp_headers.install()  # no header table can break the connection (see the module)
-    return await aio_pika.connect_robust(
-        settings.amqp_url, client_properties={"connection_name": name}
-    )
+    return await amqp.connect_robust(settings.amqp_url, name=name)
 
 
 def amqp_message(
@@ -173,7 +175,10 @@ def dead_letter_headers(
 def copy_message(
     message: AbstractIncomingMessage, *, headers: Mapping[str, Any]
 ) -> aio_pika.Message:
-    """The same message (body, id, type, ticket) with other headers: dead-lettering, replay."""
+    """The same message (body, id, type, ticket) with other headers: dead-lettering, replay.
+
+    Never with its `authorization` header: a dead-letter queue is read by operators and kept,
+    and a replay is not its sender's to make."""
     return aio_pika.Message(
         body=message.body,
         message_id=message.message_id,
@@ -183,8 +188,19 @@ def copy_message(
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         timestamp=message.timestamp,
         app_id=message.app_id,
-        headers=dict(headers),
+        headers={k: v for k, v in headers.items() if k != AUTHORIZATION},
     )
+
+
+def credential_of(headers: Mapping[str, Any] | None) -> str | None:
+    """The `authorization` header's secret (a session token, a sign-in's password), if any."""
+    value = (headers or {}).get(AUTHORIZATION)
+    if isinstance(value, bytes):
+        try:
+            value = value.decode()
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) and value else None
 
 
 async def queue_stats(channel: AbstractChannel, queue: str) -> tuple[int, int]:

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import aio_pika
 import aiormq
 
 from services.catalogue import CATALOGUE
 from shared.dependencies import describe
+from shared.messaging import amqp
 from shared.messaging.topology import dead_letter_queue, queue_stats
 
 
 async def dlq_counts(amqp_url: str, *, connect_within: float = 5.0) -> dict[str, Any]:
     """{"queues": {dlq: ready messages or None when not declared}} or {"error": why not}."""
     try:
-        connection = await aio_pika.connect(amqp_url, timeout=connect_within)
+        connection = await amqp.connect(
+            amqp_url, name="ticketq-report", node_timeout=connect_within
+        )
     except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
         return {"error": f"broker unreachable: {describe(exc)}"}
     counts: dict[str, int | None] = {}

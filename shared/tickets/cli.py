@@ -37,6 +37,7 @@ from shared.cli.output import (
     shop_time,
     table,
 )
+from shared.cli.session import acting_as
 from shared.config import get_settings
 from shared.messaging.envelope import Contract
 from shared.tickets import HANDOFF_ROLES, EscalationCategory, Ticket, TicketStatus
@@ -406,7 +407,7 @@ def tickets_show(
     ticket_id: TicketId,
     reveal: Annotated[
         bool,
-        typer.Option("--reveal", help="Show personal data unmasked (supervisors only, with --as)"),
+        typer.Option("--reveal", help="Show personal data unmasked (supervisors signed in only)"),
     ] = False,
     actor: Annotated[
         str | None,
@@ -417,9 +418,12 @@ def tickets_show(
     """One ticket: owner, first handler, handoffs, contacts and its whole history."""
 
     if reveal:  # through the worker, which checks the role and records the reveal first
-        if actor is None:
-            fail(Refused("--reveal needs --as AGENT_ID (a supervisor)"))
-        reply = run(send_command(get_settings(), RevealTicket(ticket_id=ticket_id, actor_id=actor)))
+        agent, token = acting_as(actor)
+        reply = run(
+            send_command(
+                get_settings(), RevealTicket(ticket_id=ticket_id, actor_id=agent), token=token
+            )
+        )
         if not reply.accepted:
             fail(
                 Refused(

@@ -77,6 +77,7 @@ class TimerKind(StrEnum):
     SHIPMENT_72H = "shipment_72h"  # paid, not shipped: the urge-shipment path (催发货)
     RETURN_WINDOW = "return_window"  # the no-reason return window closes (7 days)
     FLOW_TIMEOUT = "flow_timeout"  # a flow's waiting state timed out: its `timeout` move
+    EVIDENCE_DUE = "evidence_due"  # the platform's deadline for the shop's evidence (小二介入)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ RULES: dict[TimerKind, Rule] = {
     TimerKind.SHIPMENT_72H: Rule(ClockKind.CALENDAR, timedelta(hours=72)),
     TimerKind.RETURN_WINDOW: Rule(ClockKind.CALENDAR, timedelta(days=7)),  # `after` overrides
     TimerKind.FLOW_TIMEOUT: Rule(ClockKind.CALENDAR, timedelta(0)),  # the flow's wait, `after`
+    TimerKind.EVIDENCE_DUE: Rule(ClockKind.CALENDAR, timedelta(0)),  # at the platform's deadline
 }
 ORDER_KINDS = (TimerKind.UNPAID_24H, TimerKind.SHIPMENT_72H, TimerKind.RETURN_WINDOW)
 # Whose path each order clock belongs to (§7): the customer asking where the parcel is, and a

@@ -54,7 +54,6 @@ from datetime import datetime
 from typing import TypeAlias, assert_never
 
 from shared.flows.model import (
-    TIMEOUT,
     End,
     Flow,
     FlowPosition,
@@ -105,7 +104,9 @@ from shared.tickets.events import (
 from shared.tickets.flow_rules import (
     answer_allowed_here,
     loss_reason_from_the_list,
+    resolved_at_the_flows_end,
     resumed,
+    system_answers_only_waits,
     ticket_follows_the_flow,
 )
 from shared.tickets.model import (
@@ -456,6 +457,7 @@ def _resolve(ticket: Ticket, command: Resolve) -> Decision:
         only_first_handler_may_finish(ticket, command.actor, "resolve")
         or resolve_once(ticket, command)
         or no_handoffs_pending(ticket)
+        or resolved_at_the_flows_end(ticket)
     ):
         return rejected
     after = replace(
@@ -606,16 +608,19 @@ def _step(ticket: Ticket, command: Step) -> Decision:
     its handoff (the ticket resumes when the result comes back); entering an end resolves the
     ticket with the end's reason, so it follows the rules of Resolve."""
     actor = command.actor
-    timer = is_system(actor) and command.answer == TIMEOUT  # a waiting state's timer fired
+    system = is_system(actor)  # a waiting state's timer fired, or the platform ruled
     if rejected := (
-        (None if timer else only_owner_or_tracker_may_act(ticket, actor))
+        (None if system else only_owner_or_tracker_may_act(ticket, actor))
         or resolved_ticket_takes_no_new_work(ticket, command)
         or ticket_follows_the_flow(ticket, command)
     ):
         return rejected
     flow, position = command.flow, ticket.flow
     assert flow is not None and position is not None  # ticket_follows_the_flow
-    if rejected := answer_allowed_here(ticket, flow, command):
+    if rejected := (
+        (system_answers_only_waits(ticket, flow, command) if system else None)
+        or answer_allowed_here(ticket, flow, command)
+    ):
         return rejected
     target = flow.state(moves(flow.state(position.state))[command.answer])
     entered = FlowPosition(

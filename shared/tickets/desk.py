@@ -19,6 +19,7 @@ import structlog
 
 from shared import tickets as domain
 from shared.agents.desk import ROSTER_HANDLERS
+from shared.agents.identity import SESSION_HANDLERS, SessionRefused, acting_agent
 from shared.agents.roster import choose_assignee
 from shared.agents.store import load_agent, load_roster
 from shared.bootstrap import Background
@@ -80,11 +81,17 @@ async def reveal_ticket(
     """Supervisors only; the reveal is recorded in the same transaction as the answer."""
     asked = msg.payload
     try:
-        actor = await actor_of(tx.conn, asked.actor_id)
-    except UnknownReference as exc:
+        actor = await acting(tx, msg, asked.actor_id)
+    except (UnknownReference, SessionRefused) as exc:
         return reject(tx, asked.ticket_id, exc.code, str(exc), None)
     if not domain.is_supervisor(actor):
-        log.warning("reveal_refused", ticket_id=asked.ticket_id, agent_id=actor.id)
+        log.warning(
+            "supervisor_action_refused",
+            action="reveal",
+            code="supervisor_only",
+            ticket_id=asked.ticket_id,
+            agent_id=actor.id,
+        )
         return reject(
             tx,
             asked.ticket_id,
@@ -121,6 +128,7 @@ def desk_handlers(role: Role, flows: FlowBook = NO_FLOWS) -> dict[type[Contract]
         TicketCommand: functools.partial(apply_command, flows=flows),
         RevealTicket: functools.partial(reveal_ticket, flows=flows),
         **ROSTER_HANDLERS,
+        **SESSION_HANDLERS,
         TicketRouted: functools.partial(ticket_routed, flows=flows),
         FollowUpAttached: follow_up_arrived,
         TicketReturned: ticket_returned,
@@ -143,11 +151,14 @@ async def apply_command(
     tx: Transaction, msg: Incoming[TicketCommand], *, flows: FlowBook = NO_FLOWS
 ) -> Outcome:
     sent = msg.payload
+    try:  # who asks first: nobody signed in learns nothing, not even whether the ticket exists
+        actor = await acting(tx, msg, sent.actor_id)
+    except (UnknownReference, SessionRefused) as exc:
+        return reject(tx, sent.ticket_id, exc.code, str(exc), None)
     ticket = await load_ticket(tx.conn, sent.ticket_id)
     if ticket is None:
         return reject(tx, sent.ticket_id, "unknown_ticket", "no such ticket", None)
     try:
-        actor = await actor_of(tx.conn, sent.actor_id)
         command = await _domain_command(tx, sent, ticket, actor, flows)
         decision = decide(ticket, command)
     except UnknownReference as exc:
@@ -155,6 +166,14 @@ async def apply_command(
     except ValueError as exc:  # the domain refuses to build it: a blank text, a past deadline
         return reject(tx, ticket.id, "invalid_command", str(exc), ticket)
     if isinstance(decision, Rejected):
+        # Ids, codes and the rule only: messages name people.
+        log.info(
+            "command_refused",
+            ticket_id=ticket.id,
+            agent_id=actor.id,
+            code=decision.code.value,
+            rule=decision.rule,
+        )
         return reject(tx, ticket.id, decision.code.value, decision.message, ticket)
     await commit(tx, decision)
     new = decision.ticket
@@ -189,6 +208,13 @@ def reject(
         owner=str(ticket.owner) if ticket else None,
     )
     return Outcome(f"rejected:{code}", ticket_id)
+
+
+async def acting(tx: Transaction, msg: Incoming[Any], claimed: str) -> domain.Actor:
+    """The agent a command comes from: its session's (never the name it claims), with their
+    roles on the roster now. Raises SessionRefused or UnknownReference (off the roster)."""
+    session = await acting_agent(tx.conn, msg.credential, claimed, tx.now)
+    return await actor_of(tx.conn, session.agent_id)
 
 
 async def actor_of(conn: Connection, agent_id: str) -> domain.Actor:

@@ -39,6 +39,35 @@ def ticket_follows_the_flow(ticket: Ticket, command: Step) -> Rejected | None:
     return None
 
 
+def resolved_at_the_flows_end(ticket: Ticket) -> Rejected | None:
+    """A ticket on a flow is resolved by stepping to one of its ends (which records why), not
+    by a free `resolve` half-way. Once its flow has ended (a follow-up reopened it), the flow has
+    no moves left and `resolve` is how it is finished again."""
+    position = ticket.flow
+    if position is None or position.end_reason is not None:
+        return None
+    return _refuse(
+        ticket,
+        f"it follows {position.kind} v{position.version} and stands at {position.state!r}: "
+        "resolve it by stepping to an end of its flow (`ticketq tickets show` lists the moves)",
+        "resolved_at_the_flows_end",
+    )
+
+
+def system_answers_only_waits(ticket: Ticket, flow: Flow, command: Step) -> Rejected | None:
+    """The system moves a flow only where it waits for something outside (a timer's timeout,
+    the platform's ruling); questions are the agents'."""
+    position = ticket.flow
+    assert position is not None  # ticket_follows_the_flow
+    if isinstance(flow.state(position.state), Wait):
+        return None
+    return _refuse(
+        ticket,
+        f"{position.state!r} of {flow} is a question for its owner, not a wait the system answers",
+        "system_answers_only_waits",
+    )
+
+
 def answer_allowed_here(ticket: Ticket, flow: Flow, command: Step) -> Rejected | None:
     position = ticket.flow
     assert position is not None  # ticket_follows_the_flow

@@ -45,8 +45,10 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import asyncpg
+import structlog
 from pydantic import ValidationError
 
+from shared.agents.identity import SessionRefused
 from shared.db import Connection
 from shared.messaging.runtime import Handler, Incoming, Outcome, Transaction
 from shared.tickets import Accepted, Actor, Handoff, Rejected, Ticket, decide
@@ -57,10 +59,12 @@ from shared.tickets.contracts import (
     OperationCommand,
     Order,
 )
-from shared.tickets.desk import UnknownReference, actor_of, answer, commit, reject
+from shared.tickets.desk import UnknownReference, acting, answer, commit, reject
 from shared.tickets.model import Outcome as ResultOutcome
 from shared.tickets.roles import Role
 from shared.tickets.store import append_history, load_ticket_with
+
+log = structlog.get_logger(__name__)
 
 A = TypeVar("A", bound=OperationArgs)
 # One operation: checks its rules against the ledger (locked) and writes it, or says which broke.
@@ -174,14 +178,14 @@ def operation_handler(role: Role, operations: Operations) -> Handler:
     async def apply_operation(tx: Transaction, msg: Incoming[OperationCommand]) -> Outcome:
         cmd = msg.payload
         args: OperationArgs = cmd.args  # type: ignore[attr-defined]  # each role's subclass has it
+        try:
+            actor = await acting(tx, msg, cmd.actor_id)
+        except (UnknownReference, SessionRefused) as exc:
+            return reject(tx, cmd.ticket_id, exc.code, str(exc), None)
         loaded = await load_ticket_with(tx.conn, cmd.ticket_id, OP_COLUMNS)
         if loaded is None:
             return reject(tx, cmd.ticket_id, "unknown_ticket", "no such ticket", None)
         ticket, row = loaded
-        try:
-            actor = await actor_of(tx.conn, cmd.actor_id)
-        except UnknownReference as exc:
-            return reject(tx, ticket.id, exc.code, str(exc), ticket)
 
         def result(outcome: ResultOutcome, data: dict[str, object]) -> domain.RecordResult:
             return domain.RecordResult(
@@ -196,6 +200,13 @@ def operation_handler(role: Role, operations: Operations) -> Handler:
 
         allowed = decide(ticket, result("done", {}))
         if isinstance(allowed, Rejected):
+            log.info(
+                "operation_refused",
+                ticket_id=ticket.id,
+                agent_id=actor.id,
+                operation=args.command,
+                code=allowed.code.value,
+            )
             return reject(tx, ticket.id, allowed.code.value, allowed.message, ticket)
         handoff = ticket.handoff(args.handoff_id)
         assert handoff is not None  # the dry run checked it
@@ -211,6 +222,14 @@ def operation_handler(role: Role, operations: Operations) -> Handler:
         fn = operations[type(args)]
         done = await apply(op, lambda op: fn(op, args))
         if isinstance(done, Violation):
+            # Ids and codes only: a violation's message may name people.
+            log.info(
+                "operation_refused",
+                ticket_id=ticket.id,
+                agent_id=actor.id,
+                operation=args.command,
+                code=done.code,
+            )
             return await _violated(tx, ticket, handoff, args, done, result)
         if not done.finishes:  # a step: the task stays open
             await append_history(

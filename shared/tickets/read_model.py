@@ -203,20 +203,7 @@ async def is_supervisor(conn: Connection, agent_id: str) -> bool:
 async def running_clocks(conn: Connection, ticket_id: str, now: datetime) -> list[dict[str, Any]]:
     """The ticket's pending timers, soonest first: kind, clock, due time, and the time left on
     its clock at `now` (business clocks: the role's staffed time; negative: overdue)."""
-    rows = await conn.fetch(
-        """SELECT kind, clock, due_at, payload->>'role' AS role FROM timers
-            WHERE ticket_id = $1 AND state = 'pending' ORDER BY due_at, kind""",
-        ticket_id,
-    )
-    calendar = await load_calendar(conn) if rows else None
-    out = []
-    for r in rows:
-        if r["clock"] == "business" and calendar is not None and r["role"] in _ROLES:
-            left = business_time_between(calendar, Role(r["role"]), now, r["due_at"])
-        else:
-            left = r["due_at"] - now
-        out.append({**dict(r), "left_seconds": left.total_seconds()})
-    return out
+    return (await clocks_of(conn, [ticket_id], now))[ticket_id]
 
 
 _ROLES = {r.value for r in Role}
@@ -382,3 +369,137 @@ def masked_view(view: Mapping[str, Any]) -> dict[str, Any]:
         for h in view["history"]
     ]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The workbench's views (shared/web): who is signing in, what an agent tracks, the boards, and
+# the history as a stream of numbered changes.
+
+
+async def agent_profile(conn: Connection, agent_id: str) -> dict[str, Any] | None:
+    """An agent's id, name, roles and presence, or None if not in the roster."""
+    row = await conn.fetchrow("SELECT id, name, roles, online FROM agents WHERE id = $1", agent_id)
+    return None if row is None else {**dict(row), "roles": list(row["roles"])}
+
+
+async def tracked_tickets(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
+    """Tickets `agent_id` is first handler of while someone else (or a role's queue) holds
+    them: each with its handoffs waiting and those whose results are back (§5.5)."""
+    rows = await conn.fetch(
+        """SELECT t.id, t.kind, t.status, t.version, t.subject, t.owner_role, t.owner_agent_id,
+                  o.name AS owner_name, t.updated_at,
+                  (SELECT count(*) FROM jsonb_array_elements(coalesce(t.state->'handoffs', '[]')) h
+                    WHERE jsonb_typeof(coalesce(h->'result', 'null')) = 'null') AS waiting,
+                  (SELECT count(*) FROM jsonb_array_elements(coalesce(t.state->'handoffs', '[]')) h
+                    WHERE jsonb_typeof(coalesce(h->'result', 'null')) <> 'null') AS back
+             FROM tickets t LEFT JOIN agents o ON o.id = t.owner_agent_id
+            WHERE t.first_handler_id = $1 AND t.status <> 'closed'
+              AND t.owner_agent_id IS DISTINCT FROM $1
+            ORDER BY t.updated_at DESC, t.id""",
+        agent_id,
+    )
+    return [{**dict(r), "subject": mask_text(r["subject"])} for r in rows]
+
+
+async def clocks_of(
+    conn: Connection, ticket_ids: Sequence[str], now: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """`running_clocks` of several tickets at once (a list page's SLA countdowns)."""
+    rows = await conn.fetch(
+        """SELECT ticket_id, kind, clock, due_at, payload->>'role' AS role FROM timers
+            WHERE ticket_id = ANY($1::text[]) AND state = 'pending' ORDER BY due_at, kind""",
+        list(ticket_ids),
+    )
+    calendar = await load_calendar(conn) if rows else None
+    out: dict[str, list[dict[str, Any]]] = {t: [] for t in ticket_ids}
+    for r in rows:
+        if r["clock"] == "business" and calendar is not None and r["role"] in _ROLES:
+            left = business_time_between(calendar, Role(r["role"]), now, r["due_at"])
+        else:
+            left = r["due_at"] - now
+        clock = {k: r[k] for k in ("kind", "clock", "due_at", "role")}
+        out[r["ticket_id"]].append({**clock, "left_seconds": left.total_seconds()})
+    return out
+
+
+async def supervisor_board(
+    conn: Connection, *, now: datetime, day_start: datetime, approval_threshold: Any
+) -> dict[str, Any]:
+    """The supervisor's board: per role the tickets queued (no agent yet), the oldest one's
+    time and the agents online; breaches and escalations since `day_start`; compensation
+    payouts above `approval_threshold` waiting for an approval."""
+    queues = await conn.fetch(
+        """SELECT owner_role AS role, count(*) AS depth, min(opened_at) AS oldest
+             FROM tickets WHERE status <> 'closed' AND owner_agent_id IS NULL
+            GROUP BY owner_role"""
+    )
+    online = await conn.fetch(
+        """SELECT r AS role, count(*) FILTER (WHERE online) AS online, count(*) AS agents
+             FROM agents, unnest(roles) r GROUP BY r"""
+    )
+    by_role: dict[str, dict[str, Any]] = {
+        r.value: {"role": r.value, "depth": 0, "oldest": None, "online": 0, "agents": 0}
+        for r in Role
+    }
+    for q in queues:
+        by_role.setdefault(q["role"], {"role": q["role"], "online": 0, "agents": 0})
+        by_role[q["role"]] |= {"depth": q["depth"], "oldest": q["oldest"]}
+    for o in online:
+        if o["role"] in by_role:
+            by_role[o["role"]] |= {"online": o["online"], "agents": o["agents"]}
+    breaches = await conn.fetchval("SELECT count(*) FROM breaches WHERE at >= $1", day_start)
+    escalations = await conn.fetchval(
+        "SELECT count(*) FROM ticket_history WHERE action = 'escalated' AND at >= $1", day_start
+    ) + await conn.fetchval("SELECT count(*) FROM escalations WHERE at >= $1", day_start)
+    approvals = await conn.fetch(
+        """SELECT t.id AS ticket_id, h->>'id' AS handoff_id, h->'task'->>'action' AS action,
+                  (h->'task'->'data'->>'amount') AS amount, t.first_handler_id,
+                  (h->>'opened_at')::timestamptz AS opened_at
+             FROM tickets t, jsonb_array_elements(t.state->'handoffs') h
+            WHERE t.state IS NOT NULL AND t.status <> 'closed' AND h->>'role' = 'finance'
+              AND coalesce(jsonb_typeof(h->'result'), 'null') = 'null'
+              AND h->'task'->'data'->>'amount' ~ '^[0-9]+(\\.[0-9]+)?$'
+              AND (h->'task'->'data'->>'amount')::numeric > $1
+              AND NOT EXISTS (SELECT 1 FROM payout_approvals a WHERE a.handoff_id = h->>'id')
+            ORDER BY opened_at""",
+        approval_threshold,
+    )
+    absent = await list_tickets(conn, absent_first_handler=True, now=now)
+    return {
+        "roles": [by_role[k] for k in sorted(by_role)],
+        "breaches_today": breaches,
+        "escalations_today": escalations,
+        "approvals": [dict(a) for a in approvals],
+        "absent_first_handler": absent.rows,
+    }
+
+
+HISTORY_EVENT_COLUMNS = "id, ticket_id, at, actor_id, actor_name, action"
+
+
+async def history_after(
+    conn: Connection, after: int, *, ticket_id: str | None = None, limit: int = 500
+) -> list[dict[str, Any]]:
+    """History rows numbered above `after`, in number order (one ticket's, or all): what a
+    live page missed. No details or reasons: those may hold personal data."""
+    if ticket_id is None:
+        rows = await conn.fetch(
+            f"SELECT {HISTORY_EVENT_COLUMNS} FROM ticket_history WHERE id > $1 ORDER BY id "
+            "LIMIT $2",
+            after,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"SELECT {HISTORY_EVENT_COLUMNS} FROM ticket_history "
+            "WHERE ticket_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            ticket_id,
+            after,
+            limit,
+        )
+    return [dict(r) for r in rows]
+
+
+async def last_history_id(conn: Connection) -> int:
+    """The newest history row's number (0: none yet): where a page's live stream starts."""
+    return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM ticket_history"))

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from pydantic import TypeAdapter
 
-from shared.db import Connection
+from shared.db import Connection, xact_lock
 from shared.flows.model import order_facts
 from shared.tickets import Accepted, HistoryEntry, Ticket, new_ticket
 from shared.tickets.roles import Role, TicketKind
@@ -43,6 +43,22 @@ async def append_history(
 
 
 _TICKET = TypeAdapter(Ticket)
+
+
+async def lock_order(conn: Connection, order_id: str) -> None:
+    """Serialises everything done about one order (intake's tickets, follow-ups and order
+    events; the platform's events), so none misses a ticket another is opening."""
+    await xact_lock(conn, f"order:{order_id}")
+
+
+async def unfinished_tickets_of_order(conn: Connection, order_id: str) -> list[str]:
+    """The ids of the order's tickets that are not resolved or closed, oldest first."""
+    rows = await conn.fetch(
+        """SELECT id FROM tickets
+            WHERE order_id = $1 AND status NOT IN ('resolved', 'closed') ORDER BY id""",
+        order_id,
+    )
+    return [row["id"] for row in rows]
 
 
 async def order_facts_of(conn: Connection, ticket_id: str) -> dict[str, datetime]:

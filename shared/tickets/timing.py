@@ -25,6 +25,8 @@ What firing does, and where it shows:
 | shipment_72h         | history `owner_reminded`: the urge-shipment path                     |
 | return_window        | history `return_window_closed`                                       |
 | flow_timeout         | the flow's `timeout` move as the system (history `stepped`)          |
+| evidence_due         | not yet waiting for the platform's ruling: escalated as for 30 min   |
+|                      | (after-sales' own, `services.aftersales.platform`)                   |
 
 Locks, one order for all: timers, then the ticket. A firing holds its timers from its claim;
 a command locks the ticket's pending timers before the ticket (`load_ticket`), so a reply
@@ -114,7 +116,7 @@ async def apply_clocks(conn: Connection, decision: Accepted, now: datetime) -> N
     ops = timers_for(decision)
     if not ops:
         return
-    answered_in_time = await _apply(conn, decision.ticket.id, ops, now)
+    answered_in_time = await apply_ops(conn, decision.ticket.id, ops, now)
     for event in decision.events:
         if isinstance(event, TicketReplied):
             await _first_reply(conn, decision, event.at, answered_in_time)
@@ -133,7 +135,7 @@ async def apply_order_clocks(
     window = timedelta(days=get_settings().return_window_days)
     ops = order_timers_for(kind, role, before, after, return_window=window)
     if ops:
-        await _apply(conn, ticket_id, ops, now)
+        await apply_ops(conn, ticket_id, ops, now)
 
 
 async def apply_opening_clocks(
@@ -150,13 +152,14 @@ async def apply_opening_clocks(
         t, window = opened.ticket, timedelta(days=get_settings().return_window_days)
         ops += order_timers_for(t.kind, t.owner.role, OrderTimes(), order, return_window=window)
     if ops:
-        await _apply(conn, opened.ticket.id, ops, now, fresh=True)
+        await apply_ops(conn, opened.ticket.id, ops, now, fresh=True)
 
 
-async def _apply(
+async def apply_ops(
     conn: Connection, ticket_id: str, ops: list[Op], now: datetime, *, fresh: bool = False
 ) -> bool:
-    """Apply `ops`; whether a first-response timer was cancelled (answered in time).
+    """Apply `ops` on one ticket, in the caller's transaction; whether a first-response timer
+    was cancelled (answered in time). `fresh`: the ticket was made in this transaction.
 
     Ops on distinct kinds go in one or two statements (`timers.arm_all`); a kind met twice
     (armed then cancelled in one decision) needs them one by one, in order."""
@@ -299,11 +302,11 @@ async def no_response(firing: Firing) -> None:
 
 
 async def no_response_escalate(firing: Firing) -> None:
-    await _escalate(firing, "no response to the customer within 30 min (staffed time)")
+    await escalate(firing, "no response to the customer within 30 min (staffed time)")
 
 
 async def promise_missed(firing: Firing) -> None:
-    await _escalate(firing, f"the reply promised by {_promised(firing)} was not sent")
+    await escalate(firing, f"the reply promised by {_promised(firing)} was not sent")
 
 
 def _promised(firing: Firing) -> str:
@@ -356,7 +359,7 @@ async def not_resolved_today(firing: Firing) -> None:
     )
 
 
-async def _escalate(firing: Firing, problem: str) -> None:
+async def escalate(firing: Firing, problem: str) -> None:
     """Through the aggregate's Escalate as the system (history: escalated, the ticket with the
     supervisor), plus the escalation row; a ticket already with a supervisor gets the row only."""
     conn, timer = firing.conn, firing.timer

@@ -111,6 +111,9 @@ def secrets(node: object, where: str = "") -> Iterator[tuple[str, str]]:
         yield where, m["password"]
 
 
+URLS = ("AMQP", "DATABASE")
+
+
 def test_compose_has_no_guest_user_nor_any_password_of_its_own() -> None:
     assert "guest" not in json.dumps(compose()).lower()  # no guest user, nor its password
     rabbitmq = compose()["services"]["rabbitmq"]["environment"]
@@ -121,12 +124,28 @@ def test_compose_has_no_guest_user_nor_any_password_of_its_own() -> None:
         required = REQUIRED.fullmatch(value)
         assert required, f"{where}: {value!r} is not only a value the user must give"
         variable[where] = required[1]
-    # One password per server, each the same wherever that server's password is used.
+    # One password per server, each the same wherever that server's password is used (the
+    # cluster profile's nodes, rabbitmq-2 and -3, share the broker's).
     broker = variable[".services.rabbitmq.environment.RABBITMQ_DEFAULT_PASS"]
     database = variable[".services.postgres.environment.POSTGRES_PASSWORD"]
     grafana = variable[".services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD"]
-    assert variable[".x-ticketq-env.TICKETQ_AMQP_URL"] == broker
-    assert variable[".x-ticketq-env.TICKETQ_DATABASE_URL"] == database
-    assert len({broker, database, grafana}) == 3
+    assert variable[".x-admin-env.TICKETQ_ADMIN_AMQP_URL"] == broker
+    assert variable[".x-admin-env.TICKETQ_ADMIN_DATABASE_URL"] == database
+    # Each worker signs in as itself (its own password), and only `setup` has the admin's.
+    own = {
+        name: {variable[f".services.{name}.environment.TICKETQ_{url}_URL"] for url in URLS}
+        for name in CATALOGUE.services
+    }
+    assert all(len(passwords) == 1 for passwords in own.values()), own
+    assert (
+        len({p for passwords in own.values() for p in passwords} | {broker, database, grafana}) == 8
+    )
+    assert not any(
+        value in (broker, database)
+        for where, value in variable.items()
+        if not where.startswith(
+            (".x-admin-env", ".services.setup.", ".services.rabbitmq", ".services.postgres.")
+        )
+    )
     example = (ROOT / ".env.example").read_text()
-    assert all(f"\n{name}=\n" in example for name in (broker, database, grafana))
+    assert all(f"\n{name}=\n" in example for name in set(variable.values()))

@@ -31,7 +31,8 @@ from shared.config import Settings
 from shared.db import Pool
 from shared.messaging.envelope import Envelope
 from shared.tickets.contracts import ClaimArgs, CommandReply, Customer, TicketCommand
-from tests.helpers import T0, contact, wait_until
+from shared.tickets.roles import TicketKind
+from tests.helpers import T0, add_agents, contact, wait_until
 from tests.staff import Cli
 
 # Everyone on the day shift; after-sales and pre-sale staff start offline so that nobody is
@@ -47,6 +48,8 @@ agents:
   - {id: n1, name: 刘洋, roles: [aftersales], shifts: [night]}
 """
 
+# The generic desk: a kind with no flow, so a free `resolve` is how the ticket ends.
+FREE = TicketKind.GENERAL_AFTERSALES
 CUSTOMER = Customer(
     id="c-9", nick="小王", name="王小明", phone="13812345678", address="上海市浦东新区世纪大道100号"
 )
@@ -249,7 +252,9 @@ async def test_agent_list_shows_shift_presence_and_load(
 async def test_claim_handoff_results_resolve_close_through_the_cli(
     settings: Settings, db: Pool, desks: FixedClock, cli: Cli
 ) -> None:
-    tid = await new_ticket(settings, db, "ww-1", subject="收到的杯子破损了", order_id="o-1")
+    tid = await new_ticket(
+        settings, db, "ww-1", subject="收到的杯子破损了", order_id="o-1", kind=FREE
+    )
     listed = await cli("tickets", "list", "--waiting-for", "a1", "--json")
     assert [t["id"] for t in listed.json()] == [tid]
     assert listed.json()[0]["owner"] == {"role": "aftersales", "agent": None}
@@ -429,10 +434,15 @@ async def test_show_masks_personal_data_and_reveals_only_to_a_supervisor(
     listed = await cli("tickets", "list")
     assert "13812345678" not in listed.stdout and tid in listed.stdout
 
-    for who in (["--as", "a1"], [], ["--as", "ghost"]):
+    # a1 signed in (named, or the last one signed in); ghost cannot sign in at all
+    for who, why in (
+        (["--as", "a1"], "supervisor"),
+        ([], "supervisor"),
+        (["--as", "ghost"], "not signed in"),
+    ):
         refused = await cli("tickets", "show", tid, "--reveal", *who)
         assert refused.exit_code == 1, refused
-        assert "supervisor" in refused.stderr and refused.stdout == ""
+        assert why in refused.stderr and refused.stdout == ""
     revealed = await cli("tickets", "show", tid, "--reveal", "--json", env={"TICKETQ_AGENT": "s1"})
     assert revealed.exit_code == 0, revealed
     assert revealed.json()["customer"]["phone"] == "13812345678"
@@ -521,8 +531,9 @@ async def test_promised_reply_shows_as_a_running_clock_and_in_due_within(
 
 
 async def test_usage_errors_exit_2(cli: Cli, broker: object) -> None:
+    nobody = await cli("claim", "T-1")  # no --as, no TICKETQ_AGENT, nobody signed in
+    assert nobody.exit_code == 1 and "not signed in" in nobody.stderr, nobody
     for args in (
-        ["claim", "T-1"],  # no --as and no TICKETQ_AGENT
         ["handoff", "T-1", "--to", "presale", "--action", "x", "--as", "a1"],
         ["handoff", "T-1", "--to", "finance", "--action", "refund", "--data", "oops", "--as", "a1"],
         ["result", "T-1", "H1", "--as", "w1"],  # neither --done nor --failed
@@ -548,6 +559,7 @@ async def test_unreachable_broker_or_database_exits_3(
            VALUES ('T-1', 'inquiry', 'queued', 'wangwang', 'normal', 's', 'e', 'c',
                    '{}', 's', 'b', 'presale', now())"""
     )
+    await add_agents(db, [("p1", "P", ["presale"], ["day"])])  # signed in by `cli`
     dead_broker = {"TICKETQ_AMQP_URL": "amqp://u:p@127.0.0.1:1/"}
     result = await cli("claim", "T-1", "--as", "p1", "--timeout", "2", env=dead_broker)
     assert result.exit_code == 3, result
@@ -575,6 +587,7 @@ async def test_no_answer_in_time_exits_3_with_the_id_to_retry(
            VALUES ('T-2', 'inquiry', 'queued', 'wangwang', 'normal', 's', 'e', 'c',
                    '{}', 's', 'b', 'presale', now())"""
     )
+    await add_agents(db, [("p1", "P", ["presale"], ["day"])])  # signed in by `cli`
     taken: list[AbstractIncomingMessage] = []
 
     async def keep(message: AbstractIncomingMessage) -> None:  # takes commands, never answers
@@ -621,10 +634,10 @@ async def test_send_command_matches_the_answer_by_causation_id(
     tag = await queue.consume(respond)
     try:
         command = TicketCommand(ticket_id="T-9", actor_id="p1", args=ClaimArgs())
-        reply = await send_command(settings, command, timeout=5, message_id="m-1")
+        reply = await send_command(settings, command, token="t", timeout=5, message_id="m-1")
         assert (reply.accepted, reply.message, reply.version) == (True, "right", 2)
     finally:
         await queue.cancel(tag)
 
     with pytest.raises(Unreachable, match="no desk worker"):
-        await send_command(settings, command, timeout=5)
+        await send_command(settings, command, token="t", timeout=5)

@@ -46,13 +46,12 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 
-import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from shared.config import Settings
 from shared.failpoints import failpoint
-from shared.messaging import amqp_headers
+from shared.messaging import amqp, amqp_headers
 from shared.messaging import topology as messaging
 from shared.ops.dlq.audit import Audit
 from shared.ops.dlq.letters import (
@@ -178,9 +177,7 @@ class DeadLetters:
         # (the broker returned them) and acking their stale tags would be wrong.
         amqp_headers.install()  # a dead letter's headers may be anything the broker took
         try:
-            connection = await aio_pika.connect(
-                settings.amqp_url, client_properties={"connection_name": "ticketq-dlq"}
-            )
+            connection = await amqp.connect(settings.amqp_url, name="ticketq-dlq")
         except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
             raise Unreachable(f"cannot connect to RabbitMQ: {exc}") from exc
         try:

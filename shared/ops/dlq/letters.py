@@ -289,7 +289,10 @@ class DeadLetter:
         return mask(parsed)
 
     def masked_headers(self) -> dict[str, Any]:
-        masked: dict[str, Any] = mask(jsonable(self.headers))
+        # A secret is never shown, even masked: the broker's own dead-lettering (the delivery
+        # limit) keeps every header, `authorization` included.
+        shown = {k: v for k, v in self.headers.items() if k != messaging.AUTHORIZATION}
+        masked: dict[str, Any] = mask(jsonable(shown))
         return masked
 
     def summary(self) -> dict[str, Any]:

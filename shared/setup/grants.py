@@ -1,0 +1,276 @@
+"""Least privilege as data: what each principal (a worker, the agents' CLI, the web workbench)
+may do on the broker and in the database (SPEC §10: each service its own credentials and only
+the permissions it needs). `ticketq setup` applies it; tests hold it to what the code touches.
+
+Broker: a principal reads (consumes) the queues the catalogue gives it, publishes on exchange
+`ticketq` (a topic exchange, so RabbitMQ checks the routing key) only to the queues of the
+message types it produces, dead-letters to its own DLQs (workers), answers requests through the
+default exchange (request/reply workers), and asks with server-named reply queues (clients).
+
+Database: a table → privileges map per principal, in letters (S select, I insert, U update,
+D delete). Append-only tables (history, ledgers, records of what happened) are granted to
+nobody for UPDATE or DELETE; a table missing here is granted to nobody (tests list the schema's
+tables and fail on one not listed in `TABLES`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.aftersales.contracts import PlatformInterventionOpened, PlatformRuling
+from services.catalogue import CATALOGUE, DESKS
+from services.finance.contracts import FinanceOperation
+from services.intake.contracts import (
+    OrderClosed,
+    OrderPaid,
+    OrderShipped,
+    OrderSigned,
+    SubmitTicket,
+)
+from services.warehouse.contracts import AdjustStock, WarehouseOperation
+from shared.agents.contracts import LoadRoster, SetPresence, SignIn, SignOut
+from shared.messaging.envelope import Contract
+from shared.messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE
+from shared.tickets.contracts import (
+    FollowUpAttached,
+    HandoffRequested,
+    RevealTicket,
+    TicketCommand,
+    TicketReturned,
+    TicketRouted,
+)
+
+MIGRATOR = "migrator"  # owns the schema: runs the migrations and grants the rest
+
+PRIVILEGES = {"S": "SELECT", "I": "INSERT", "U": "UPDATE", "D": "DELETE"}
+
+# Rows that record what happened: nobody may change or remove one (triggers refuse it too).
+APPEND_ONLY = frozenset(
+    {
+        "ticket_history",
+        "pii_reveals",
+        "breaches",
+        "escalations",
+        "refunds",
+        "payouts",
+        "cashback_register",
+        "invoices",
+        "stock_movements",
+        "shipments",
+    }
+)
+LEDGERS = {
+    "finance": (
+        "order_payments",
+        "refunds",
+        "payouts",
+        "payout_approvals",
+        "cashback_register",
+        "invoices",
+    ),
+    "warehouse": ("stock", "stock_movements", "shipments", "returns", "interceptions"),
+}
+
+# --- tables, by what a piece of code does --------------------------------------------------
+
+RUNTIME = {  # inbox, handler, outbox and stored replies in one transaction; the relay
+    "inbox": "SID",  # D: the relay forgets message ids past their retention
+    "outbox": "SIUD",
+    "outbox_set_aside": "I",
+    "replies": "SI",
+}
+TICKETS = {  # moving a ticket: the aggregate's store, its clocks and timers
+    "tickets": "SIU",
+    "ticket_history": "SI",
+    "agent_load": "SIU",  # kept by a trigger on tickets, which runs as the writer
+    "timers": "SIU",
+    "first_responses": "SIU",
+    "agents": "S",
+    "roster_shifts": "S",
+    "calendar_versions": "S",
+    "orders": "S",
+}
+SIGNED = {"agent_sessions": "S"}  # a worker of agents' commands checks their sessions
+DESK = {  # a desk: assignment, the roster, reveals, the clocks' breaches and escalations
+    **TICKETS,
+    # sign-in (shared.agents.identity): passwords are set by operators (admin); a desk checks
+    # (and rehashes) them, opens and revokes sessions, counts failures
+    "agent_credentials": "SU",
+    "agent_sessions": "SIU",
+    "sign_in_failures": "SID",
+    "ticket_contacts": "S",
+    "agents": "SIUD",  # the roster is loaded whole: agents no longer on it are removed
+    "roster_shifts": "SID",
+    "assignment_cursor": "SIU",
+    "pii_reveals": "SI",
+    "breaches": "SI",
+    "escalations": "SI",
+}
+READ_MODEL = {  # shared/tickets/read_model.py: the CLI's and the workbench's views
+    "tickets": "S",  # its `customer` column holds personal data, masked by the read model
+    "ticket_contacts": "S",
+    "ticket_history": "S",
+    "agents": "S",
+    "roster_shifts": "S",
+    "breaches": "S",
+    "timers": "S",
+}
+REPORT = {  # shared/report: the daily figures, kept
+    "tickets": "S",
+    "ticket_history": "S",
+    "breaches": "S",
+    "escalations": "S",
+    "first_responses": "S",
+    "refunds": "S",
+    "payouts": "S",
+    "daily_reports": "SIU",  # producing a day's report again replaces it
+}
+
+
+def _merge(*grants: Mapping[str, str]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for grant in grants:
+        for table, letters in grant.items():
+            merged[table] = "".join(p for p in PRIVILEGES if p in merged.get(table, "") + letters)
+    return merged
+
+
+TABLES: dict[str, dict[str, str]] = {
+    "intake": _merge(RUNTIME, TICKETS, {"ticket_contacts": "SI", "orders": "SIU"}),
+    "presale": _merge(RUNTIME, DESK, REPORT),  # the presale desk makes the daily report
+    "aftersales": _merge(RUNTIME, DESK, {"platform_interventions": "SIU"}),
+    "warehouse": _merge(
+        RUNTIME,
+        TICKETS,
+        SIGNED,
+        {
+            "stock": "SIU",
+            "stock_movements": "SI",
+            "shipments": "SI",
+            "returns": "SIU",
+            "interceptions": "SIU",
+        },
+    ),
+    "finance": _merge(
+        RUNTIME,
+        TICKETS,
+        SIGNED,
+        {
+            "order_payments": "SIU",  # the refunded total, moved by a trigger on refunds
+            "refunds": "SI",
+            "payouts": "SI",
+            "payout_approvals": "SIU",
+            "cashback_register": "SI",
+            "invoices": "SI",
+        },
+    ),
+    # The agents' CLI reads what it shows; every change goes as a command to a worker, but for
+    # the daily report a supervisor produces (`ticketq report daily`, kept).
+    "cli": _merge(
+        READ_MODEL,
+        REPORT,
+        {"calendar_versions": "S", "stock": "S", "stock_movements": "S"},
+        {t: "S" for t in LEDGERS["finance"]},
+    ),
+    # The workbench: the read model, the sessions it checks on every page, and the
+    # supervisor's board (escalations, approvals on record); business clocks' calendar.
+    "web": _merge(
+        READ_MODEL,
+        SIGNED,
+        {"escalations": "S", "payout_approvals": "S", "calendar_versions": "S"},
+    ),
+}
+SEQUENCES = {"ticket_number": ("intake",)}  # nextval; a table's own id sequence comes with I
+
+# The tables no principal is granted: the migrator's, and the dead-letter tool's audit (the
+# ops tool runs with the admin's credentials: it replays into any queue).
+UNGRANTED = frozenset({"schema_migrations", "dlq_audit"})
+
+# --- the broker ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrokerGrant:
+    produces: tuple[type[Contract], ...] = ()  # published on `ticketq` to their queues
+    worker: bool = False  # consumes its catalogue queues, dead-letters to their DLQs
+    answers: bool = False  # publishes answers to `reply_to` queues (the default exchange)
+    asks: bool = False  # request/reply client: its own server-named reply queues
+
+
+COMMANDS = (TicketCommand, RevealTicket, LoadRoster, SetPresence, SignIn, SignOut)
+OPERATIONS = (WarehouseOperation, AdjustStock, FinanceOperation)
+MOVES = (HandoffRequested, TicketReturned)  # what a ticket's decision sends (tickets.messages)
+
+BROKER: dict[str, BrokerGrant] = {
+    "intake": BrokerGrant(produces=(TicketRouted, FollowUpAttached), worker=True),
+    **{desk: BrokerGrant(produces=MOVES, worker=True, answers=True) for desk in DESKS},
+    "warehouse": BrokerGrant(produces=MOVES, worker=True, answers=True),
+    "finance": BrokerGrant(produces=MOVES, worker=True, answers=True),
+    "cli": BrokerGrant(produces=COMMANDS + OPERATIONS, asks=True),
+    "web": BrokerGrant(produces=COMMANDS + OPERATIONS, asks=True),
+    # The shop's upstream systems (IM gateway, order centre, the platform): customer contacts,
+    # order events, the platform's interventions.
+    "upstream": BrokerGrant(
+        produces=(
+            SubmitTicket,
+            OrderPaid,
+            OrderShipped,
+            OrderSigned,
+            OrderClosed,
+            PlatformInterventionOpened,
+            PlatformRuling,
+        )
+    ),
+}
+
+PRINCIPALS = tuple(dict.fromkeys([*BROKER, *TABLES]))
+
+# Exclusive reply queues: server-named (rpc.request's `declare_queue("")`) or named by aio-pika
+# (`declare_queue()`), as the runtime's `reply_to` check admits them.
+REPLY_QUEUES = r"amq\.gen-.*|amq_[0-9a-f]+"
+DEFAULT_EXCHANGE = "amq.default"  # its name in permission checks
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """A user's permissions in a vhost: three regexes, and the routing keys it may publish with
+    on `ticketq` (a topic permission)."""
+
+    configure: str
+    write: str
+    read: str
+    topic_write: str
+
+
+def _any_of(names: list[str]) -> str:
+    """A regex matching exactly these names (RabbitMQ's are unanchored: anchor them)."""
+    return "^(" + "|".join(names) + ")$" if names else "^$"
+
+
+def routing_keys(name: str) -> tuple[str, ...]:
+    grant = BROKER[name]
+    return tuple(dict.fromkeys(q for model in grant.produces for q in CATALOGUE.of(model).queues))
+
+
+def permissions(name: str) -> Permissions:
+    grant = BROKER[name]
+    queues = CATALOGUE.queues_of(name) if grant.worker else ()
+    configure, write, read = [], [], []
+    if grant.produces:
+        write.append(re.escape(EXCHANGE))
+    if grant.worker:
+        write.append(re.escape(DEAD_LETTER_EXCHANGE))
+        read += [re.escape(q) for q in queues]
+    if grant.answers:
+        write.append(re.escape(DEFAULT_EXCHANGE))
+    if grant.asks:
+        configure.append(REPLY_QUEUES)  # declare, and delete when done
+        read.append(REPLY_QUEUES)
+    return Permissions(
+        configure=_any_of(configure),
+        write=_any_of(write),
+        read=_any_of(read),
+        topic_write=_any_of([re.escape(k) for k in routing_keys(name)]),
+    )
