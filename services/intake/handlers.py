@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from services.intake.contracts import SubmitTicket
 from services.intake.decide import AttachFollowUp, OpenNewTicket, OpenTicket, route_contact
-from services.intake.orders import learn, times_of
+from services.intake.orders import ORDER_COLUMNS, record, times_from, times_of
 from shared import tickets
 from shared.db import Connection
 from shared.messaging.runtime import Incoming, Outcome, Transaction
@@ -17,7 +17,7 @@ from shared.tickets.clocks import OrderTimes
 from shared.tickets.contracts import FollowUpAttached, Order, TicketRouted
 from shared.tickets.roles import Role
 from shared.tickets.store import insert_ticket, load_ticket, lock_order, save_decision
-from shared.tickets.timing import apply_clocks, apply_order_clocks
+from shared.tickets.timing import apply_clocks, apply_opening_clocks
 
 SHOP_TIME = ZoneInfo("Asia/Shanghai")
 ACTOR_ID, ACTOR_NAME = "system:intake", "intake"
@@ -25,11 +25,11 @@ ACTOR_ID, ACTOR_NAME = "system:intake", "intake"
 
 async def submit_ticket(tx: Transaction, msg: Incoming[SubmitTicket]) -> Outcome:
     contact, conn = msg.payload, tx.conn
-    unfinished = None
+    unfinished, known = None, None
     if contact.order is not None:
         # Two contacts about one order, on two replicas at once, must not open two tickets.
         await lock_order(conn, contact.order.id)
-        unfinished = await _open_ticket_for_order(conn, contact.order.id)
+        unfinished, known = await _order_state(conn, contact.order.id)
     decision = route_contact(contact, unfinished)
     follow_up = isinstance(decision, AttachFollowUp)
 
@@ -63,27 +63,41 @@ async def submit_ticket(tx: Transaction, msg: Incoming[SubmitTicket]) -> Outcome
         )
         return Outcome("duplicate_contact", known)
     if isinstance(decision, OpenNewTicket):
-        await _open(tx, msg, ticket_id, decision, tx.now)
+        await _open(tx, msg, ticket_id, decision, known, tx.now)
         return Outcome("created", ticket_id)
     await _attach(tx, msg, decision, tx.now)
     return Outcome("follow_up", ticket_id)
 
 
-async def _open_ticket_for_order(conn: Connection, order_id: str) -> OpenTicket | None:
+async def _order_state(
+    conn: Connection, order_id: str
+) -> tuple[OpenTicket | None, OrderTimes | None]:
+    """The order's unfinished ticket and what the shop knows of the order (None: nothing yet),
+    in one statement (read under the order's lock, so nothing changes them meanwhile)."""
     row = await conn.fetchrow(
-        """SELECT id, owner_role, owner_agent_id, first_handler_id, first_handler_role
-           FROM tickets WHERE order_id = $1 AND status <> 'closed'""",
+        f"""SELECT t.id, t.owner_role, t.owner_agent_id, t.first_handler_id,
+                   t.first_handler_role, o.order_id AS known_order,
+                   {", ".join(f"o.{c}" for c in ORDER_COLUMNS)}
+              FROM (VALUES ($1::text)) AS k (order_id)
+              LEFT JOIN orders o ON o.order_id = k.order_id
+              LEFT JOIN LATERAL (SELECT id, owner_role, owner_agent_id, first_handler_id,
+                                        first_handler_role
+                                   FROM tickets
+                                  WHERE order_id = k.order_id AND status <> 'closed'
+                                  LIMIT 1) t ON true""",
         order_id,
     )
-    if row is None:
-        return None
+    assert row is not None  # one row whatever is known
+    known = times_from(row if row["known_order"] is not None else None)
+    if row["id"] is None:
+        return None, known
     return OpenTicket(
         id=row["id"],
         owner_role=Role(row["owner_role"]),
         owner_agent_id=row["owner_agent_id"],
         first_handler_id=row["first_handler_id"],
         first_handler_role=Role(row["first_handler_role"]) if row["first_handler_role"] else None,
-    )
+    ), known
 
 
 # Intake acts on tickets as this actor (history's who).
@@ -95,6 +109,7 @@ async def _open(
     msg: Incoming[SubmitTicket],
     ticket_id: str,
     decision: OpenNewTicket,
+    known: OrderTimes | None,
     now: datetime,
 ) -> None:
     """Born in the aggregate (`open_ticket`), then routed to its role's queue."""
@@ -103,7 +118,7 @@ async def _open(
     times = OrderTimes()
     order_data = None
     if order is not None:
-        _, times = await learn(tx.conn, order.id, times_of(order))
+        _, times = await record(tx.conn, order.id, known, times_of(order))
         order_data = order.model_copy(
             update={k: v for k, v in asdict(times).items() if v and k in Order.model_fields}
         ).model_dump(mode="json")
@@ -135,11 +150,7 @@ async def _open(
             "opened_at": contact.occurred_at,
         },
     )
-    await apply_clocks(tx.conn, opened, now)
-    if order is not None:
-        await apply_order_clocks(
-            tx.conn, ticket_id, decision.kind, decision.role, OrderTimes(), times, now
-        )
+    await apply_opening_clocks(tx.conn, opened, times if order is not None else None, now)
     tx.emit(
         decision.role.value,
         TicketRouted(

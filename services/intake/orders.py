@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
+import asyncpg
+
 from services.intake.contracts import (
     OrderClosed,
     OrderEvent,
@@ -28,6 +30,8 @@ from shared.tickets.store import lock_order
 from shared.tickets.timing import apply_order_clocks
 
 _COLUMNS = tuple(f.name for f in fields(OrderTimes))
+# The `orders` columns of an order's times (`times_from` reads them off a row).
+ORDER_COLUMNS = _COLUMNS
 
 
 async def learn(
@@ -37,9 +41,27 @@ async def learn(
     row = await conn.fetchrow(
         f"SELECT {', '.join(_COLUMNS)} FROM orders WHERE order_id = $1", order_id
     )
-    before = OrderTimes(**dict(row)) if row else OrderTimes()
+    return await record(conn, order_id, times_from(row), news, close_reason)
+
+
+def times_from(row: asyncpg.Record | None) -> OrderTimes | None:
+    """An order's times from a row holding `ORDER_COLUMNS` (None: no row, never heard of)."""
+    if row is None:
+        return None
+    return OrderTimes(**{c: row[c] for c in _COLUMNS})
+
+
+async def record(
+    conn: Connection,
+    order_id: str,
+    known: OrderTimes | None,
+    news: OrderTimes,
+    close_reason: str | None = None,
+) -> tuple[OrderTimes, OrderTimes]:
+    """`learn`, the order's times already read under its lock (`known`, None: no row yet)."""
+    before = known or OrderTimes()
     after = OrderTimes(**{c: getattr(before, c) or getattr(news, c) for c in _COLUMNS})
-    if row is None or after != before:
+    if known is None or after != before:
         await conn.execute(
             f"""INSERT INTO orders (order_id, {", ".join(_COLUMNS)}, close_reason, updated_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, now())

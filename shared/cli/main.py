@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import aiormq
 import asyncpg
 import typer
+import uvloop
 
 from services.catalogue import CATALOGUE
 from services.finance.cli import finance_app
@@ -69,7 +70,10 @@ def worker(
     from shared.bootstrap import run_service
 
     service = importlib.import_module(f"services.{name}.worker").SERVICE
-    asyncio.run(run_service(service))
+    # uvloop: the worker spends most of its time in socket I/O (one write per database round
+    # trip); libuv's loop does it in C (bench/ratio.py, README "Performance").
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run_service(service))
 
 
 @db_app.command("migrate")

@@ -6,7 +6,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 # Ids travel in AMQP properties too (message-id, correlation-id: short strings of at most 255
 # bytes): printable ASCII of at most 200 characters always fits, whatever the client library.
@@ -31,6 +38,17 @@ def _no_nul(model: BaseModel) -> None:
             stack += [(value, f"{path}[{i}]") for i, value in enumerate(item)]
 
 
+# Validation context key: the caller has proved that no text in the input holds U+0000, so the
+# models skip their walk (`_no_nul`). `runtime.decode` proves it of a JSON body without the six
+# bytes `\u0000`: JSON carries U+0000 only so escaped (both parsers refuse a raw control
+# character). The walks were some 40% of decoding a ticket (~60 us of ~150 us a message).
+NUL_FREE = "nul_free"
+
+
+def _vouched_nul_free(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get(NUL_FREE))
+
+
 class Contract(BaseModel):
     """A message payload (or a part of one): frozen and strict about unknown fields; no text
     holds U+0000.
@@ -45,8 +63,9 @@ class Contract(BaseModel):
     VERSION: ClassVar[int] = 1
 
     @model_validator(mode="after")
-    def _refuse_nul(self) -> Self:
-        _no_nul(self)
+    def _refuse_nul(self, info: ValidationInfo) -> Self:
+        if not _vouched_nul_free(info):
+            _no_nul(self)
         return self
 
 
@@ -92,8 +111,9 @@ class Envelope(BaseModel):
     payload: dict[str, Any] = Field(description="The message body, per `type`")
 
     @model_validator(mode="after")
-    def _refuse_nul(self) -> Self:
-        _no_nul(self)
+    def _refuse_nul(self, info: ValidationInfo) -> Self:
+        if not _vouched_nul_free(info):
+            _no_nul(self)
         return self
 
     @classmethod
@@ -109,13 +129,18 @@ class Envelope(BaseModel):
     ) -> Envelope:
         if not payload.TYPE:
             raise TypeError(f"{type(payload).__name__} is part of a message, not a message")
-        return cls(
-            message_id=message_id or new_message_id(),
-            type=payload.TYPE,
-            schema_version=payload.VERSION,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            sent_at=sent_at or datetime.now(UTC),
-            producer=producer,
-            payload=payload.model_dump(mode="json"),
+        # The payload is a validated contract (its own texts checked), the ids' pattern admits
+        # no U+0000: only `producer` is left to look at, instead of walking the whole payload.
+        return cls.model_validate(
+            {
+                "message_id": message_id or new_message_id(),
+                "type": payload.TYPE,
+                "schema_version": payload.VERSION,
+                "correlation_id": correlation_id,
+                "causation_id": causation_id,
+                "sent_at": sent_at or datetime.now(UTC),
+                "producer": producer,
+                "payload": payload.model_dump(mode="json"),
+            },
+            context={NUL_FREE: "\x00" not in producer},
         )

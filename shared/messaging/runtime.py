@@ -40,7 +40,7 @@ from shared.failpoints import failpoint
 from shared.messaging import topology as messaging
 from shared.messaging.amqp_headers import unreadable_headers
 from shared.messaging.catalogue import MessageType
-from shared.messaging.envelope import Contract, Envelope
+from shared.messaging.envelope import NUL_FREE, Contract, Envelope
 from shared.messaging.topology import DeadLetterReason, amqp_message, credential_of
 from shared.messaging.wire import CONTENT_TYPE, UnreadableJson, is_json_content_type, read_json
 from shared.observability import record_handled
@@ -177,8 +177,9 @@ def decode(
         raw = read_json(body)
     except UnreadableJson as exc:
         raise InvalidMessage(DeadLetterReason.MALFORMED_JSON, str(exc)) from None
+    context = {NUL_FREE: True} if b"\\u0000" not in body else None
     try:
-        envelope = Envelope.model_validate_json(body, strict=True)
+        envelope = Envelope.model_validate_json(body, strict=True, context=context)
     except ValidationError as exc:
         raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc)) from None
     route = accepted.get(envelope.type)
@@ -193,7 +194,9 @@ def decode(
             f"{envelope.type} v{envelope.schema_version}; this service reads v{kind.version}",
         )
     try:
-        payload = kind.model.model_validate_json(json.dumps(raw["payload"]), strict=True)
+        payload = kind.model.model_validate_json(
+            json.dumps(raw["payload"]), strict=True, context=context
+        )
     except ValidationError as exc:
         raise InvalidMessage(
             DeadLetterReason.INVALID_CONTRACT, _errors(exc, at="payload")
@@ -373,72 +376,66 @@ class Worker:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
         attempt = _attempt(message)
-        with structlog.contextvars.bound_contextvars(
+        # Each delivery runs in a task of its own (aiormq, then aio-pika, create one), whose
+        # context is a copy: bound here, gone with the task. `bound_contextvars`, which also
+        # undoes the binding, cost ~40 us a message (of ~10 for binding alone).
+        structlog.contextvars.bind_contextvars(
             message_id=message.message_id, type=message.type, ticket_id=message.correlation_id
-        ):
-            try:
-                envelope, payload = decode(
-                    message.body,
-                    self.routes,
-                    content_type=message.content_type,
-                    reply_to=message.reply_to,
-                    headers=message.headers,
-                )
-            except InvalidMessage as exc:
-                await self._dead_letter(message, exc.reason, exc.error, attempt)
-                self._record(started, "invalid", "dead_lettered", reason=exc.reason)
-                return
-            tries = 0
-            while True:
-                if not await self._hold(message):
-                    return
-                outages = self.database.outages
-                try:
-                    async for retry in AsyncRetrying(
-                        stop=stop_after_attempt(self.settings.retry_attempts),
-                        wait=wait_exponential_jitter(
-                            multiplier=0.05, max=self.settings.retry_max_wait
-                        ),
-                        retry=retry_if_exception(is_transient),
-                        reraise=True,
-                    ):
-                        with retry:
-                            tries += 1
-                            outcome, reply = await self._handle(
-                                envelope,
-                                payload,
-                                message.reply_to,
-                                credential_of(message.headers),
-                            )
-                except Exception as exc:
-                    if is_transient(exc) and await self._blameless(outages):
-                        continue  # held until the database is back, then tried again
-                    reason = (
-                        DeadLetterReason.RETRIES_EXHAUSTED
-                        if is_transient(exc)
-                        else DeadLetterReason.HANDLER_ERROR
-                    )
-                    log.warning("handling_failed", reason=reason, tries=tries, exc_info=True)
-                    await self._dead_letter(
-                        message, reason, f"{type(exc).__name__}: {exc}", attempt
-                    )
-                    self._record(
-                        started, envelope.type, "dead_lettered", reason=reason, tries=tries
-                    )
-                    return
-                break
-            failpoint("after_commit")
-            if reply is not None and message.reply_to:
-                # Not mandatory: an asker who gave up waiting is no reason to fail the message.
-                await self.channel.default_exchange.publish(
-                    amqp_message(Envelope.model_validate_json(reply), body=reply),
-                    routing_key=message.reply_to,
-                    mandatory=False,
-                )
-            await message.ack()
-            self._record(
-                started, envelope.type, outcome.label, ticket_id=outcome.ticket_id, tries=tries
+        )
+        try:
+            envelope, payload = decode(
+                message.body,
+                self.routes,
+                content_type=message.content_type,
+                reply_to=message.reply_to,
+                headers=message.headers,
             )
+        except InvalidMessage as exc:
+            await self._dead_letter(message, exc.reason, exc.error, attempt)
+            self._record(started, "invalid", "dead_lettered", reason=exc.reason)
+            return
+        tries = 0
+        while True:
+            if not await self._hold(message):
+                return
+            outages = self.database.outages
+            try:
+                async for retry in AsyncRetrying(
+                    stop=stop_after_attempt(self.settings.retry_attempts),
+                    wait=wait_exponential_jitter(multiplier=0.05, max=self.settings.retry_max_wait),
+                    retry=retry_if_exception(is_transient),
+                    reraise=True,
+                ):
+                    with retry:
+                        tries += 1
+                        outcome, reply = await self._handle(
+                            envelope, payload, message.reply_to, credential_of(message.headers)
+                        )
+            except Exception as exc:
+                if is_transient(exc) and await self._blameless(outages):
+                    continue  # held until the database is back, then tried again
+                reason = (
+                    DeadLetterReason.RETRIES_EXHAUSTED
+                    if is_transient(exc)
+                    else DeadLetterReason.HANDLER_ERROR
+                )
+                log.warning("handling_failed", reason=reason, tries=tries, exc_info=True)
+                await self._dead_letter(message, reason, f"{type(exc).__name__}: {exc}", attempt)
+                self._record(started, envelope.type, "dead_lettered", reason=reason, tries=tries)
+                return
+            break
+        failpoint("after_commit")
+        if reply is not None and message.reply_to:
+            # Not mandatory: an asker who gave up waiting is no reason to fail the message.
+            await self.channel.default_exchange.publish(
+                amqp_message(Envelope.model_validate_json(reply), body=reply),
+                routing_key=message.reply_to,
+                mandatory=False,
+            )
+        await message.ack()
+        self._record(
+            started, envelope.type, outcome.label, ticket_id=outcome.ticket_id, tries=tries
+        )
 
     async def _handle(
         self,

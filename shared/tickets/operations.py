@@ -62,7 +62,7 @@ from shared.tickets.contracts import (
 from shared.tickets.desk import UnknownReference, acting, answer, commit, reject
 from shared.tickets.model import Outcome as ResultOutcome
 from shared.tickets.roles import Role
-from shared.tickets.store import append_history, load_ticket
+from shared.tickets.store import append_history, load_ticket_with
 
 log = structlog.get_logger(__name__)
 
@@ -120,18 +120,20 @@ class Op:
     customer_id: str
 
 
-async def load_op(
+# The ticket row's columns an operation reads beside the aggregate (`load_op`).
+OP_COLUMNS = ("order_id", "order_data", "customer_id")
+
+
+def load_op(
     conn: Connection,
     ticket: Ticket,
+    row: asyncpg.Record,
     handoff: Handoff,
     actor: Actor,
     at: datetime,
     message_id: str,
 ) -> Op:
-    row = await conn.fetchrow(
-        "SELECT order_id, order_data, customer_id FROM tickets WHERE id = $1", ticket.id
-    )
-    assert row is not None  # the desk loaded (and locked) it
+    """The operation's view of the ticket, from its row as loaded with `OP_COLUMNS`."""
     order = None
     if row["order_data"] is not None:
         try:
@@ -145,24 +147,17 @@ async def load_op(
 
 async def apply(op: Op, run: Operation) -> Effect | Violation:
     """Check `args` against the ledger and write it; a Violation writes nothing."""
+    # A savepoint: a violation (or a constraint firing) undoes whatever was written on the
+    # way, e.g. the order's payment total created for the check. Never released: COMMIT does
+    # that, and RELEASE SAVEPOINT would be one more round trip per operation.
+    await op.conn.execute("SAVEPOINT operation")
     try:
-        # A savepoint: a violation (or a constraint firing) undoes whatever was written on the
-        # way, e.g. the order's payment total created for the check.
-        async with op.conn.transaction():
-            outcome = await run(op)
-            if isinstance(outcome, Violation):
-                raise _Undo(outcome)
-            return outcome
-    except _Undo as undo:
-        return undo.violation
+        outcome = await run(op)
     except (asyncpg.CheckViolationError, asyncpg.ForeignKeyViolationError) as exc:
-        return Violation("ledger_constraint", f"the ledger refused it: {exc.constraint_name}")
-
-
-class _Undo(Exception):
-    def __init__(self, violation: Violation) -> None:
-        super().__init__(str(violation))
-        self.violation = violation
+        outcome = Violation("ledger_constraint", f"the ledger refused it: {exc.constraint_name}")
+    if isinstance(outcome, Violation):
+        await op.conn.execute("ROLLBACK TO SAVEPOINT operation")
+    return outcome
 
 
 def money(amount: Decimal) -> str:
@@ -187,9 +182,10 @@ def operation_handler(role: Role, operations: Operations) -> Handler:
             actor = await acting(tx, msg, cmd.actor_id)
         except (UnknownReference, SessionRefused) as exc:
             return reject(tx, cmd.ticket_id, exc.code, str(exc), None)
-        ticket = await load_ticket(tx.conn, cmd.ticket_id)
-        if ticket is None:
+        loaded = await load_ticket_with(tx.conn, cmd.ticket_id, OP_COLUMNS)
+        if loaded is None:
             return reject(tx, cmd.ticket_id, "unknown_ticket", "no such ticket", None)
+        ticket, row = loaded
 
         def result(outcome: ResultOutcome, data: dict[str, object]) -> domain.RecordResult:
             return domain.RecordResult(
@@ -222,7 +218,7 @@ def operation_handler(role: Role, operations: Operations) -> Handler:
                 f"handoff {handoff.id} is a {handoff.role} task; {args.command} is {role} work",
                 ticket,
             )
-        op = await load_op(tx.conn, ticket, handoff, actor, tx.now, tx.cause.message_id)
+        op = load_op(tx.conn, ticket, row, handoff, actor, tx.now, tx.cause.message_id)
         fn = operations[type(args)]
         done = await apply(op, lambda op: fn(op, args))
         if isinstance(done, Violation):

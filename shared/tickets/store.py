@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from pydantic import TypeAdapter
 
 from shared.db import Connection, xact_lock
@@ -90,13 +91,13 @@ async def insert_ticket(conn: Connection, opened: Accepted, contact: Mapping[str
     t = opened.ticket
     columns = ("id", "kind", "status", "owner_role", "version", "state", *CONTACT_COLUMNS)
     values = (t.id, t.kind.value, t.status.value, t.owner.role.value, t.version, ticket_state(t))
-    await conn.execute(
+    await _with_history(
+        conn,
         f"INSERT INTO tickets ({', '.join(columns)}) "
         f"VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})",
-        *values,
-        *(contact[c] for c in CONTACT_COLUMNS),
+        [*values, *(contact[c] for c in CONTACT_COLUMNS)],
+        opened.history,
     )
-    await _append(conn, t.id, opened.history)
 
 
 async def load_ticket(
@@ -109,24 +110,49 @@ async def load_ticket(
     two never wait for each other. A firing itself passes `lock_timers=False`. FOR NO KEY
     UPDATE: a firing's history rows (their foreign key) never wait for another firing.
     """
-    if lock_timers:
-        await conn.execute(
-            """SELECT 1 FROM timers WHERE ticket_id = $1 AND state = 'pending'
-                ORDER BY id FOR UPDATE""",
-            ticket_id,
-        )
+    loaded = await load_ticket_with(conn, ticket_id, (), lock_timers=lock_timers)
+    return None if loaded is None else loaded[0]
+
+
+async def load_ticket_with(
+    conn: Connection, ticket_id: str, columns: Sequence[str], *, lock_timers: bool = True
+) -> tuple[Ticket, asyncpg.Record] | None:
+    """`load_ticket`, with the row's `columns` read in the same statement (no second trip).
+
+    One statement: the timers are locked in an uncorrelated sub-select, which PostgreSQL runs
+    once before it scans the ticket (an InitPlan), so the lock order stays timers first. Having
+    waited for a firing there, the ticket's row lock reads the version the firing committed
+    (READ COMMITTED rechecks a locked row's newest version). Was two round trips per command;
+    the workers' profiles are dominated by round trips (bench/ratio.py).
+    """
+    if unknown := set(columns) - set(_LOADABLE):
+        raise ValueError(f"not a ticket column: {', '.join(sorted(unknown))}")
+    timers_first = (
+        """AND (SELECT count(*) FROM (SELECT 1 FROM timers
+                                       WHERE ticket_id = $1 AND state = 'pending'
+                                       ORDER BY id FOR UPDATE) AS locked) >= 0"""
+        if lock_timers
+        else ""
+    )
     row = await conn.fetchrow(
-        """SELECT id, kind, owner_role, opened_at, state FROM tickets WHERE id = $1
-           FOR NO KEY UPDATE""",
+        f"""SELECT {", ".join(("id", "kind", "owner_role", "opened_at", "state", *columns))}
+              FROM tickets WHERE id = $1 {timers_first}
+           FOR NO KEY UPDATE OF tickets""",
         ticket_id,
     )
     if row is None:
         return None
     if row["state"] is None:  # as intake left it: queued for its role
-        return new_ticket(
+        ticket = new_ticket(
             row["id"], TicketKind(row["kind"]), Role(row["owner_role"]), row["opened_at"]
         )
-    return _TICKET.validate_python(row["state"])
+    else:
+        ticket = _TICKET.validate_python(row["state"])
+    return ticket, row
+
+
+# What `load_ticket_with` may read beside the aggregate (its names go into the SQL).
+_LOADABLE = (*CONTACT_COLUMNS, "owner_agent_id", "first_handler_id", "first_handler_role")
 
 
 def ticket_state(ticket: Ticket) -> dict[str, Any]:
@@ -137,34 +163,46 @@ def ticket_state(ticket: Ticket) -> dict[str, Any]:
 async def save_decision(conn: Connection, accepted: Accepted) -> None:
     """The new state, its queryable columns and its history entry; the row is already locked."""
     t, h = accepted.ticket, accepted.history
-    await conn.execute(
+    await _with_history(
+        conn,
         """UPDATE tickets SET state = $2, status = $3, owner_role = $4, owner_agent_id = $5,
                first_handler_id = $6, first_handler_role = $7, version = $8, updated_at = $9
            WHERE id = $1""",
-        t.id,
-        ticket_state(t),
-        t.status.value,
-        t.owner.role.value,
-        t.owner.agent.id if t.owner.agent else None,
-        t.first_handler.id if t.first_handler else None,
-        t.first_handler_role.value if t.first_handler else None,
-        t.version,
-        h.at,
+        [
+            t.id,
+            ticket_state(t),
+            t.status.value,
+            t.owner.role.value,
+            t.owner.agent.id if t.owner.agent else None,
+            t.first_handler.id if t.first_handler else None,
+            t.first_handler_role.value if t.first_handler else None,
+            t.version,
+            h.at,
+        ],
+        h,
     )
-    await _append(conn, t.id, h)
 
 
-async def _append(conn: Connection, ticket_id: str, h: HistoryEntry) -> None:
-    await append_history(
-        conn,
-        ticket_id=ticket_id,
-        at=h.at,
-        actor_id=h.actor_id,
-        actor_name=h.actor_name,
-        action=h.action,
-        message_id=h.message_id,
-        detail=h.detail,
-        reason=h.reason,
+async def _with_history(
+    conn: Connection, ticket_sql: str, args: Sequence[Any], h: HistoryEntry
+) -> None:
+    """The ticket row's statement and its history entry in one round trip (a data-modifying
+    WITH); the entry is written for the row the statement returns. One statement instead of
+    two per decision: round trips are what the workers' profiles show first (bench/ratio.py)."""
+    n = len(args)
+    await conn.execute(
+        f"""WITH ticket AS ({ticket_sql} RETURNING id)
+            INSERT INTO ticket_history
+                (ticket_id, at, actor_id, actor_name, action, detail, reason, message_id)
+            SELECT id, {", ".join(f"${n + i}" for i in range(1, 8))} FROM ticket""",
+        *args,
+        h.at,
+        h.actor_id,
+        h.actor_name,
+        h.action,
+        dict(h.detail or {}),
+        h.reason,
+        h.message_id,
     )
 
 

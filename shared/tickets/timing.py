@@ -138,9 +138,54 @@ async def apply_order_clocks(
         await apply_ops(conn, ticket_id, ops, now)
 
 
-async def apply_ops(conn: Connection, ticket_id: str, ops: list[Op], now: datetime) -> bool:
+async def apply_opening_clocks(
+    conn: Connection,
+    opened: Accepted,
+    order: OrderTimes | None,
+    now: datetime,
+) -> None:
+    """`apply_clocks`, then `apply_order_clocks` for what is known of its `order`, for a ticket
+    opened in this transaction: it has no timer yet, so nothing is cancelled and every timer
+    is armed in one statement."""
+    ops = timers_for(opened)
+    if order is not None:
+        t, window = opened.ticket, timedelta(days=get_settings().return_window_days)
+        ops += order_timers_for(t.kind, t.owner.role, OrderTimes(), order, return_window=window)
+    if ops:
+        await apply_ops(conn, opened.ticket.id, ops, now, fresh=True)
+
+
+async def apply_ops(
+    conn: Connection, ticket_id: str, ops: list[Op], now: datetime, *, fresh: bool = False
+) -> bool:
     """Apply `ops` on one ticket, in the caller's transaction; whether a first-response timer
-    was cancelled (answered in time)."""
+    was cancelled (answered in time). `fresh`: the ticket was made in this transaction.
+
+    Ops on distinct kinds go in one or two statements (`timers.arm_all`); a kind met twice
+    (armed then cancelled in one decision) needs them one by one, in order."""
+    kinds = [op.kind for op in ops]
+    if len(set(kinds)) != len(kinds):
+        return await _apply_in_order(conn, ticket_id, ops, now)
+    arms = [op for op in ops if isinstance(op, Arm)]
+    armings: list[timers.Arming] = []
+    if arms:
+        calendar = await load_calendar(conn)
+        armings = [_arming(calendar, op) for op in arms]
+    cancelled = await timers.arm_all(
+        conn,
+        ticket_id=ticket_id,
+        cancel=[op.kind.value for op in ops if isinstance(op, Cancel)],
+        arm=armings,
+        now=now,
+        fresh=fresh,
+    )
+    for op, arming in zip(arms, armings, strict=True):
+        if op.kind is TimerKind.FIRST_RESPONSE:
+            await _measure_first_response(conn, ticket_id, op, arming.due_at)
+    return TimerKind.FIRST_RESPONSE.value in cancelled
+
+
+async def _apply_in_order(conn: Connection, ticket_id: str, ops: list[Op], now: datetime) -> bool:
     calendar: Calendar | None = None
     answered_in_time = False
     for op in ops:
@@ -149,29 +194,37 @@ async def apply_ops(conn: Connection, ticket_id: str, ops: list[Op], now: dateti
             answered_in_time |= op.kind is TimerKind.FIRST_RESPONSE and cancelled
             continue
         calendar = calendar or await load_calendar(conn)
-        due = due_at(calendar, op)
-        payload: dict[str, Any] = {"role": op.role.value, "start": op.start.isoformat()}
-        if op.agent_id is not None:
-            payload["agent_id"] = op.agent_id
+        arming = _arming(calendar, op)
         await timers.arm(
             conn,
             ticket_id=ticket_id,
-            kind=op.kind.value,
-            due_at=due,
-            clock=_engine_clock(op.kind),
+            kind=arming.kind,
+            due_at=arming.due_at,
+            clock=arming.clock,
             now=now,
-            payload=payload,
+            payload=arming.payload,
         )
         if op.kind is TimerKind.FIRST_RESPONSE:
-            await conn.execute(
-                """INSERT INTO first_responses (ticket_id, agent_id, assigned_at, due_at)
-                   VALUES ($1, $2, $3, $4) ON CONFLICT (ticket_id) DO NOTHING""",
-                ticket_id,
-                op.agent_id,
-                op.start,
-                due,
-            )
+            await _measure_first_response(conn, ticket_id, op, arming.due_at)
     return answered_in_time
+
+
+def _arming(calendar: Calendar, op: Arm) -> timers.Arming:
+    payload: dict[str, Any] = {"role": op.role.value, "start": op.start.isoformat()}
+    if op.agent_id is not None:
+        payload["agent_id"] = op.agent_id
+    return timers.Arming(op.kind.value, due_at(calendar, op), _engine_clock(op.kind), payload)
+
+
+async def _measure_first_response(conn: Connection, ticket_id: str, op: Arm, due: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO first_responses (ticket_id, agent_id, assigned_at, due_at)
+           VALUES ($1, $2, $3, $4) ON CONFLICT (ticket_id) DO NOTHING""",
+        ticket_id,
+        op.agent_id,
+        op.start,
+        due,
+    )
 
 
 async def _first_reply(

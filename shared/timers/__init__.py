@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from shared.timers.firing import FireHandler, Firing, record_breach, record_escalation
 from shared.timers.loop import TimerLoop
-from shared.timers.store import ClockKind, Timer, arm, cancel
+from shared.timers.store import Arming, ClockKind, Timer, arm, arm_all, cancel
 
 __all__ = [
+    "Arming",
     "ClockKind",
     "FireHandler",
     "Firing",
     "Timer",
     "TimerLoop",
     "arm",
+    "arm_all",
     "cancel",
     "record_breach",
     "record_escalation",

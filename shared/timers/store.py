@@ -7,6 +7,7 @@ cancel racing a firing waits for it and then finds nothing pending (it returns F
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,6 +80,76 @@ async def arm(
         notice(kind, due_at),
     )
     return generation
+
+
+@dataclass(frozen=True)
+class Arming:
+    """One timer for `arm_all`: what `arm` takes, but the ticket."""
+
+    kind: str
+    due_at: datetime
+    clock: ClockKind
+    payload: Mapping[str, Any]
+
+
+async def arm_all(
+    conn: Connection,
+    *,
+    ticket_id: str,
+    cancel: Sequence[str],
+    arm: Sequence[Arming],
+    now: datetime,
+    fresh: bool = False,
+) -> set[str]:
+    """Cancel the ticket's pending timers of the kinds in `cancel`, and arm `arm` (re-arming
+    cancels the pending generation first, as `arm` does); the kinds of `cancel` found pending.
+
+    Two statements whatever the number of timers (`arm` and `cancel` take one or two each:
+    three cancels and two arms cost six round trips when a ticket opens, which the intake
+    profile showed; bench/ratio.py). The kinds must be distinct: a kind both armed and cancelled,
+    or armed twice, needs the order of `arm` and `cancel` calls. `fresh`: the ticket was made in
+    this transaction and can have no timer yet, so there is nothing to cancel (one statement).
+    """
+    kinds = [*cancel, *(a.kind for a in arm)]
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"arm_all takes each kind once, got {kinds}")
+    for a in arm:
+        if a.due_at.tzinfo is None:
+            raise ValueError(f"a timer's due time must be timezone-aware, got {a.due_at!r}")
+    _require_transaction(conn)
+    cancelled: set[str] = set()
+    if kinds and not fresh:
+        # Before the insert, in a statement of its own: the insert must see the pending
+        # generations cancelled (one pending per kind) and take the next generation number.
+        rows = await conn.fetch(
+            """UPDATE timers SET state = 'cancelled'
+                WHERE ticket_id = $1 AND kind = ANY($2::text[]) AND state = 'pending'
+                RETURNING kind""",
+            ticket_id,
+            kinds,
+        )
+        cancelled = {row["kind"] for row in rows if row["kind"] in cancel}
+    if arm:
+        await conn.execute(
+            """INSERT INTO timers
+                   (ticket_id, kind, generation, clock, due_at, fire_after, armed_at, payload)
+               SELECT $1, a.kind,
+                      coalesce((SELECT max(generation) FROM timers t
+                                 WHERE t.ticket_id = $1 AND t.kind = a.kind), 0) + 1,
+                      a.clock, a.due_at, a.due_at, $2, a.payload::jsonb
+                 FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::text[])
+                      AS a (kind, clock, due_at, payload)
+               -- `notice`, written in SQL: delivered on commit only.
+               RETURNING pg_notify($7, kind || ' ' || round(extract(epoch FROM due_at), 6))""",
+            ticket_id,
+            now,
+            [a.kind for a in arm],
+            [a.clock for a in arm],
+            [a.due_at for a in arm],
+            [json.dumps(dict(a.payload)) for a in arm],
+            CHANNEL,
+        )
+    return cancelled
 
 
 def notice(kind: str, due_at: datetime) -> str:

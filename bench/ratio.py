@@ -1,0 +1,101 @@
+"""Intake and finance refunds as a share of what the machine carries, measured side by side.
+
+    python -m bench.ratio --limits DIR [--rounds 3] [-n 3000] [--refunds 1500]
+
+DIR holds the limit probes (`pipeline_limit.py`, from the shared `limits` folder, with their
+own venv at DIR/.venv: aio-pika, asyncpg, uvloop). Each round runs, one after the other on the
+same servers, the pipeline limit with a live producer (`pipeline_limit.py --live`: consume →
+the ticket transaction → confirmed publish → ack, no ticketq code), then `bench.intake` with one
+replica, then `bench.effects` with one replica; each round's ratio is the project's rate over
+that round's limit, so machine noise (2 shared cores) hits both alike. Prints every round and
+the median ratio with its spread (min-max). Three rounds of the defaults take about two
+minutes on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from bench import effects, intake
+from shared.config import Settings
+from shared.logging import configure_logging
+
+LIMITS_DB = "limits"
+
+
+async def _limits_database(base: Settings) -> str:
+    """The limit probes' database on the same server (made once, kept: it is small)."""
+    admin = await asyncpg.connect(base.database_url)
+    try:
+        if not await admin.fetchval("SELECT true FROM pg_database WHERE datname = $1", LIMITS_DB):
+            await admin.execute(f"CREATE DATABASE {LIMITS_DB}")
+    finally:
+        await admin.close()
+    return urlunsplit(urlsplit(base.database_url)._replace(path="/" + LIMITS_DB))
+
+
+def pipeline_limit(limits: Path, base: Settings, pg_dsn: str, n: int, first: bool) -> float:
+    """One run of `pipeline_limit.py --live`: its messages/s."""
+    python = limits / ".venv" / "bin" / "python"
+    command = [str(python), "pipeline_limit.py", "--live", "--n", str(n), "--runs", "1"]
+    env = {**os.environ, "AMQP_URL": base.amqp_url, "PG_DSN": pg_dsn}
+    out = subprocess.run(
+        [*command, *(["--create-schema"] if first else [])],
+        cwd=limits,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    row = next(json.loads(line) for line in out.splitlines() if line.startswith("{"))
+    return float(row["rate"])
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limits", type=Path, required=True, help="folder of pipeline_limit.py")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("-n", type=int, default=3_000, help="messages per limit and intake run")
+    parser.add_argument("--refunds", type=int, default=1_500, help="refunds per effects run")
+    args = parser.parse_args()
+    base = Settings()
+    configure_logging("warning")
+    pg_dsn = asyncio.run(_limits_database(base))
+    print(f"side by side, {args.rounds} rounds, {os.cpu_count()} cores")
+    print(f"round {'limit/s':>8} {'intake/s':>9} {'ratio':>6} {'refunds/s':>10} {'ratio':>6}")
+    intake_ratios: list[float] = []
+    refund_ratios: list[float] = []
+    for r in range(1, args.rounds + 1):
+        limit = pipeline_limit(args.limits, base, pg_dsn, args.n, first=r == 1)
+        tag = f"q{r}_{int(time.time())}"
+        tickets = asyncio.run(intake.run(base, tag, args.n, 1, None))["tickets_per_s"]
+        refunds = asyncio.run(effects.run(base, tag, args.refunds, 1, 0.1))
+        if refunds["duplicate_effects"] != 0 or refunds["results"] != args.refunds:
+            raise SystemExit(f"round {r}: duplicate effects or missing results: {refunds}")
+        intake_ratios.append(tickets / limit)
+        refund_ratios.append(refunds["refunds_per_s"] / limit)
+        print(
+            f"{r:>5} {limit:>8.0f} {tickets:>9.0f} {intake_ratios[-1]:>6.2f} "
+            f"{refunds['refunds_per_s']:>10.0f} {refund_ratios[-1]:>6.2f}",
+            flush=True,
+        )
+    print(f"intake / limit:  {spread(intake_ratios)}")
+    print(f"refunds / limit: {spread(refund_ratios)}")
+
+
+if __name__ == "__main__":
+    main()
