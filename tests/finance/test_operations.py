@@ -332,12 +332,14 @@ async def test_finance_and_warehouse_staff_work_through_the_cli(
     await db.execute("INSERT INTO stock (sku, on_hand) VALUES ('CUP-1', 1)")
     tid = await new_ticket(settings, db, "cli-1")
     h = await hand_off(settings, db, tid, "finance", "refund")
-    code, out = await ticketq(cli, "finance", "tasks", "--json")
+    code, out = await ticketq(cli, "finance", "tasks", "--json", "--as", "f1")
     assert code == 0, out
     assert [(t["ticket_id"], t["handoff_id"]) for t in json.loads(out)] == [(tid, h)]
     code, out = await ticketq(cli, "finance", "tasks")
     assert code == 0 and h in out and "refund" in out, out
-    assert (await ticketq(cli, "warehouse", "tasks"))[1].strip() == "(no task waiting)"
+    assert (await ticketq(cli, "warehouse", "tasks", "--as", "w1"))[1].strip() == "(no task waiting)"
+    refused = await ticketq(cli, "warehouse", "stock", "--as", "f1")  # finance's staff: not theirs
+    assert refused[0] == 1 and "rejected (not_allowed)" in refused[1], refused
 
     refund_cmd = ("finance", "refund", tid, h, "--reason", "退货", "--as", "f1")
     code, out = await ticketq(cli, *refund_cmd, "--amount", "60.00")
