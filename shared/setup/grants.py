@@ -117,7 +117,7 @@ DESK = {  # a desk: assignment, the roster, reveals, the clocks' breaches and es
     "breaches": "SI",
     "escalations": "SI",
 }
-READ_MODEL = {  # shared/tickets/read_model.py: the CLI's and the workbench's views
+READ_MODEL = {  # shared/tickets/read_model.py: the workbench's views
     "tickets": "S",  # its `customer` column holds personal data, masked by the read model
     "ticket_contacts": "S",
     "ticket_history": "S",
