@@ -147,3 +147,6 @@ async def test_tickets_show_and_list_need_no_database_url_in_the_cli(
     listed = await cli("tickets", "list", "--json", env=dead_database)  # a1 signed in above
     assert listed.exit_code == 0, listed
     assert [t["id"] for t in listed.json()] == [tid]
+    revealed = await cli("tickets", "show", tid, "--reveal", "--as", "s1", env=no_database)
+    assert revealed.exit_code == 0, revealed  # as text too: its times made times again
+    assert PHONE in revealed.stdout and "(personal data masked)" not in revealed.stdout
