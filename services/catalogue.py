@@ -36,6 +36,16 @@ from shared.tickets.contracts import (
     TicketReturned,
     TicketRouted,
 )
+from shared.tickets.read_requests import (
+    ListAgents,
+    ListTasks,
+    ListTickets,
+    ReadReply,
+    ShowCalendarDay,
+    ShowLedger,
+    ShowStock,
+    ShowTicket,
+)
 
 DESKS = ("presale", "aftersales")  # the roles that open and close tickets with customers
 
@@ -105,6 +115,54 @@ CATALOGUE = Catalogue(
             any_queue=True,
             reply=RosterReply,
         ),
+        MessageType(
+            ListTickets,
+            ("desk",),
+            "An agent reads a page of tickets, masked (request/reply, signed)",
+            any_queue=True,
+            reply=ReadReply,
+        ),
+        MessageType(
+            ShowTicket,
+            ("desk",),
+            "An agent reads one ticket with its history, masked (request/reply, signed)",
+            any_queue=True,
+            reply=ReadReply,
+        ),
+        MessageType(
+            ListTasks,
+            ("desk",),
+            "A role's staff read the tasks handed to it (request/reply, signed)",
+            any_queue=True,
+            reply=ReadReply,
+        ),
+        MessageType(
+            ListAgents,
+            ("desk",),
+            "An agent reads the roster: presence, shifts, load (request/reply, signed)",
+            any_queue=True,
+            reply=ReadReply,
+        ),
+        MessageType(
+            ShowCalendarDay,
+            ("desk",),
+            "An agent reads a shop day's staffed hours (request/reply, signed)",
+            any_queue=True,
+            reply=ReadReply,
+        ),
+        MessageType(
+            ShowStock,
+            ("warehouse",),
+            "Warehouse staff read stock levels (request/reply, signed)",
+            reply=ReadReply,
+        ),
+        MessageType(
+            ShowLedger,
+            ("finance",),
+            "Finance staff read finance's ledger (request/reply, signed)",
+            reply=ReadReply,
+        ),
+        MessageType(ReadReply, (), "The answer to a read: the view, masked, or why not"),
         MessageType(RosterReply, (), "The answer to a roster command"),
         MessageType(
             SignIn,

@@ -16,6 +16,7 @@ from services.flows import load_all
 from shared.bootstrap import Service
 from shared.tickets.clocks import TimerKind
 from shared.tickets.desk import assign_waiting, desk_handlers, desk_timers
+from shared.tickets.reads import desk_reads
 from shared.tickets.roles import Role
 
 FLOWS = load_all()
@@ -23,7 +24,11 @@ FLOWS = load_all()
 SERVICE = Service(
     name="aftersales",
     catalogue=CATALOGUE,
-    handlers={**desk_handlers(Role.AFTERSALES, FLOWS), **platform_handlers(FLOWS)},
+    handlers={
+        **desk_handlers(Role.AFTERSALES, FLOWS),
+        **platform_handlers(FLOWS),
+        **desk_reads(FLOWS),
+    },
     background=(assign_waiting(Role.AFTERSALES, flows=FLOWS),),
     timers={**desk_timers(FLOWS), TimerKind.EVIDENCE_DUE: evidence_due(FLOWS)},
 )

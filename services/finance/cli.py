@@ -10,16 +10,16 @@ to the first handler as failed, with the reason. `ledger` shows what finance rec
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from services.finance.contracts import FinanceOperation
-from shared.cli.commands import JsonOpt, operation_commands
-from shared.cli.db import database
-from shared.cli.output import emit, run, table
-from shared.config import get_settings
+from shared.cli.commands import ActorOpt, JsonOpt, operation_commands
+from shared.cli.output import emit, table
+from shared.cli.reads import read
 from shared.tickets.cli import tasks_command
+from shared.tickets.read_requests import ShowLedger
 from shared.tickets.roles import Role
 
 finance_app = typer.Typer(
@@ -34,33 +34,12 @@ def ledger(
     ticket_id: Annotated[
         str | None, typer.Option("--ticket", metavar="ID", help="Only this ticket")
     ] = None,
+    actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Refunds, payouts, cash-back entries and invoices recorded, newest first."""
 
-    async def go() -> dict[str, list[dict[str, Any]]]:
-        async with database(get_settings()) as conn:
-            out: dict[str, list[dict[str, Any]]] = {}
-            for name, sql in (
-                ("refunds", "SELECT refund_id AS id, order_id, amount, reason AS note"),
-                ("payouts", "SELECT payout_id AS id, order_id, amount, reason AS note"),
-                ("cashback", "SELECT id::text, order_id, amount, note"),
-                (
-                    "invoices",
-                    "SELECT coalesce(einvoice_id, tracking_number) AS id, order_id, "
-                    "amount, title AS note",
-                ),
-            ):
-                table_name = "cashback_register" if name == "cashback" else name
-                rows = await conn.fetch(
-                    f"{sql}, ticket_id, handoff_id, by_agent, at FROM {table_name} "
-                    "WHERE ticket_id = coalesce($1, ticket_id) ORDER BY at DESC LIMIT 200",
-                    ticket_id,
-                )
-                out[name] = [dict(r) for r in rows]
-            return out
-
-    entries = run(go())
+    entries = read(ShowLedger, actor, ticket_id=ticket_id)
 
     def text() -> str:
         columns = ["id", "ticket_id", "handoff_id", "order_id", "amount", "note", "by_agent", "at"]

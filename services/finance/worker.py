@@ -14,6 +14,7 @@ from shared.bootstrap import Service
 from shared.tickets.contracts import HandoffRequested
 from shared.tickets.desk import task_arrived
 from shared.tickets.operations import operation_handler
+from shared.tickets.reads import FINANCE_READS
 from shared.tickets.roles import Role
 
 SERVICE = Service(
@@ -22,5 +23,6 @@ SERVICE = Service(
     handlers={
         HandoffRequested: task_arrived,
         FinanceOperation: operation_handler(Role.FINANCE, OPERATIONS),
+        **FINANCE_READS,
     },
 )

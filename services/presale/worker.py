@@ -14,6 +14,7 @@ from services.flows import load_all
 from shared.bootstrap import Service
 from shared.report.timer import report_timers
 from shared.tickets.desk import assign_waiting, desk_handlers, desk_timers
+from shared.tickets.reads import desk_reads
 from shared.tickets.roles import Role
 
 FLOWS = load_all()
@@ -21,7 +22,7 @@ FLOWS = load_all()
 SERVICE = Service(
     name="presale",
     catalogue=CATALOGUE,
-    handlers=desk_handlers(Role.PRESALE, FLOWS),
+    handlers={**desk_handlers(Role.PRESALE, FLOWS), **desk_reads(FLOWS)},
     background=(assign_waiting(Role.PRESALE, flows=FLOWS),),
     timers={**desk_timers(FLOWS), **report_timers()},  # and the daily report at midnight
 )

@@ -10,17 +10,18 @@ keep the task open; `receive-return`, `ship`, `reissue-part`, `ship-replacement`
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from services.warehouse.contracts import AdjustStock, StockAdjusted, WarehouseOperation
 from shared.cli.commands import ActorOpt, JsonOpt, ask, build, operation_commands
-from shared.cli.db import database
 from shared.cli.output import Column, Refused, emit, fail, run, table
+from shared.cli.reads import read
 from shared.cli.session import acting_as
 from shared.config import get_settings
 from shared.tickets.cli import tasks_command
+from shared.tickets.read_requests import ShowStock
 from shared.tickets.roles import Role
 
 warehouse_app = typer.Typer(
@@ -33,22 +34,12 @@ operation_commands(warehouse_app, WarehouseOperation)
 @warehouse_app.command("stock")
 def stock(
     sku: Annotated[str | None, typer.Option("--sku", help="Only this SKU")] = None,
+    actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Stock levels, and the net movement tasks made to each (shipments, restocks)."""
 
-    async def go() -> list[dict[str, Any]]:
-        async with database(get_settings()) as conn:
-            rows = await conn.fetch(
-                """SELECT s.sku, s.on_hand, coalesce(sum(m.delta), 0) AS moved, s.updated_at
-                     FROM stock s LEFT JOIN stock_movements m ON m.sku = s.sku
-                    WHERE s.sku = coalesce($1, s.sku)
-                    GROUP BY s.sku ORDER BY s.sku""",
-                sku,
-            )
-            return [dict(r) for r in rows]
-
-    levels = run(go())
+    levels = read(ShowStock, actor, sku=sku)
     emit(
         levels,
         as_json=as_json,

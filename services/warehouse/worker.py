@@ -16,6 +16,7 @@ from shared.bootstrap import Service
 from shared.tickets.contracts import HandoffRequested
 from shared.tickets.desk import task_arrived
 from shared.tickets.operations import operation_handler
+from shared.tickets.reads import WAREHOUSE_READS
 from shared.tickets.roles import Role
 
 SERVICE = Service(
@@ -25,5 +26,6 @@ SERVICE = Service(
         HandoffRequested: task_arrived,
         WarehouseOperation: operation_handler(Role.WAREHOUSE, OPERATIONS),
         AdjustStock: adjust_stock,
+        **WAREHOUSE_READS,
     },
 )

@@ -1,6 +1,7 @@
 """`ticketq roster load` and `ticketq agent online|offline|list`: the roster (§3).
 
-Changes are commands to a desk worker (`roster.load`, `agent.presence`); `agent list` reads.
+Changes are commands to a desk worker (`roster.load`, `agent.presence`); `agent list` asks one
+(`read.agents`).
 
 The `agents` table holds each agent's id, name, roles, shift names and presence;
 `roster_shifts` the shifts a roster file defines (seed 000's day, half_day, night when it
@@ -12,23 +13,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import yaml
 
 from shared.agents.contracts import LoadRoster, RosterReply, SetPresence
-from shared.agents.roster import SHOP_TIMEZONE, Roster, RosterError, agent_from_row
-from shared.agents.store import shift_roster
-from shared.cli.commands import ask
-from shared.cli.db import DbConnection, database
+from shared.agents.roster import SHOP_TIMEZONE, Roster, RosterError
+from shared.cli.commands import ActorOpt, ask
 from shared.cli.output import Column, Refused, emit, fail, run, table
+from shared.cli.reads import read
 from shared.cli.session import requester
 from shared.cli.yamlpath import line_of
 from shared.clock import Clock, clock_from_env
 from shared.config import get_settings
+from shared.tickets.read_requests import ListAgents
 from shared.tickets.roles import Role
 
 # Who asks: a supervisor signed in (`ticketq login`); anyone while setting up (issue 12).
@@ -180,40 +180,10 @@ def agent_offline(agent_id: AgentId, actor: RequesterOpt = None, as_json: JsonOp
     _presence(agent_id, False, actor, as_json)
 
 
-async def list_agents(
-    conn: DbConnection, at: datetime, *, role: str | None = None
-) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        """SELECT a.id, a.name, a.roles, a.shifts, a.online,
-                  count(t.id) FILTER (WHERE t.owner_agent_id = a.id
-                                        AND t.status <> 'resolved') AS open_tickets,
-                  count(t.id) FILTER (WHERE t.first_handler_id = a.id) AS tracks
-             FROM agents a
-             LEFT JOIN tickets t ON t.status <> 'closed'
-                                AND (t.owner_agent_id = a.id OR t.first_handler_id = a.id)
-            WHERE $1::text IS NULL OR $1 = ANY(a.roles)
-            GROUP BY a.id ORDER BY a.id""",
-        role,
-    )
-    roster = await shift_roster(conn)
-    return [
-        {
-            "id": r["id"],
-            "name": r["name"],
-            "roles": list(r["roles"]),
-            "shifts": list(r["shifts"]),
-            "online": r["online"],
-            "on_shift": roster.on_shift(agent_from_row(dict(r)), at),
-            "open_tickets": r["open_tickets"],
-            "tracks": r["tracks"],
-        }
-        for r in rows
-    ]
-
-
 @agent_app.command("list")
 def agent_list(
     role: Annotated[Role | None, typer.Option("--role", help="Only agents with this role")] = None,
+    actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every agent: roles, shifts, presence, on shift now, open tickets and tickets tracked.
@@ -221,13 +191,8 @@ def agent_list(
     OPEN counts the unresolved tickets the agent owns (the load auto-assignment balances);
     TRACKS the unfinished tickets they are first handler of, wherever the work is now.
     """
-    at = clock().now()
-
-    async def go() -> list[dict[str, Any]]:
-        async with database(get_settings()) as conn:
-            return await list_agents(conn, at, role=role.value if role else None)
-
-    agents = run(go())
+    answer = read(ListAgents, actor, role=role)  # "now" is the desk's
+    at, agents = answer["at"], answer["agents"]
     columns = [
         Column("id"),
         Column("name"),

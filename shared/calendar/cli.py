@@ -1,21 +1,27 @@
-"""`ticketq calendar load FILE` and `ticketq calendar show`: the shop calendar in the database."""
+"""`ticketq calendar load FILE` and `ticketq calendar show`: the shop calendar in the database.
+
+`load` is an operator's (the admin's database credentials); `show` asks a desk
+(`read.calendar_day`).
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from shared.agents.cli import clock
 from shared.agents.store import load_shifts
 from shared.calendar.load import parse_calendar, shift_spans
-from shared.calendar.model import WEEKDAYS, Calendar, CalendarError
-from shared.calendar.store import load_calendar, save_calendar
+from shared.calendar.model import CalendarError
+from shared.calendar.store import save_calendar
+from shared.cli.commands import ActorOpt
 from shared.cli.db import database
 from shared.cli.output import Refused, emit, fields, grid, run
+from shared.cli.reads import read
 from shared.config import get_settings
+from shared.tickets.read_requests import ShowCalendarDay
 from shared.tickets.roles import Role
 
 calendar_app = typer.Typer(
@@ -61,30 +67,15 @@ def calendar_show(
         typer.Option("--date", formats=["%Y-%m-%d"], help="The shop day (default: today)"),
     ] = None,
     role: Annotated[Role | None, typer.Option("--role", help="Only this role")] = None,
+    actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The staffed hours of one shop day per role, and whether it is a holiday, 调休 or special."""
 
-    async def go() -> Calendar:
-        async with database(get_settings()) as conn:
-            return await load_calendar(conn)
-
-    calendar = run(go())
-    day = on.date() if on else clock().now().astimezone(calendar.timezone).date()
-    data = shop_day(calendar, day, [role] if role else list(Role))
+    data = read(
+        ShowCalendarDay, actor, day=on.date() if on else None, role=role
+    )  # no --date: the desk's today
     emit(data, as_json=as_json, text=lambda: _text(data))
-
-
-def shop_day(calendar: Calendar, day: date, roles: list[Role]) -> dict[str, Any]:
-    shop = calendar.day(day)
-    return {
-        "date": day,
-        "weekday": WEEKDAYS[day.weekday()],
-        "timezone": calendar.timezone.key,
-        "kind": shop.kind,
-        "name": shop.name,
-        "hours": {role.value: [str(span) for span in shop.spans(role)] for role in roles},
-    }
 
 
 def _text(data: dict[str, Any]) -> str:

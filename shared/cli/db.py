@@ -1,4 +1,6 @@
-"""The CLI's one connection to the system of record (reads of the read model, staff lookups)."""
+"""The operators' connection to the system of record (`calendar load`, `agent password|revoke`,
+the daily report), with the admin's `TICKETQ_DATABASE_URL`. Agents' commands never open it: their
+reads are requests to the workers (`shared.cli.reads`)."""
 
 from __future__ import annotations
 

@@ -101,11 +101,13 @@ def demo_env(settings: Settings) -> dict[str, str]:
 
 
 def as_cli(env: dict[str, str]) -> dict[str, str]:
-    """The agents' CLI's environment: its own credentials where it has them."""
-    own = Settings(
-        amqp_url=env["TICKETQ_AMQP_URL"], database_url=env["TICKETQ_DATABASE_URL"]
-    ).for_service("cli", env)
-    return {**env, "TICKETQ_AMQP_URL": own.amqp_url, "TICKETQ_DATABASE_URL": own.database_url}
+    """The agents' CLI's environment: its own broker user where it has one, and no database
+    at all (its reads are requests to the workers)."""
+    own = Settings(amqp_url=env["TICKETQ_AMQP_URL"]).for_service("cli", env)
+    return {
+        **{k: v for k, v in env.items() if not k.endswith("DATABASE_URL")},
+        "TICKETQ_AMQP_URL": own.amqp_url,
+    }
 
 
 def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:

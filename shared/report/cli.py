@@ -1,4 +1,8 @@
-"""`ticketq report daily|list`: the day's report for the team lead, and the kept ones."""
+"""`ticketq report daily|list|schedule`: the day's report for the team lead, and the kept ones.
+
+An operator's command: it runs with the admin's database credentials (`TICKETQ_DATABASE_URL`;
+the agents' CLI has none) and reads the DLQs' depths; the pre-sale desk also makes the report
+by itself at every shop midnight (`shared.report.timer`)."""
 
 from __future__ import annotations
 

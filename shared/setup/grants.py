@@ -41,6 +41,15 @@ from shared.tickets.contracts import (
     TicketReturned,
     TicketRouted,
 )
+from shared.tickets.read_requests import (
+    ListAgents,
+    ListTasks,
+    ListTickets,
+    ShowCalendarDay,
+    ShowLedger,
+    ShowStock,
+    ShowTicket,
+)
 
 MIGRATOR = "migrator"  # owns the schema: runs the migrations and grants the rest
 
@@ -108,7 +117,7 @@ DESK = {  # a desk: assignment, the roster, reveals, the clocks' breaches and es
     "breaches": "SI",
     "escalations": "SI",
 }
-READ_MODEL = {  # shared/tickets/read_model.py: the CLI's and the workbench's views
+READ_MODEL = {  # shared/tickets/read_model.py: the workbench's views
     "tickets": "S",  # its `customer` column holds personal data, masked by the read model
     "ticket_contacts": "S",
     "ticket_history": "S",
@@ -166,14 +175,6 @@ TABLES: dict[str, dict[str, str]] = {
             "invoices": "SI",
         },
     ),
-    # The agents' CLI reads what it shows; every change goes as a command to a worker, but for
-    # the daily report a supervisor produces (`ticketq report daily`, kept).
-    "cli": _merge(
-        READ_MODEL,
-        REPORT,
-        {"calendar_versions": "S", "stock": "S", "stock_movements": "S"},
-        {t: "S" for t in LEDGERS["finance"]},
-    ),
     # The workbench: the read model, the sessions it checks on every page, and the
     # supervisor's board (escalations, approvals on record); business clocks' calendar.
     "web": _merge(
@@ -201,6 +202,8 @@ class BrokerGrant:
 
 COMMANDS = (TicketCommand, RevealTicket, LoadRoster, SetPresence, SignIn, SignOut)
 OPERATIONS = (WarehouseOperation, AdjustStock, FinanceOperation)
+# The agents' CLI's reads: answered by the workers, so it needs no database (issue #12).
+READS = (ListTickets, ShowTicket, ListTasks, ListAgents, ShowCalendarDay, ShowStock, ShowLedger)
 MOVES = (HandoffRequested, TicketReturned)  # what a ticket's decision sends (tickets.messages)
 
 BROKER: dict[str, BrokerGrant] = {
@@ -208,7 +211,7 @@ BROKER: dict[str, BrokerGrant] = {
     **{desk: BrokerGrant(produces=MOVES, worker=True, answers=True) for desk in DESKS},
     "warehouse": BrokerGrant(produces=MOVES, worker=True, answers=True),
     "finance": BrokerGrant(produces=MOVES, worker=True, answers=True),
-    "cli": BrokerGrant(produces=COMMANDS + OPERATIONS, asks=True),
+    "cli": BrokerGrant(produces=COMMANDS + OPERATIONS + READS, asks=True),
     "web": BrokerGrant(produces=COMMANDS + OPERATIONS, asks=True),
     # The shop's upstream systems (IM gateway, order centre, the platform): customer contacts,
     # order events, the platform's interventions.

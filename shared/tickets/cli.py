@@ -1,6 +1,7 @@
-"""The agent CLI on tickets: reads from PostgreSQL, actions as commands to the role's worker.
+"""The agent CLI on tickets: reads and actions as requests to the workers (no database).
 
-Reads (`ticketq tickets list|show`) come straight from the system of record. Actions
+Reads (`ticketq tickets list|show`, `tasks`) are signed requests a worker answers from the read
+model, masked (`shared.cli.reads`). Actions
 (`ticketq claim|reply|handoff|result|resolve|close|escalate|reassign|step`) are `TicketCommand`s
 sent over AMQP to the worker of the role that owns the ticket (`rpc.queue_for`); the agent sees at
 once "accepted: ..." or "rejected (code): ..." (exit 0 or 1).
@@ -21,11 +22,16 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import TypeAdapter
 
-from services.flows import load_all
 from shared.agents.cli import clock
 from shared.agents.roster import SHOP_TIMEZONE
-from shared.cli.commands import JsonOpt, TicketId, build, send_command, ticket_action
-from shared.cli.db import database
+from shared.cli.commands import (
+    ActorOpt,
+    JsonOpt,
+    TicketId,
+    build,
+    send_command,
+    ticket_action,
+)
 from shared.cli.output import (
     Column,
     Refused,
@@ -37,6 +43,7 @@ from shared.cli.output import (
     shop_time,
     table,
 )
+from shared.cli.reads import read, revive
 from shared.cli.session import acting_as
 from shared.config import get_settings
 from shared.messaging.envelope import Contract
@@ -55,14 +62,8 @@ from shared.tickets.contracts import (
     StepArgs,
     TakeOverChaseArgs,
 )
-from shared.tickets.read_model import (
-    Page,
-    UnknownAgent,
-    list_tickets,
-    masked_view,
-    open_tasks,
-    ticket_view,
-)
+from shared.tickets.read_model import Page
+from shared.tickets.read_requests import ListTasks, ListTickets, ShowTicket
 from shared.tickets.roles import Role
 
 tickets_app = typer.Typer(help="Read tickets: list and show.", no_args_is_help=True)
@@ -159,33 +160,27 @@ def tickets_list(
     include_closed: Annotated[bool, typer.Option("--all", help="Include closed tickets")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Tickets per page")] = 100,
     page: Annotated[int, typer.Option("--page", min=1, help="Which page (1: newest)")] = 1,
+    actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List tickets, newest first, a page at a time; says how many matched (on stderr, so
     --json stays a plain list). Filters combine (all must hold)."""
     within = None if due_within is None else parse_duration(due_within, "--due-within")
-
-    async def go() -> Page:
-        async with database(get_settings()) as conn:
-            try:
-                return await list_tickets(
-                    conn,
-                    role=role.value if role else None,
-                    owner=owner,
-                    status=status.value if status else None,
-                    waiting_for=waiting_for,
-                    absent_first_handler=absent_first_handler,
-                    due_within=within,
-                    breached=breached,
-                    include_closed=include_closed,
-                    limit=limit,
-                    offset=(page - 1) * limit,
-                    now=clock().now(),
-                )
-            except UnknownAgent as exc:
-                raise Refused(str(exc), code="unknown_agent") from None
-
-    found = run(go())
+    answer = read(
+        ListTickets,
+        actor,
+        role=role,
+        owner=owner,
+        status=status.value if status else None,
+        waiting_for=waiting_for,
+        absent_first_handler=absent_first_handler,
+        due_within_seconds=None if within is None else int(within.total_seconds()),
+        breached=breached,
+        include_closed=include_closed,
+        limit=limit,
+        offset=(page - 1) * limit,
+    )
+    found = Page(answer["rows"], answer["total"], answer["offset"])
     emit(found.rows, as_json=as_json, text=lambda: _list_text(found.rows, absent_first_handler))
     shown = f"{found.offset + 1}-{found.offset + len(found.rows)}" if found.rows else "none"
     more = found.offset + len(found.rows) < found.total
@@ -432,18 +427,9 @@ def tickets_show(
                     code=reply.code,
                 )
             )
-        view: dict[str, Any] = reply.data
-    else:
-
-        async def go() -> dict[str, Any] | None:
-            async with database(get_settings()) as conn:
-                return await ticket_view(conn, ticket_id, load_all(), now=clock().now())
-
-        found = run(go())
-        if found is None:
-            fail(Refused(f"no ticket {ticket_id!r}", code="unknown_ticket"))
-        view = found
-    shown = {**view, "revealed": True} if reveal else {**masked_view(view), "revealed": False}
+        shown: dict[str, Any] = {**revive(reply.data), "revealed": True}
+    else:  # masked by the worker
+        shown = {**read(ShowTicket, actor, ticket_id=ticket_id), "revealed": False}
     emit(shown, as_json=as_json, text=lambda: show_text(shown))
 
 
@@ -675,12 +661,8 @@ def tasks_command(app: typer.Typer, role: Role) -> None:
     """Add `tasks` to a role's commands: the handoffs waiting for `role`, oldest first."""
 
     @app.command("tasks")
-    def tasks(as_json: JsonOpt = False) -> None:
-        async def go() -> list[dict[str, Any]]:
-            async with database(get_settings()) as conn:
-                return await open_tasks(conn, role)
-
-        waiting = run(go())
+    def tasks(actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
+        waiting = read(ListTasks, actor, role=role)
         emit(waiting, as_json=as_json, text=lambda: tasks_text(waiting))
 
     tasks.__doc__ = f"Tasks handed to {role} and not done yet."

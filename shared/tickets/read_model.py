@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from shared.agents.roster import agent_from_row
 from shared.agents.store import shift_roster
 from shared.calendar.maths import business_time_between
+from shared.calendar.model import WEEKDAYS, Calendar
 from shared.calendar.store import load_calendar
 from shared.db import Connection
 from shared.flows.model import FlowBook
@@ -503,3 +504,104 @@ async def history_after(
 async def last_history_id(conn: Connection) -> int:
     """The newest history row's number (0: none yet): where a page's live stream starts."""
     return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM ticket_history"))
+
+
+# --------------------------------------------------------------------------------------------
+# The agent CLI's other reads (answered by the workers: `shared.tickets.reads`): the roster,
+# the calendar's day, stock and finance's ledger.
+
+
+async def list_agents(
+    conn: Connection, at: datetime, *, role: str | None = None
+) -> list[dict[str, Any]]:
+    """Every agent (of `role`): roles, shifts, presence, on shift at `at`, the unresolved
+    tickets they own and the unfinished ones they are first handler of."""
+    rows = await conn.fetch(
+        """SELECT a.id, a.name, a.roles, a.shifts, a.online,
+                  count(t.id) FILTER (WHERE t.owner_agent_id = a.id
+                                        AND t.status <> 'resolved') AS open_tickets,
+                  count(t.id) FILTER (WHERE t.first_handler_id = a.id) AS tracks
+             FROM agents a
+             LEFT JOIN tickets t ON t.status <> 'closed'
+                                AND (t.owner_agent_id = a.id OR t.first_handler_id = a.id)
+            WHERE $1::text IS NULL OR $1 = ANY(a.roles)
+            GROUP BY a.id ORDER BY a.id""",
+        role,
+    )
+    roster = await shift_roster(conn)
+    return [
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "roles": list(r["roles"]),
+            "shifts": list(r["shifts"]),
+            "online": r["online"],
+            "on_shift": roster.on_shift(agent_from_row(dict(r)), at),
+            "open_tickets": r["open_tickets"],
+            "tracks": r["tracks"],
+        }
+        for r in rows
+    ]
+
+
+def shop_day(calendar: Calendar, day: date, roles: Sequence[Role]) -> dict[str, Any]:
+    """One shop day of `calendar`: its kind (holiday, 调休...) and each role's staffed hours."""
+    shop = calendar.day(day)
+    return {
+        "date": day,
+        "weekday": WEEKDAYS[day.weekday()],
+        "timezone": calendar.timezone.key,
+        "kind": shop.kind,
+        "name": shop.name,
+        "hours": {role.value: [str(span) for span in shop.spans(role)] for role in roles},
+    }
+
+
+async def calendar_day(
+    conn: Connection, day: date | None, roles: Sequence[Role], now: datetime
+) -> dict[str, Any]:
+    """`shop_day` of the current calendar; `day` None: the shop's today at `now`."""
+    calendar = await load_calendar(conn)
+    return shop_day(calendar, day or now.astimezone(calendar.timezone).date(), roles)
+
+
+async def stock_levels(conn: Connection, sku: str | None = None) -> list[dict[str, Any]]:
+    """Stock levels (of `sku`), and the net movement tasks made to each."""
+    rows = await conn.fetch(
+        """SELECT s.sku, s.on_hand, coalesce(sum(m.delta), 0) AS moved, s.updated_at
+             FROM stock s LEFT JOIN stock_movements m ON m.sku = s.sku
+            WHERE s.sku = coalesce($1, s.sku)
+            GROUP BY s.sku ORDER BY s.sku""",
+        sku,
+    )
+    return [dict(r) for r in rows]
+
+
+_LEDGER = (
+    ("refunds", "refunds", "SELECT refund_id AS id, order_id, amount, reason AS note"),
+    ("payouts", "payouts", "SELECT payout_id AS id, order_id, amount, reason AS note"),
+    ("cashback", "cashback_register", "SELECT id::text, order_id, amount, note"),
+    (
+        "invoices",
+        "invoices",
+        "SELECT coalesce(einvoice_id, tracking_number) AS id, order_id, amount, title AS note",
+    ),
+)
+
+
+async def finance_ledger(
+    conn: Connection, ticket_id: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Refunds, payouts, cash-back entries and invoices recorded (of `ticket_id`), newest first,
+    200 of each at most; notes masked (a reason may quote the customer)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, table, columns in _LEDGER:
+        rows = await conn.fetch(
+            f"{columns}, ticket_id, handoff_id, by_agent, at FROM {table} "
+            "WHERE ticket_id = coalesce($1, ticket_id) ORDER BY at DESC LIMIT 200",
+            ticket_id,
+        )
+        out[name] = [
+            {**dict(r), "note": mask_text(r["note"]) if r["note"] else r["note"]} for r in rows
+        ]
+    return out

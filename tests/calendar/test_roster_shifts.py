@@ -49,7 +49,7 @@ async def test_a_roster_s_own_shifts_are_stored_and_decide_who_is_on_shift(
     six_thirty = datetime(2026, 11, 23, 6, 30, tzinfo=SHANGHAI)
     assert roster.on_shift(early, six_thirty) and not roster.on_shift(late, six_thirty)
 
-    listed = await cli("agent", "list", "--json")  # the CLI's clock: 10:00 in Shanghai
+    listed = await cli("agent", "list", "--json", "--as", "e1")  # the clock: 10:00 in Shanghai
     assert {a["id"]: a["on_shift"] for a in json.loads(listed.stdout)["agents"]} == {
         "e1": True,
         "l1": False,

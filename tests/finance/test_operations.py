@@ -332,12 +332,16 @@ async def test_finance_and_warehouse_staff_work_through_the_cli(
     await db.execute("INSERT INTO stock (sku, on_hand) VALUES ('CUP-1', 1)")
     tid = await new_ticket(settings, db, "cli-1")
     h = await hand_off(settings, db, tid, "finance", "refund")
-    code, out = await ticketq(cli, "finance", "tasks", "--json")
+    code, out = await ticketq(cli, "finance", "tasks", "--json", "--as", "f1")
     assert code == 0, out
     assert [(t["ticket_id"], t["handoff_id"]) for t in json.loads(out)] == [(tid, h)]
-    code, out = await ticketq(cli, "finance", "tasks")
+    code, out = await ticketq(cli, "finance", "tasks", "--as", "f1")
     assert code == 0 and h in out and "refund" in out, out
-    assert (await ticketq(cli, "warehouse", "tasks"))[1].strip() == "(no task waiting)"
+    assert (await ticketq(cli, "warehouse", "tasks", "--as", "w1"))[
+        1
+    ].strip() == "(no task waiting)"
+    refused = await ticketq(cli, "warehouse", "stock", "--as", "f1")  # finance's staff: not theirs
+    assert refused[0] == 1 and "rejected (not_allowed)" in refused[1], refused
 
     refund_cmd = ("finance", "refund", tid, h, "--reason", "退货", "--as", "f1")
     code, out = await ticketq(cli, *refund_cmd, "--amount", "60.00")
@@ -346,10 +350,10 @@ async def test_finance_and_warehouse_staff_work_through_the_cli(
     code, out = await ticketq(cli, *refund_cmd, "--amount", "59.00", "--json")
     assert code == 0, out
     assert json.loads(out)["data"]["refund_id"] == f"RF-{h}"
-    assert json.loads((await ticketq(cli, "finance", "tasks", "--json"))[1]) == []
-    code, out = await ticketq(cli, "finance", "ledger", "--ticket", tid, "--json")
+    assert json.loads((await ticketq(cli, "finance", "tasks", "--json", "--as", "f1"))[1]) == []
+    code, out = await ticketq(cli, "finance", "ledger", "--ticket", tid, "--json", "--as", "f1")
     assert [r["amount"] for r in json.loads(out)["refunds"]] == ["59.00"]
-    code, out = await ticketq(cli, "finance", "ledger")
+    code, out = await ticketq(cli, "finance", "ledger", "--as", "s1")  # supervisors read all
     assert code == 0 and f"RF-{h}" in out and "59.00" in out, out
 
     ship = await hand_off(settings, db, tid, "warehouse", "ship")
@@ -368,7 +372,7 @@ async def test_finance_and_warehouse_staff_work_through_the_cli(
     assert (code, "stock_would_go_negative" in out) == (1, True), out
     code, out = await ticketq(cli, *ship_cmd, "w1", "--items", "CUP-1=1")
     assert code == 0 and "tracking number SF1" in out, out
-    code, out = await ticketq(cli, "warehouse", "stock", "--json")
+    code, out = await ticketq(cli, "warehouse", "stock", "--json", "--as", "w1")
     assert [(s["sku"], s["on_hand"], s["moved"]) for s in json.loads(out)] == [("CUP-1", 0, -1)]
-    code, out = await ticketq(cli, "warehouse", "stock")
+    code, out = await ticketq(cli, "warehouse", "stock", "--as", "w1")
     assert code == 0 and "CUP-1" in out, out

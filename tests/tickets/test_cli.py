@@ -229,14 +229,14 @@ async def test_agent_list_shows_shift_presence_and_load(
     cli: Cli, db: Pool, broker: object, roster_file: Path, desk_worker: None
 ) -> None:
     assert (await cli("roster", "load", str(roster_file))).exit_code == 0
-    listed = await cli("agent", "list", "--json")
+    listed = await cli("agent", "list", "--json", "--as", "a1")  # any agent signed in
     assert listed.exit_code == 0, listed
     agents = {a["id"]: a for a in listed.json()["agents"]}
     assert agents["a1"]["on_shift"] is True and agents["a1"]["online"] is False
     assert agents["n1"]["on_shift"] is False  # night shift; it is 10:00
     assert agents["f1"]["on_shift"] is True  # half-day starts at 10:00
     assert agents["s1"]["roles"] == ["supervisor"] and agents["a1"]["open_tickets"] == 0
-    text = await cli("agent", "list", "--role", "aftersales")
+    text = await cli("agent", "list", "--role", "aftersales")  # a1 still signed in
     assert text.exit_code == 0
     lines = text.stdout.splitlines()
     assert lines[0].split()[:4] == ["ID", "NAME", "ROLES", "SHIFTS"]
@@ -255,7 +255,7 @@ async def test_claim_handoff_results_resolve_close_through_the_cli(
     tid = await new_ticket(
         settings, db, "ww-1", subject="收到的杯子破损了", order_id="o-1", kind=FREE
     )
-    listed = await cli("tickets", "list", "--waiting-for", "a1", "--json")
+    listed = await cli("tickets", "list", "--waiting-for", "a1", "--json", "--as", "a1")
     assert [t["id"] for t in listed.json()] == [tid]
     assert listed.json()[0]["owner"] == {"role": "aftersales", "agent": None}
 
@@ -422,7 +422,7 @@ async def test_show_masks_personal_data_and_reveals_only_to_a_supervisor(
     tid = await new_ticket(
         settings, db, "ww-5", subject="地址改成 13812345678 那个", text="我的电话 13812345678"
     )
-    shown = await cli("tickets", "show", tid)
+    shown = await cli("tickets", "show", tid, "--as", "a1")  # any agent signed in
     assert shown.exit_code == 0, shown
     for secret in ("13812345678", "王小明", "世纪大道"):
         assert secret not in shown.stdout
@@ -465,7 +465,7 @@ async def test_show_masks_personal_data_in_free_text_in_every_format(
     secrets = ["李秋水", "漕溪北路", "62345678", FULL_WIDTH_PHONE, "139.0777.6655",
                "11010119900307123X", "0202 0011", "王语嫣"]  # fmt: skip
     for args in ([], ["--json"]):
-        shown = await cli("tickets", "show", tid, *args)
+        shown = await cli("tickets", "show", tid, *args, "--as", "a1")
         assert shown.exit_code == 0, shown
         for secret in secrets:
             assert secret not in shown.stdout, (secret, args)
@@ -567,10 +567,13 @@ async def test_unreachable_broker_or_database_exits_3(
     assert "u:p" not in result.stderr  # never the credentials
 
     dead_db = {"TICKETQ_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x"}
-    for args in (["tickets", "list"], ["agent", "list"]):
-        result = await cli(*args, env=dead_db)
+    result = await cli("report", "list", env=dead_db)  # an operator's command: the database
+    assert result.exit_code == 3, result
+    assert "cannot reach the database" in result.stderr and "secret" not in result.stderr
+    for args in (["tickets", "list"], ["agent", "list"]):  # reads ask a desk, never the database
+        result = await cli(*args, "--as", "p1", env=dead_db)
         assert result.exit_code == 3, (args, result)
-        assert "cannot reach the database" in result.stderr and "secret" not in result.stderr
+        assert "no desk worker is running" in result.stderr, (args, result)
 
     # A command needs no database (the worker finds the ticket); nobody consumes `tickets`
     # here: nothing is sent, at once.
