@@ -13,6 +13,7 @@ from typing import ClassVar
 from pydantic import AwareDatetime, Field
 
 from shared.messaging.envelope import Contract
+from shared.tickets.contracts import SOURCE_PATTERN
 
 
 class _PlatformEvent(Contract):
@@ -21,7 +22,7 @@ class _PlatformEvent(Contract):
     )
     order_id: str = Field(min_length=1, max_length=100, description="The order it is about")
     source: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        pattern=SOURCE_PATTERN,
         description="The upstream system, e.g. `tmall-platform`",
         examples=["tmall-platform"],
     )

@@ -22,7 +22,7 @@ from shared import timers
 from shared.flows.model import FlowBook, Wait
 from shared.messaging.envelope import Contract
 from shared.messaging.runtime import Handler, Incoming, Outcome, Transaction
-from shared.tickets import SYSTEM, Accepted, Step, Ticket, TicketStatus, decide
+from shared.tickets import SYSTEM, Accepted, Ticket, TicketStatus
 from shared.tickets.clocks import Arm, TimerKind
 from shared.tickets.desk import commit
 from shared.tickets.roles import Role
@@ -30,10 +30,9 @@ from shared.tickets.store import (
     append_history,
     load_ticket,
     lock_order,
-    order_facts_of,
     unfinished_tickets_of_order,
 )
-from shared.tickets.timing import apply_ops, escalate
+from shared.tickets.timing import apply_ops, escalate, system_step
 from shared.timers import FireHandler, Firing
 
 log = structlog.get_logger(__name__)
@@ -120,17 +119,14 @@ async def ruling(tx: Transaction, msg: Incoming[PlatformRuling], *, flows: FlowB
         ticket = await load_ticket(conn, ticket_id)
         assert ticket is not None  # listed under the order's lock
         if waits_for_ruling(ticket, flows):
-            decision = decide(
+            decision = await system_step(
+                conn,
                 ticket,
-                Step(
-                    actor=SYSTEM,
-                    at=tx.now,
-                    message_id=f"{msg.envelope.message_id}:{ticket_id}",
-                    answer=answer,
-                    flow=flows.of(ticket.flow),
-                    facts=await order_facts_of(conn, ticket_id),
-                    note=event.note,
-                ),
+                flows,
+                answer=answer,
+                at=tx.now,
+                message_id=f"{msg.envelope.message_id}:{ticket_id}",
+                note=event.note,
             )
             if isinstance(decision, Accepted):
                 await commit(tx, decision)

@@ -12,7 +12,14 @@ from typing import ClassVar
 from pydantic import AwareDatetime, Field
 
 from shared.messaging.envelope import Contract
-from shared.tickets.contracts import Attachment, Channel, Customer, Order, Priority
+from shared.tickets.contracts import (
+    SOURCE_PATTERN,
+    Attachment,
+    Channel,
+    Customer,
+    Order,
+    Priority,
+)
 from shared.tickets.roles import TicketKind
 
 
@@ -22,7 +29,7 @@ class SubmitTicket(Contract):
     TYPE: ClassVar[str] = "ticket.submit"
 
     source: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        pattern=SOURCE_PATTERN,
         description="The upstream system, e.g. `im-gateway`; with `external_id`, the dedup key",
         examples=["im-gateway"],
     )
@@ -48,7 +55,7 @@ class SubmitTicket(Contract):
 class _OrderEvent(Contract):
     order_id: str = Field(min_length=1, max_length=100, description="The order's id")
     source: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        pattern=SOURCE_PATTERN,
         description="The upstream system, e.g. `order-centre`",
         examples=["order-centre"],
     )

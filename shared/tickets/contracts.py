@@ -32,6 +32,9 @@ def _money_on_the_wire(value: object, info: ValidationInfo) -> object:
 
 
 # On the wire a decimal string ("59.00"): JSON numbers are binary floats, money is not.
+# An upstream system's name (`im-gateway`, `order-centre`, `tmall-platform`): part of dedup keys.
+SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
 Money = Annotated[
     Decimal,
     Field(ge=0, max_digits=12, decimal_places=2),

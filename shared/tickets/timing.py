@@ -61,10 +61,12 @@ from shared.flows.model import TIMEOUT, FlowBook
 from shared.tickets import (
     SYSTEM,
     Accepted,
+    Decision,
     Escalate,
     EscalationCategory,
     OpenChase,
     Step,
+    Ticket,
     TicketReplied,
     TicketStatus,
     decide,
@@ -426,6 +428,32 @@ async def return_window_closed(firing: Firing) -> None:
     await _history(firing, RETURN_WINDOW_CLOSED, {}, reason)
 
 
+async def system_step(
+    conn: Connection,
+    ticket: Ticket,
+    flows: FlowBook,
+    *,
+    answer: str,
+    at: datetime,
+    message_id: str,
+    note: str | None = None,
+) -> Decision:
+    """The system's answer at the ticket's waiting state (its timer fired, the platform
+    ruled), decided through the aggregate on the order's facts; the caller saves it."""
+    return decide(
+        ticket,
+        Step(
+            actor=SYSTEM,
+            at=at,
+            message_id=message_id,
+            answer=answer,
+            flow=flows.of(ticket.flow),
+            facts=await order_facts_of(conn, ticket.id),
+            note=note,
+        ),
+    )
+
+
 def flow_timeout(book: FlowBook) -> timers.FireHandler:
     """A waiting state timed out: the flow's `timeout` move, through the aggregate as the
     system; what it sends (a hand-over's task) goes with the firing."""
@@ -436,16 +464,8 @@ def flow_timeout(book: FlowBook) -> timers.FireHandler:
         start = datetime.fromisoformat(timer.payload["start"])
         if ticket is None or ticket.flow is None or ticket.flow.entered_at != start:
             return  # it moved on meanwhile
-        decision = decide(
-            ticket,
-            Step(
-                actor=SYSTEM,
-                at=firing.now,
-                message_id=f"timer:{timer.id}",
-                answer=TIMEOUT,
-                flow=book.of(ticket.flow),
-                facts=await order_facts_of(conn, ticket.id),
-            ),
+        decision = await system_step(
+            conn, ticket, book, answer=TIMEOUT, at=firing.now, message_id=f"timer:{timer.id}"
         )
         if not isinstance(decision, Accepted):
             log.warning("flow_timeout_refused", ticket_id=ticket.id, code=decision.code)
