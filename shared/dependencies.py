@@ -24,6 +24,11 @@ log = structlog.get_logger(__name__)
 
 Probe = Callable[[], Awaitable[None]]
 
+# Just after an outage ends, a client library may still report the fallout of the drop (a
+# reconnect attempt that began before, a channel that died with the old connection): a failure
+# reported then is checked by a probe before it counts as a new outage.
+SETTLE = 2.0
+
 
 def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
@@ -80,6 +85,8 @@ class Dependency:
         self._listeners: list[Callable[[bool], None]] = []
         self._watch: asyncio.Task[None] | None = None
         self._probing: asyncio.Future[bool] | None = None
+        self._back_at = float("-inf")  # when the last outage ended (monotonic)
+        self._recheck: asyncio.Future[bool] | None = None
 
     @property
     def is_up(self) -> bool:
@@ -104,15 +111,22 @@ class Dependency:
         try:
             await asyncio.wait_for(self._probe(), self._timeout)
         except Exception as exc:
-            self.failed(exc)
+            self.failed(exc, probed=True)
             return False
         if self._outage.ended():
+            self._back_at = time.monotonic()
             self._up.set()
             self._notify()
         return True
 
-    def failed(self, error: BaseException) -> None:
-        """It failed us: down until a probe answers again (probed every `poll` seconds)."""
+    def failed(self, error: BaseException, *, probed: bool = False) -> None:
+        """It failed us: down until a probe answers again (probed every `poll` seconds).
+        Within `SETTLE` of coming back, a reported failure is probed first (`probed`: this is
+        the probe's own failure)."""
+        if not probed and self.is_up and time.monotonic() - self._back_at < SETTLE:
+            if self._recheck is None or self._recheck.done():
+                self._recheck = asyncio.ensure_future(self.check())
+            return
         if not self._outage.failed(error):
             return
         self._up.clear()

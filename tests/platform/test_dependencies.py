@@ -86,3 +86,21 @@ async def test_a_client_librarys_connection_warnings_become_the_one_outage_line(
     assert seen == ["connected", "a callback failed", "connected again"]
     assert [e["event"] for e in logs] == ["outage_started"]
     assert logs[0]["error"] == "ConnectionError: Connection attempt failed: refused"
+
+
+async def test_a_failure_reported_just_after_recovery_is_probed_before_it_counts() -> None:
+    """The fallout of the drop that ended (a late reconnect warning) is not a second outage;
+    a real one, confirmed by the probe, is."""
+    probe = Switch()
+    broker = Dependency("broker", probe, poll=0.01)
+    async with captured_logs() as logs:
+        broker.failed(ConnectionResetError("dropped"))
+        assert await broker.check()  # back
+        broker.failed(ConnectionError("a late reconnect warning"))
+        assert broker.is_up and await broker.check()
+        probe.down = True
+        broker.failed(ConnectionError("down again"))
+        await asyncio.sleep(0.05)  # the probe it asked for fails: a second outage
+        assert not broker.is_up
+        await broker.close()
+    assert [e["event"] for e in logs] == ["outage_started", "outage_ended", "outage_started"]
