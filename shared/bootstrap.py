@@ -89,6 +89,9 @@ class Service:
         return tuple(self.routes)
 
 
+STOP_GRACE = 10.0  # seconds a stopping service waits for its loops and its pool
+
+
 @dataclass
 class RunningService:
     service: Service
@@ -113,8 +116,11 @@ class RunningService:
             await worker.stop()
         for task in self.tasks:
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self.tasks)
+        if self.tasks:
+            # A stop never hangs on a loop that does not end when cancelled: it is named.
+            _, stuck = await asyncio.wait(self.tasks, timeout=STOP_GRACE)
+            if stuck:
+                log.error("stop_tasks_stuck", tasks=sorted(t.get_name() for t in stuck))
         if self.http is not None:
             self.http.shutdown()
             self.http.server_close()
@@ -125,8 +131,15 @@ class RunningService:
             await close()
         for undo in self.quieting:
             undo()
-        await self.connection.close()
-        await self.pool.close()
+        try:
+            await asyncio.wait_for(self.connection.close(), STOP_GRACE)
+        except TimeoutError:
+            log.error("stop_broker_close_stuck")
+        try:  # waits for every connection to be released: bounded, like the tasks
+            await asyncio.wait_for(self.pool.close(), STOP_GRACE)
+        except TimeoutError:
+            log.error("stop_pool_stuck")
+            self.pool.terminate()
         log.info("service_stopped")
 
 
