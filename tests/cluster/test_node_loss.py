@@ -241,7 +241,8 @@ async def trip_across_a_death(
 
             async def led_elsewhere() -> bool:
                 led = await asyncio.to_thread(cluster.queues, survivor, vhost)
-                return all(led[q]["leader"] != cluster.name(victim) for q in ROLES)
+                # Just after the kill a survivor may not list every queue yet: not led yet.
+                return all(q in led and led[q]["leader"] != cluster.name(victim) for q in ROLES)
 
             await wait_until(led_elsewhere, timeout=60, what="new leaders")
             leaders_after = time.monotonic() - killed
