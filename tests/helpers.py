@@ -22,14 +22,16 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import ValidationError
 
+from services.catalogue import CATALOGUE
 from services.finance.contracts import FinanceOperation
+from services.intake.client import publish_raw
 from services.intake.contracts import SubmitTicket
 from services.warehouse.contracts import WarehouseOperation
 from shared.agents.identity import open_session
 from shared.bootstrap import Service, start_service
 from shared.config import Settings
 from shared.db import Pool
-from shared.messaging.envelope import Contract
+from shared.messaging.envelope import Contract, Envelope
 from shared.messaging.topology import queue_stats
 from shared.tickets.contracts import Channel, Customer, OnTicket, Order, TicketCommand
 
@@ -286,3 +288,11 @@ async def token_for(
         return token
     finally:
         await conn.close()
+
+
+async def publish_events(settings: Settings, *events: Contract, producer: str = "upstream") -> None:
+    """As an upstream system would (order centre, the platform): envelopes to exchange
+    `ticketq`, each to the queue the catalogue names for its type."""
+    for event in events:
+        body = Envelope.wrap(event, producer=producer).model_dump(mode="json")
+        await publish_raw(settings.amqp_url, [body], queue=CATALOGUE.of(type(event)).queues[0])

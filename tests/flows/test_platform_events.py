@@ -11,23 +11,13 @@ from services.aftersales.contracts import (
     PlatformInterventionOpened,
     PlatformRuling,
 )
-from services.catalogue import CATALOGUE
-from services.intake.client import publish_raw
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.db import Pool
-from shared.messaging.envelope import Contract, Envelope
 from shared.tickets.contracts import ResolveArgs
 from shared.tickets.roles import TicketKind
 from tests.flows.walking import flow, history, opened, send, walk
-from tests.helpers import T0, wait_until
-
-
-async def publish(settings: Settings, event: Contract) -> None:
-    """As the platform's gateway would: to the queue the catalogue names for the type."""
-    queue = CATALOGUE.of(type(event)).queues[0]
-    body = Envelope.wrap(event, producer="tmall-platform").model_dump(mode="json")
-    await publish_raw(settings.amqp_url, [body], queue=queue)
+from tests.helpers import T0, publish_events, wait_until
 
 
 def intervention(order_id: str, evidence_hours: float) -> PlatformInterventionOpened:
@@ -65,7 +55,7 @@ async def test_the_platforms_ruling_answers_the_flows_wait_once(
     half_way = await send(settings, tid, "a1", ResolveArgs(summary="已解决"))
     assert (half_way.accepted, half_way.code) == (False, "not_allowed_by_flow")
 
-    await publish(settings, intervention("o-pf-1", evidence_hours=48))
+    await publish_events(settings, intervention("o-pf-1", evidence_hours=48))
 
     async def told() -> bool:
         return bool(await history(db, tid, "platform_intervention_opened"))
@@ -77,8 +67,8 @@ async def test_the_platforms_ruling_answers_the_flows_wait_once(
     assert deadline == {"due_at": T0 + timedelta(hours=48), "state": "pending"}
 
     decided = ruling("o-pf-1", InFavourOf.CUSTOMER)
-    await publish(settings, decided)
-    await publish(settings, decided)  # re-published with a new message id: known already
+    await publish_events(settings, decided)
+    await publish_events(settings, decided)  # re-published with a new message id: known already
 
     async def refunding() -> bool:
         return bool((await flow(db, tid))["state"] == "refund")
@@ -102,7 +92,7 @@ async def test_the_evidence_deadline_escalates_a_ticket_not_yet_waiting_for_the_
 ) -> None:
     tid = await opened(settings, db, TicketKind.WRONG_ITEM, "pf-2", subject="发错货")
     await walk(settings, tid, "a1", "photos_received")  # at `verify`: no evidence submitted
-    await publish(settings, intervention("o-pf-2", evidence_hours=2))
+    await publish_events(settings, intervention("o-pf-2", evidence_hours=2))
 
     async def armed() -> bool:
         return bool(await history(db, tid, "platform_intervention_opened"))
@@ -118,7 +108,7 @@ async def test_the_evidence_deadline_escalates_a_ticket_not_yet_waiting_for_the_
     assert "evidence deadline" in row["reason"]
 
     # A ruling for a ticket not at the wait is told, not applied: its agent answers it there.
-    await publish(settings, ruling("o-pf-2", InFavourOf.SHOP))
+    await publish_events(settings, ruling("o-pf-2", InFavourOf.SHOP))
 
     async def ruled() -> bool:
         return bool(await history(db, tid, "platform_ruled"))
@@ -130,8 +120,8 @@ async def test_the_evidence_deadline_escalates_a_ticket_not_yet_waiting_for_the_
 async def test_an_intervention_on_an_order_without_a_ticket_is_kept_not_dead_lettered(
     settings: Settings, db: Pool, clock: FixedClock
 ) -> None:
-    await publish(settings, ruling("o-none", InFavourOf.SHOP))  # the ruling first
-    await publish(settings, intervention("o-none", evidence_hours=24))
+    await publish_events(settings, ruling("o-none", InFavourOf.SHOP))  # the ruling first
+    await publish_events(settings, intervention("o-none", evidence_hours=24))
 
     async def kept() -> bool:
         row = await db.fetchrow(

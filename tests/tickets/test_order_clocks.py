@@ -14,18 +14,17 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from services.aftersales.worker import SERVICE as AFTERSALES
-from services.intake.client import publish_raw, publish_ticket
-from services.intake.contracts import OrderEvent, OrderPaid, OrderShipped, OrderSigned
+from services.intake.client import publish_ticket
+from services.intake.contracts import OrderPaid, OrderShipped, OrderSigned
 from services.intake.worker import SERVICE as INTAKE
 from services.presale.worker import SERVICE as PRESALE
 from shared.bootstrap import RunningService, start_service
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.db import Pool
-from shared.messaging.envelope import Envelope
 from shared.tickets.contracts import Order, TakeOverChaseArgs
 from shared.tickets.roles import TicketKind
-from tests.helpers import T0, add_agents, contact, depth, wait_until
+from tests.helpers import T0, add_agents, contact, depth, publish_events, wait_until
 from tests.staff import one
 
 ROSTER = [
@@ -52,12 +51,6 @@ async def shop(settings: Settings, db: Pool, broker: object) -> AsyncIterator[Sh
     yield Shop(clock, running)
     for r in running:
         await r.stop()
-
-
-async def publish_events(settings: Settings, *events: OrderEvent) -> None:
-    """As the order centre would: envelopes to exchange `ticketq`, routing key `intake`."""
-    envelopes = [Envelope.wrap(e, producer="order-centre").model_dump(mode="json") for e in events]
-    await publish_raw(settings.amqp_url, envelopes)
 
 
 async def opened(
