@@ -1,6 +1,11 @@
 """Intake throughput and publish-to-routed latency, with 1 and 2 intake replicas.
 
-    python -m bench.intake [-n 10000] [--replicas 1 2]
+    python -m bench.intake [-n 10000] [--replicas 1 2] [--rate R] [--count-only]
+
+`--count-only` measures throughput as `pipeline_limit.py` does (bench/ratio.py uses it): the
+routed messages stay in their queues, counted by depth, instead of being consumed here to time
+each one (consuming them costs the broker and this process CPU the limit's pipeline never
+spends, on the same two cores).
 
 Uses a database and (when TICKETQ_RABBITMQCTL is set, as `make` sets it) a vhost of its own,
 both made afresh for each run. Prints tickets/s and latency p50/p95/p99 per replica count.
@@ -24,9 +29,11 @@ from services.intake.client import TicketPublisher, contact_message_id
 from services.intake.contracts import SubmitTicket
 from shared.config import Settings
 from shared.logging import configure_logging
+from shared.messaging import topology as messaging
 from shared.tickets.contracts import Channel, Customer, Order
 
 BATCH = 500
+DESKS = ("presale", "aftersales")  # where intake routes every new ticket
 
 
 def tickets(n: int, tag: str) -> list[SubmitTicket]:
@@ -51,14 +58,45 @@ def tickets(n: int, tag: str) -> list[SubmitTicket]:
 
 
 async def run(
-    base: Settings, tag: str, n: int, replicas: int, rate: float | None
+    base: Settings,
+    tag: str,
+    n: int,
+    replicas: int,
+    rate: float | None,
+    *,
+    count_only: bool = False,
 ) -> dict[str, float]:
     async with (
         bench_environment(base, tag) as settings,
         broker_channel(settings) as channel,
         workers("intake", settings, replicas, channel),
     ):
+        if count_only:
+            return await count_routed(settings, channel, tag, n)
         return await measure(settings, channel, tag, n, rate)
+
+
+async def publish_all(settings: Settings, batch: list[SubmitTicket]) -> None:
+    async with TicketPublisher(settings.amqp_url, producer="bench") as publisher:
+        for i in range(0, len(batch), BATCH):
+            await publisher.publish_many(batch[i : i + BATCH])
+
+
+async def count_routed(
+    settings: Settings, channel: AbstractChannel, tag: str, n: int
+) -> dict[str, float]:
+    """Tickets/s from the first publish until `n` routed messages wait in the desks' queues."""
+    batch = tickets(n, tag)
+    started = time.perf_counter()
+    publishing = asyncio.create_task(publish_all(settings, batch))
+    while True:
+        routed = sum([(await messaging.queue_stats(channel, q))[0] for q in DESKS])
+        if routed >= n:
+            break
+        await asyncio.sleep(0.02)  # polling the depth: consuming would cost what we measure
+    elapsed = time.perf_counter() - started
+    await publishing
+    return {"tickets_per_s": n / elapsed}
 
 
 async def measure(
@@ -79,7 +117,7 @@ async def measure(
             done.set()
 
     await channel.set_qos(prefetch_count=1000)
-    for queue in ("presale", "aftersales"):
+    for queue in DESKS:
         await (await channel.get_queue(queue)).consume(on_routed)
     batch = tickets(n, tag)
     started = time.perf_counter()
@@ -112,7 +150,12 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, help="publish at this many tickets/s instead of all at once"
     )
+    parser.add_argument(
+        "--count-only", action="store_true", help="throughput only, as pipeline_limit.py counts"
+    )
     args = parser.parse_args()
+    if args.count_only and args.rate is not None:
+        parser.error("--count-only publishes all at once; it takes no --rate")
     base = Settings()
     configure_logging("warning")
     load = "all at once" if args.rate is None else f"at {args.rate:.0f}/s"
@@ -120,11 +163,11 @@ def main() -> None:
     print(f"{'replicas':>8} {'tickets/s':>10} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}")
     for replicas in args.replicas:
         tag = f"r{replicas}_{int(time.time())}"
-        r = asyncio.run(run(base, tag, args.n, replicas, args.rate))
-        print(
-            f"{replicas:>8} {r['tickets_per_s']:>10.0f} {r['p50_ms']:>9.1f} "
-            f"{r['p95_ms']:>9.1f} {r['p99_ms']:>9.1f}"
+        r = asyncio.run(run(base, tag, args.n, replicas, args.rate, count_only=args.count_only))
+        latency = (
+            (f"{r[q]:>9.1f}" for q in ("p50_ms", "p95_ms", "p99_ms")) if r.get("p50_ms") else ()
         )
+        print(f"{replicas:>8} {r['tickets_per_s']:>10.0f} {' '.join(latency)}".rstrip())
 
 
 if __name__ == "__main__":
