@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -120,7 +119,7 @@ async def _open(
     if order is not None:
         _, times = await record(tx.conn, order.id, known, times_of(order))
         order_data = order.model_copy(
-            update={k: v for k, v in asdict(times).items() if v and k in Order.model_fields}
+            update={k: v for k, v in vars(times).items() if v and k in Order.model_fields}
         ).model_dump(mode="json")
     opened = open_ticket(
         Open(

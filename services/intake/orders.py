@@ -10,7 +10,7 @@ never race.
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 import asyncpg
 
@@ -110,7 +110,7 @@ async def order_event(tx: Transaction, msg: Incoming[OrderEvent]) -> Outcome:
             WHERE order_id = $1 AND status NOT IN ('resolved', 'closed') ORDER BY id""",
         event.order_id,
     )
-    known = {c: v.isoformat() for c, v in asdict(after).items() if v is not None}
+    known = {c: v.isoformat() for c, v in vars(after).items() if v is not None}
     for ticket in tickets:
         role = Role(ticket["first_handler_role"] or ticket["owner_role"])
         # Timers before the ticket row: the one lock order (shared.tickets.timing).

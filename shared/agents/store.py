@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.agents.roster import SEED_SHIFTS, Agent, Roster, Shift, agent_from_row
-from shared.db import Connection
+from shared.db import Connection, script
 
 
 class RosterRefused(Exception):
@@ -64,7 +64,7 @@ async def apply_roster(
     added: list[str] = []
     updated: list[str] = []
     removed: list[str] = []
-    async with conn.transaction():  # a savepoint in the caller's: a refusal undoes it all
+    async with script.savepoint(conn, "roster"):  # a refusal undoes it all
         for agent in roster.agents:
             inserted = await conn.fetchval(
                 """INSERT INTO agents (id, name, roles, shifts, online)

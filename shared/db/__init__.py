@@ -47,6 +47,8 @@ async def create_pool(settings: Settings, *, size: int | None = None) -> Pool:
         max_size=size,
         init=_init_connection,
         reset=_keep_session,
+        # `shared.db.script.literal` quotes for this (PostgreSQL's default, made sure of).
+        server_settings={"standard_conforming_strings": "on"},
     )
     assert pool is not None
     return pool

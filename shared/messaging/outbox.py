@@ -154,8 +154,9 @@ class OutboxRelay:
                     conn, aside, [Verdict(Fate.SET_ASIDE, missing[r["exchange"]]) for r in aside]
                 )
                 return len(rows)
+            channel = await self.channel.get_underlay_channel()
             results = await asyncio.gather(
-                *(self._publish(row) for row in rows), return_exceptions=True
+                *(self._publish(channel, row) for row in rows), return_exceptions=True
             )
             failpoint("relay_after_publish")
             verdicts = [verdict(r) for r in results]
@@ -168,19 +169,24 @@ class OutboxRelay:
             raise unsent[0]
         return len(rows)
 
-    async def _publish(self, row: asyncpg.Record) -> None:
-        exchange = self._exchanges[row["exchange"]]
-        message = aio_pika.Message(
-            body=row["body"],
-            message_id=row["message_id"],
-            type=row["type"],
-            correlation_id=row["ticket_id"],
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers=row["headers"],
-        )
-        await exchange.publish(
-            message, routing_key=row["routing_key"], mandatory=True, timeout=_PUBLISH_TIMEOUT
+    @staticmethod
+    async def _publish(channel: aiormq.abc.AbstractChannel, row: asyncpg.Record) -> None:
+        # Straight to aiormq, which aio-pika's Exchange.publish calls: building aio-pika's
+        # Message first cost about a fifth of the relay's time per row in the profile.
+        await channel.basic_publish(
+            row["body"],
+            exchange=row["exchange"],
+            routing_key=row["routing_key"],
+            properties=aiormq.spec.Basic.Properties(
+                message_id=row["message_id"],
+                message_type=row["type"],
+                correlation_id=row["ticket_id"],
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+                headers=row["headers"] or {},
+            ),
+            mandatory=True,
+            timeout=_PUBLISH_TIMEOUT,
         )
 
     async def _settle(
