@@ -12,7 +12,7 @@ staffed hours); a calendar clock counts every second (24 h unpaid, 72 h shipment
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from shared.calendar.model import Calendar
@@ -119,14 +119,8 @@ def _stretches(calendar: Calendar, role: Role, at: datetime) -> Iterator[Interva
     pending: Interval | None = None
     idle = 0
     while True:
-        midnight = datetime(day.year, day.month, day.day)  # naive: local wall clock
         found = False
-        for span in calendar.spans(role, day):
-            # Wall time -> instant; a time in a DST gap takes the offset before the jump.
-            s = (midnight + timedelta(seconds=span.start)).replace(tzinfo=tz).astimezone(UTC)
-            e = (midnight + timedelta(seconds=span.end)).replace(tzinfo=tz).astimezone(UTC)
-            if e <= s:  # wholly inside a DST gap
-                continue
+        for s, e in _instants(calendar, role, day):
             found = True
             if pending is not None and s <= pending[1]:
                 if pending[1] - pending[0] < MAX_STRETCH:
@@ -140,3 +134,22 @@ def _stretches(calendar: Calendar, role: Role, at: datetime) -> Iterator[Interva
         if idle > MAX_IDLE_DAYS:
             raise ValueError(f"{role} is not staffed in {MAX_IDLE_DAYS} days after {day}")
         day += timedelta(days=1)
+
+
+def _instants(calendar: Calendar, role: Role, day: date) -> tuple[Interval, ...]:
+    """The role's spans on local `day` as UTC instants, each computed once per calendar (the
+    conversions were most of a deadline's cost in the intake profile)."""
+    key = (role, day)
+    known = calendar.instants.get(key)
+    if known is None:
+        tz = calendar.timezone
+        midnight = datetime(day.year, day.month, day.day)  # naive: local wall clock
+        found: list[Interval] = []
+        for span in calendar.spans(role, day):
+            # Wall time -> instant; a time in a DST gap takes the offset before the jump.
+            s = (midnight + timedelta(seconds=span.start)).replace(tzinfo=tz).astimezone(UTC)
+            e = (midnight + timedelta(seconds=span.end)).replace(tzinfo=tz).astimezone(UTC)
+            if e > s:  # else wholly inside a DST gap
+                found.append((s, e))
+        known = calendar.instants[key] = tuple(found)
+    return known

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -120,6 +120,11 @@ class Calendar:
     makeup_days: Mapping[date, MakeUpDay] = field(default_factory=dict)
     special_days: Mapping[date, DayRule] = field(default_factory=dict)
     annual: Mapping[tuple[int, int], DayRule] = field(default_factory=dict)  # (month, day)
+    # A role's staffed spans on a local day as UTC instants, computed once (a calendar never
+    # changes; shared.calendar.maths fills it): a few thousand entries for years of days.
+    instants: dict[tuple[Role, date], tuple[tuple[datetime, datetime], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def day(self, on: date) -> ShopDay:
         if rule := self.special_days.get(on):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -72,6 +72,19 @@ def verdict(result: object) -> Verdict:
     return Verdict(Fate.UNSENT, f"{type(result).__name__}: {result}")
 
 
+async def _uncut(round_: Awaitable[int]) -> int:
+    """A relay round run to its end even when the relay is cancelled meanwhile (a worker that
+    stops): cut between the broker's confirms and the delete, it would leave its rows to be
+    published a second time. The cancellation takes effect after the round."""
+    task = asyncio.ensure_future(round_)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -107,7 +120,7 @@ class OutboxRelay:
         while True:
             self._wakeup.clear()
             try:
-                claimed = await self.publish_batch()
+                claimed = await _uncut(self.publish_batch())
                 await self._housekeeping()
             except Exception as exc:
                 backoff = await self._failed(exc, backoff)
