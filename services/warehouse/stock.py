@@ -7,7 +7,6 @@ import structlog
 from services.warehouse.contracts import AdjustStock, StockAdjusted
 from services.warehouse.rules import stock_stays_non_negative
 from shared.agents.identity import SessionRefused, acting_agent
-from shared.agents.store import load_agent
 from shared.messaging.runtime import Incoming, Outcome, Transaction
 from shared.tickets.roles import Role
 
@@ -22,7 +21,7 @@ async def adjust_stock(tx: Transaction, msg: Incoming[AdjustStock]) -> Outcome:
         session = await acting_agent(tx.conn, msg.credential, asked.actor_id, tx.now)
     except SessionRefused as exc:
         return _refuse(tx, exc.code, exc.message)
-    agent = await load_agent(tx.conn, session.agent_id)
+    agent = session.agent
     if agent is None:
         return _refuse(tx, "unknown_agent", f"no agent {session.agent_id!r} on the roster")
     if not agent.roles & ADJUSTERS:

@@ -10,7 +10,7 @@ import structlog
 from shared.agents.contracts import LoadRoster, RosterReply, SetPresence
 from shared.agents.identity import SessionRefused, acting_agent, setting_up
 from shared.agents.roster import SHOP_TIMEZONE, Agent, Roster, RosterError
-from shared.agents.store import RosterRefused, apply_roster, load_agent, set_online
+from shared.agents.store import RosterRefused, apply_roster, set_online
 from shared.messaging.envelope import Contract
 from shared.messaging.runtime import Handler, Incoming, Outcome, Transaction
 from shared.tickets.roles import Role
@@ -26,10 +26,9 @@ async def _requester(tx: Transaction, msg: Incoming[Any], claimed: str) -> Agent
     if msg.credential is None and await setting_up(tx.conn):
         return None
     session = await acting_agent(tx.conn, msg.credential, claimed, tx.now)
-    agent = await load_agent(tx.conn, session.agent_id)
-    if agent is None:
+    if session.agent is None:
         raise SessionRefused("unknown_agent", f"no agent {session.agent_id!r} on the roster")
-    return agent
+    return session.agent
 
 
 def _supervisors_only(tx: Transaction, agent: Agent, action: str) -> Outcome | None:

@@ -34,6 +34,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from shared.agents.contracts import SignIn, SignInReply, SignOut
+from shared.agents.roster import Agent, agent_from_row
 from shared.config import Settings, get_settings
 from shared.db import Connection, xact_lock
 from shared.messaging.envelope import Contract
@@ -117,11 +118,13 @@ def _decoy_hash() -> str:
 
 @dataclass(frozen=True)
 class Session:
-    """A signed-in agent: who, their roles at sign-in, until when."""
+    """A signed-in agent: who, their roles at sign-in, until when; and the roster's agent now
+    (None once off the roster), read in the same statement."""
 
     agent_id: str
     roles: tuple[str, ...]
     expires_at: datetime
+    agent: Agent | None = None
 
 
 class SessionRefused(Exception):
@@ -176,8 +179,10 @@ async def session_of(conn: Connection, token: str | None, now: datetime) -> Sess
     if not token:
         raise SessionRefused(NOT_SIGNED_IN, "not signed in: sign in first (ticketq login)")
     row = await conn.fetchrow(
-        """SELECT agent_id, roles, expires_at, revoked FROM agent_sessions
-            WHERE token_hash = $1""",
+        """SELECT s.agent_id, s.roles AS session_roles, s.expires_at, s.revoked,
+                  a.id, a.name, a.roles, a.shifts, a.online
+             FROM agent_sessions s LEFT JOIN agents a ON a.id = s.agent_id
+            WHERE s.token_hash = $1""",
         token_hash(token),
     )
     if row is None:
@@ -186,7 +191,8 @@ async def session_of(conn: Connection, token: str | None, now: datetime) -> Sess
         raise SessionRefused(SESSION_REVOKED, "this session was revoked: sign in again")
     if row["expires_at"] <= now:
         raise SessionRefused(SESSION_EXPIRED, "this session has expired: sign in again")
-    return Session(row["agent_id"], tuple(row["roles"]), row["expires_at"])
+    agent = agent_from_row(dict(row)) if row["id"] is not None else None
+    return Session(row["agent_id"], tuple(row["session_roles"]), row["expires_at"], agent)
 
 
 async def acting_agent(

@@ -20,7 +20,7 @@ import structlog
 from shared import tickets as domain
 from shared.agents.desk import ROSTER_HANDLERS
 from shared.agents.identity import SESSION_HANDLERS, SessionRefused, acting_agent
-from shared.agents.roster import choose_assignee
+from shared.agents.roster import Agent, choose_assignee
 from shared.agents.store import load_agent, load_roster
 from shared.bootstrap import Background
 from shared.clock import Clock
@@ -214,12 +214,15 @@ async def acting(tx: Transaction, msg: Incoming[Any], claimed: str) -> domain.Ac
     """The agent a command comes from: its session's (never the name it claims), with their
     roles on the roster now. Raises SessionRefused or UnknownReference (off the roster)."""
     session = await acting_agent(tx.conn, msg.credential, claimed, tx.now)
-    return await actor_of(tx.conn, session.agent_id)
+    return _on_roster(session.agent, session.agent_id)  # read with the session: no second trip
 
 
 async def actor_of(conn: Connection, agent_id: str) -> domain.Actor:
     """The roster's agent as the domain sees them, with their roles."""
-    agent = await load_agent(conn, agent_id)
+    return _on_roster(await load_agent(conn, agent_id), agent_id)
+
+
+def _on_roster(agent: Agent | None, agent_id: str) -> domain.Actor:
     if agent is None:
         raise UnknownReference("unknown_agent", f"no agent {agent_id!r} on the roster")
     return domain.Actor(agent.id, agent.name, agent.roles)
