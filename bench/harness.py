@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from services.catalogue import CATALOGUE
 from shared.config import Settings, without_own_urls
@@ -70,7 +71,16 @@ async def bench_database(base: Settings, tag: str) -> AsyncIterator[Settings]:
         await migrate(settings.database_url)
         yield settings
     finally:
-        await _admin(base, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        # FORCE may not end an autovacuum worker busy on the run's tables (the superuser's):
+        # it is done within moments, so the drop is tried again.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(asyncpg.InsufficientPrivilegeError),
+            stop=stop_after_attempt(10),
+            wait=wait_fixed(0.5),
+            reraise=True,
+        ):
+            with attempt:
+                await _admin(base, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 @asynccontextmanager
