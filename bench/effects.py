@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
+import uvloop
 from aio_pika.abc import AbstractChannel
 
 from bench.harness import bench_environment, broker_channel, workers
@@ -219,7 +220,7 @@ def main() -> None:
     failed = False
     for replicas in args.replicas:
         tag = f"e{replicas}_{int(time.time())}"
-        r = asyncio.run(run(base, tag, args.n, replicas, args.duplicates))
+        r = uvloop.run(run(base, tag, args.n, replicas, args.duplicates))
         print(
             f"{replicas:>8} {r['refunds_per_s']:>10.0f} {r['deliveries_per_s']:>13.0f} "
             f"{r['duplicates_sent']:>10.0f} {r['results']:>8.0f} {r['duplicate_effects']:>18.0f}"

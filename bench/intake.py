@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime
 
 import aio_pika
+import uvloop
 from aio_pika.abc import AbstractChannel
 
 from bench.harness import bench_environment, broker_channel, workers
@@ -163,7 +164,7 @@ def main() -> None:
     print(f"{'replicas':>8} {'tickets/s':>10} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}")
     for replicas in args.replicas:
         tag = f"r{replicas}_{int(time.time())}"
-        r = asyncio.run(run(base, tag, args.n, replicas, args.rate, count_only=args.count_only))
+        r = uvloop.run(run(base, tag, args.n, replicas, args.rate, count_only=args.count_only))
         latency = (
             (f"{r[q]:>9.1f}" for q in ("p50_ms", "p95_ms", "p99_ms")) if r.get("p50_ms") else ()
         )

@@ -8,7 +8,8 @@ same servers, the pipeline limit with a live producer (`pipeline_limit.py --live
 the ticket transaction → confirmed publish → ack, no ticketq code), then `bench.intake --count-only`
 with one replica (the routed messages left in their queues, as the limit leaves its queue B),
 then `bench.effects` with one replica; each round's ratio is the project's rate over
-that round's limit, so machine noise (2 shared cores) hits both alike. Prints every round and
+that round's limit, so machine noise (2 shared cores) hits both alike. The project's benches
+run on uvloop, as the limit's producer and worker do. Prints every round and
 the median ratio with its spread (min-max). Three rounds of the defaults take about two
 minutes on a quiet machine.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import uvloop
 
 from bench import effects, intake
 from shared.config import Settings
@@ -83,10 +85,10 @@ def main() -> None:
     for r in range(1, args.rounds + 1):
         limit = pipeline_limit(args.limits, base, pg_dsn, args.n, first=r == 1)
         tag = f"q{r}_{int(time.time())}"
-        tickets = asyncio.run(intake.run(base, tag, args.n, 1, None, count_only=True))[
+        tickets = uvloop.run(intake.run(base, tag, args.n, 1, None, count_only=True))[
             "tickets_per_s"
         ]
-        refunds = asyncio.run(effects.run(base, tag, args.refunds, 1, 0.1))
+        refunds = uvloop.run(effects.run(base, tag, args.refunds, 1, 0.1))
         if refunds["duplicate_effects"] != 0 or refunds["results"] != args.refunds:
             raise SystemExit(f"round {r}: duplicate effects or missing results: {refunds}")
         intake_ratios.append(tickets / limit)
