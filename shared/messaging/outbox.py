@@ -32,12 +32,12 @@ from shared.config import Settings
 from shared.db import Connection, Pool
 from shared.dependencies import Dependency, Episode
 from shared.failpoints import failpoint
+from shared.messaging.topology import PUBLISH_TIMEOUT
 from shared.observability import OUTBOX_SET_ASIDE
 
 log = structlog.get_logger(__name__)
 
 _HOUSEKEEPING_EVERY = 3600.0  # seconds between inbox retention sweeps
-_PUBLISH_TIMEOUT = 30.0  # a confirm not back by then: the round fails, the row stays
 _RETRY_CAP = 10.0  # seconds, the longest wait before a refused row is tried again
 
 
@@ -199,7 +199,7 @@ class OutboxRelay:
                 headers=row["headers"] or {},
             ),
             mandatory=True,
-            timeout=_PUBLISH_TIMEOUT,
+            timeout=PUBLISH_TIMEOUT,  # not confirmed by then: the round fails, the row stays
         )
 
     async def _settle(

@@ -147,15 +147,23 @@ def amqp_message(
     )
 
 
+PUBLISH_TIMEOUT = 30.0  # seconds for a broker's confirm
+
+
 async def publish_all(
     messages: Iterable[tuple[AbstractExchange, str, aio_pika.Message]],
 ) -> None:
-    """Publish concurrently and wait for every broker confirm; raises if any is refused.
+    """Publish concurrently and wait for every broker confirm; raises if any is refused, or
+    is not confirmed within `PUBLISH_TIMEOUT` (a node lost mid-publish: the caller publishes
+    again, and the message id makes a copy harmless).
 
     Confirms awaited together, not one by one: one at a time costs several times the throughput.
     """
     await asyncio.gather(
-        *(exchange.publish(msg, routing_key=key, mandatory=True) for exchange, key, msg in messages)
+        *(
+            exchange.publish(msg, routing_key=key, mandatory=True, timeout=PUBLISH_TIMEOUT)
+            for exchange, key, msg in messages
+        )
     )
 
 
