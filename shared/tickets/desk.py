@@ -10,9 +10,10 @@ handoffs have all returned goes back to its first handler's role.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 import structlog
@@ -64,6 +65,7 @@ from shared.timers import FireHandler
 log = structlog.get_logger(__name__)
 
 ASSIGN_EVERY = 5.0  # seconds between sweeps for tickets that waited (off hours, nobody online)
+SWEEP_FLOOR = 0.1  # real seconds at least between two sweeps
 NO_FLOWS = FlowBook({})  # a desk built without flows: tickets start on none
 
 
@@ -413,9 +415,19 @@ def assign_waiting(
                 await _sweep(pool, clock, role, flows)
             except Exception:  # the database away: the next sweep tries again
                 log.warning("assignment_sweep_failed", role=role.value, exc_info=True)
-            await asyncio.sleep(every)
+            await _pause(clock, every)
 
     return sweep_forever
+
+
+async def _pause(clock: Clock, every: float) -> None:
+    """`every` seconds of shop time: a compressed shop day's clock (bench/shopday.py) gets its
+    sweeps at its own pace, though never more than ten a real second; a clock that stands
+    still (a test's) is waited on no longer than `every` real seconds."""
+    due = clock.now() + timedelta(seconds=every)
+    await asyncio.sleep(SWEEP_FLOOR)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(clock.wait_until(due, asyncio.Event()), every)
 
 
 async def _sweep(pool: Pool, clock: Clock, role: Role, flows: FlowBook) -> None:
