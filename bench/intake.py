@@ -77,7 +77,7 @@ async def run(
         return await measure(settings, channel, tag, n, rate)
 
 
-async def publish_all(settings: Settings, batch: list[SubmitTicket]) -> None:
+async def publish_tickets(settings: Settings, batch: list[SubmitTicket]) -> None:
     async with TicketPublisher(settings.amqp_url, producer="bench") as publisher:
         for i in range(0, len(batch), BATCH):
             await publisher.publish_many(batch[i : i + BATCH])
@@ -89,7 +89,7 @@ async def count_routed(
     """Tickets/s from the first publish until `n` routed messages wait in the desks' queues."""
     batch = tickets(n, tag)
     started = time.perf_counter()
-    publishing = asyncio.create_task(publish_all(settings, batch))
+    publishing = asyncio.create_task(publish_tickets(settings, batch))
     while True:
         routed = sum([(await messaging.queue_stats(channel, q))[0] for q in DESKS])
         if routed >= n:

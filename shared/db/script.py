@@ -12,21 +12,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from shared.db import Connection
 
 
-def literal(value: str | bytes | int | None) -> str:
+def literal(value: str | bytes | None) -> str:
     """`value` as an SQL literal: text quoted (a quote doubled: with standard-conforming
     strings, which every pool connection sets, nothing else is special), bytes as bytea hex,
     NULL for None."""
     if value is None:
         return "NULL"
-    if isinstance(value, bool):
-        raise TypeError("no boolean literals here")
-    if isinstance(value, int):
-        return str(value)
     if isinstance(value, bytes):
         return f"'\\x{value.hex()}'::bytea"
     if "\x00" in value:
@@ -38,13 +33,6 @@ def insert(table: str, columns: Sequence[str], rows: Sequence[Sequence[str | byt
     """`INSERT INTO table (columns) VALUES ...` for `rows` of literal values."""
     values = ", ".join("(" + ", ".join(map(literal, row)) + ")" for row in rows)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}"
-
-
-@dataclass
-class Closing:
-    """Statements to send with COMMIT (added while the transaction runs)."""
-
-    statements: list[str] = field(default_factory=list)
 
 
 @asynccontextmanager
@@ -60,18 +48,19 @@ async def savepoint(conn: Connection, name: str) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def transaction(conn: Connection, opening: str) -> AsyncIterator[tuple[str, Closing]]:
+async def transaction(conn: Connection, opening: str) -> AsyncIterator[tuple[str, list[str]]]:
     """BEGIN with `opening` (its status, e.g. `INSERT 0 1`, is yielded), then the body, then the
-    closing statements with COMMIT; ROLLBACK if anything fails, the commit included.
+    closing statements (the yielded list, which the body adds to) with COMMIT; ROLLBACK if
+    anything fails, the commit included.
 
     Not asyncpg's `conn.transaction()`, which refuses to nest in a transaction it did not
     start: code run inside takes its savepoints with `savepoint`.
     """
-    closing = Closing()
+    closing: list[str] = []
     try:
         status = await conn.execute(f"BEGIN; {opening}")
         yield status, closing
-        await conn.execute("; ".join([*closing.statements, "COMMIT"]))
+        await conn.execute("; ".join([*closing, "COMMIT"]))
     except BaseException:
         if conn.is_in_transaction():
             try:

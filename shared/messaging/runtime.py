@@ -186,8 +186,8 @@ def decode(
             typed = _typed(route.kind.model).model_validate_json(body, strict=True, context=context)
         except ValidationError as exc:
             raise InvalidMessage(DeadLetterReason.INVALID_CONTRACT, _errors(exc)) from None
-        fields = {name: getattr(typed, name) for name in Envelope.model_fields}
-        return Envelope.model_construct(**{**fields, "payload": raw["payload"]}), typed.payload
+        fields = {name: getattr(typed, name) for name in Envelope.model_fields if name != "payload"}
+        return Envelope.model_construct(**fields, payload=raw["payload"]), typed.payload
     try:
         envelope = Envelope.model_validate_json(body, strict=True, context=context)
     except ValidationError as exc:
@@ -522,9 +522,7 @@ class Worker:
             tx = Transaction(conn=conn, service=self.service, cause=envelope, now=self.clock.now())
             outcome = await route.handler(tx, Incoming(envelope, payload, credential))
             if tx.outbox:
-                closing.statements.append(
-                    script.insert("outbox", _OUTBOX_COLUMNS, _outbox_rows(tx.outbox))
-                )
+                closing.append(script.insert("outbox", _OUTBOX_COLUMNS, _outbox_rows(tx.outbox)))
             answer: bytes | None = None
             if tx.reply is not None and reply_to:
                 reply = tx.envelope(tx.reply, ticket_id=envelope.correlation_id)
@@ -536,7 +534,7 @@ class Worker:
                         .model_dump_json()
                         .encode()
                     )
-                closing.statements.append(
+                closing.append(
                     script.insert(
                         "replies",
                         ("consumer", "message_id", "body"),
