@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from shared.db import Connection
+from shared.db import Connection, script
 
 ClockKind = Literal["business", "calendar"]
 
@@ -130,7 +130,8 @@ async def arm_all(
         )
         cancelled = {row["kind"] for row in rows if row["kind"] in cancel}
     if arm:
-        await conn.execute(
+        await script.write(
+            conn,
             """INSERT INTO timers
                    (ticket_id, kind, generation, clock, due_at, fire_after, armed_at, payload)
                SELECT $1, a.kind,
