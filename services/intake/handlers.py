@@ -9,7 +9,7 @@ from services.intake.contracts import SubmitTicket
 from services.intake.decide import AttachFollowUp, OpenNewTicket, OpenTicket, route_contact
 from services.intake.orders import ORDER_COLUMNS, record, times_from, times_of
 from shared import tickets
-from shared.db import Connection, script
+from shared.db import Connection
 from shared.messaging.runtime import Incoming, Outcome, Transaction
 from shared.tickets import Actor, Open, Rejected, decide, open_ticket
 from shared.tickets.clocks import OrderTimes
@@ -62,10 +62,7 @@ async def submit_ticket(tx: Transaction, msg: Incoming[SubmitTicket]) -> Outcome
         )
         return Outcome("duplicate_contact", known)
     if isinstance(decision, OpenNewTicket):
-        # The order, the ticket with its history and its timers go with the COMMIT: nothing
-        # reads them back here (three round trips fewer).
-        with script.later(conn):
-            await _open(tx, msg, ticket_id, decision, known, tx.now)
+        await _open(tx, msg, ticket_id, decision, known, tx.now)
         return Outcome("created", ticket_id)
     await _attach(tx, msg, decision, tx.now)
     return Outcome("follow_up", ticket_id)

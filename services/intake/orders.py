@@ -21,7 +21,7 @@ from services.intake.contracts import (
     OrderShipped,
     OrderSigned,
 )
-from shared.db import Connection, script
+from shared.db import Connection
 from shared.messaging.runtime import Incoming, Outcome, Transaction
 from shared.tickets.clocks import OrderTimes
 from shared.tickets.contracts import Order
@@ -62,8 +62,7 @@ async def record(
     before = known or OrderTimes()
     after = OrderTimes(**{c: getattr(before, c) or getattr(news, c) for c in _COLUMNS})
     if known is None or after != before:
-        await script.write(
-            conn,
+        await conn.execute(
             f"""INSERT INTO orders (order_id, {", ".join(_COLUMNS)}, close_reason, updated_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, now())
                 ON CONFLICT (order_id) DO UPDATE SET

@@ -25,7 +25,7 @@ from shared.agents.roster import Agent, choose_assignee
 from shared.agents.store import load_agent, load_roster
 from shared.bootstrap import Background
 from shared.clock import Clock
-from shared.db import Connection, Pool, script, xact_lock
+from shared.db import Connection, Pool, xact_lock
 from shared.flows.model import FlowBook
 from shared.messaging.envelope import Contract
 from shared.messaging.runtime import Handler, Incoming, Outcome, Transaction
@@ -310,11 +310,9 @@ async def _away(tx: Transaction, agent: domain.AgentRef | None) -> bool:
 
 async def commit(tx: Transaction, accepted: Accepted) -> None:
     """Save the new state and history, arm and cancel its clocks; send the events that move
-    work between roles. The writes go with the COMMIT (`script.later`): nothing after a
-    decision reads them back in its transaction."""
-    with script.later(tx.conn):
-        await save_decision(tx.conn, accepted)
-        await apply_clocks(tx.conn, accepted, tx.now)
+    work between roles."""
+    await save_decision(tx.conn, accepted)
+    await apply_clocks(tx.conn, accepted, tx.now)
     for queue, message in messages_for(accepted):
         tx.emit(queue, message, ticket_id=accepted.ticket.id)
 

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from pydantic import TypeAdapter
 
-from shared.db import Connection, script, xact_lock
+from shared.db import Connection, xact_lock
 from shared.flows.model import order_facts
 from shared.tickets import Accepted, HistoryEntry, Ticket, new_ticket
 from shared.tickets.roles import Role, TicketKind
@@ -190,8 +190,7 @@ async def _with_history(
     WITH); the entry is written for the row the statement returns. One statement instead of
     two per decision: round trips are what the workers' profiles show first (bench/ratio.py)."""
     n = len(args)
-    await script.write(
-        conn,
+    await conn.execute(
         f"""WITH ticket AS ({ticket_sql} RETURNING id)
             INSERT INTO ticket_history
                 (ticket_id, at, actor_id, actor_name, action, detail, reason, message_id)

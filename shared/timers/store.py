@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from shared.db import Connection, script
+from shared.db import Connection
 
 ClockKind = Literal["business", "calendar"]
 
@@ -130,8 +130,7 @@ async def arm_all(
         )
         cancelled = {row["kind"] for row in rows if row["kind"] in cancel}
     if arm:
-        await script.write(
-            conn,
+        await conn.execute(
             """INSERT INTO timers
                    (ticket_id, kind, generation, clock, due_at, fire_after, armed_at, payload)
                SELECT $1, a.kind,
