@@ -26,7 +26,7 @@ import asyncpg
 import uvloop
 from aio_pika.abc import AbstractChannel
 
-from bench.harness import bench_environment, broker_channel, workers
+from bench.harness import bench_environment, broker_channel, machine_busy_seconds, workers
 from services.finance.contracts import FinanceOperation, RefundArgs
 from shared import tickets as domain
 from shared.agents.identity import open_session
@@ -156,6 +156,7 @@ async def measure(
     db = await asyncpg.connect(settings.database_url)
     try:
         exchange = await channel.get_exchange(messaging.EXCHANGE)
+        busy = machine_busy_seconds()
         started = time.perf_counter()
         for i in range(0, len(publish), BATCH):
             await asyncio.gather(
@@ -174,6 +175,7 @@ async def measure(
                 break
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
+        cpu_ms = 1000 * (machine_busy_seconds() - busy) / n
         await asyncio.sleep(1.0)  # let the last duplicates in flight land, then look again
         duplicates = (
             await count(db, "SELECT count(*) - count(DISTINCT handoff_id) FROM refunds")
@@ -194,6 +196,7 @@ async def measure(
         await db.close()
     return {
         "refunds_per_s": n / elapsed,
+        "cpu_ms": cpu_ms,  # the machine's, per refund
         "deliveries_per_s": len(publish) / elapsed,
         "duplicates_sent": dups,
         "results": results,
@@ -214,7 +217,7 @@ def main() -> None:
         f"{os.cpu_count()} cores"
     )
     print(
-        f"{'replicas':>8} {'refunds/s':>10} {'deliveries/s':>13} {'dups sent':>10} "
+        f"{'replicas':>8} {'refunds/s':>10} {'deliveries/s':>13} {'cpu ms':>7} {'dups sent':>10} "
         f"{'results':>8} {'duplicate effects':>18}"
     )
     failed = False
@@ -223,7 +226,8 @@ def main() -> None:
         r = uvloop.run(run(base, tag, args.n, replicas, args.duplicates))
         print(
             f"{replicas:>8} {r['refunds_per_s']:>10.0f} {r['deliveries_per_s']:>13.0f} "
-            f"{r['duplicates_sent']:>10.0f} {r['results']:>8.0f} {r['duplicate_effects']:>18.0f}"
+            f"{r['cpu_ms']:>7.2f} {r['duplicates_sent']:>10.0f} {r['results']:>8.0f} "
+            f"{r['duplicate_effects']:>18.0f}"
         )
         failed = failed or r["duplicate_effects"] != 0 or r["results"] != args.n
     if failed:

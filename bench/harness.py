@@ -21,6 +21,17 @@ from shared.config import Settings, without_own_urls
 from shared.db import migrate
 from shared.messaging import topology as messaging
 
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine (every core, every process, the servers included) has
+    been busy since boot: what `pipeline_limit.py` counts as busy (all but idle and iowait),
+    so that the CPU one message costs compares with its figure."""
+    with open("/proc/stat") as stat:
+        ticks = [int(x) for x in stat.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS_PER_SECOND
+
 
 def _with_path(url: str, path: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + path))

@@ -47,8 +47,11 @@ async def _limits_database(base: Settings) -> str:
     return urlunsplit(urlsplit(base.database_url)._replace(path="/" + LIMITS_DB))
 
 
-def pipeline_limit(limits: Path, base: Settings, pg_dsn: str, n: int, first: bool) -> float:
-    """One run of `pipeline_limit.py --live`: its messages/s."""
+def pipeline_limit(
+    limits: Path, base: Settings, pg_dsn: str, n: int, first: bool
+) -> tuple[float, float]:
+    """One run of `pipeline_limit.py --live`: its messages/s, and the machine's CPU
+    milliseconds per message (from the busy share of the machine it reports, over its run)."""
     python = limits / ".venv" / "bin" / "python"
     command = [str(python), "pipeline_limit.py", "--live", "--n", str(n), "--runs", "1"]
     env = {**os.environ, "AMQP_URL": base.amqp_url, "PG_DSN": pg_dsn}
@@ -61,7 +64,7 @@ def pipeline_limit(limits: Path, base: Settings, pg_dsn: str, n: int, first: boo
         text=True,
     ).stdout
     row = next(json.loads(line) for line in out.splitlines() if line.startswith("{"))
-    return float(row["rate"])
+    return float(row["rate"]), row["machine_cpu"] / 100 * row["secs"] * 1000 / n
 
 
 def spread(values: list[float]) -> str:
@@ -79,27 +82,35 @@ def main() -> None:
     configure_logging("warning")
     pg_dsn = asyncio.run(_limits_database(base))
     print(f"side by side, {args.rounds} rounds, {os.cpu_count()} cores")
-    print(f"round {'limit/s':>8} {'intake/s':>9} {'ratio':>6} {'refunds/s':>10} {'ratio':>6}")
-    intake_ratios: list[float] = []
-    refund_ratios: list[float] = []
+    print(
+        f"round {'limit/s':>8} {'cpu ms':>7} | {'intake/s':>9} {'ratio':>6} {'cpu ms':>7} "
+        f"{'cost':>5} | {'refunds/s':>9} {'ratio':>6} {'cpu ms':>7} {'cost':>5}"
+    )
+    ratios: dict[str, list[float]] = {
+        k: [] for k in ("intake", "intake_cost", "refunds", "refunds_cost")
+    }
     for r in range(1, args.rounds + 1):
-        limit = pipeline_limit(args.limits, base, pg_dsn, args.n, first=r == 1)
+        limit, limit_cpu = pipeline_limit(args.limits, base, pg_dsn, args.n, first=r == 1)
         tag = f"q{r}_{int(time.time())}"
-        tickets = uvloop.run(intake.run(base, tag, args.n, 1, None, count_only=True))[
-            "tickets_per_s"
-        ]
+        tickets = uvloop.run(intake.run(base, tag, args.n, 1, None, count_only=True))
         refunds = uvloop.run(effects.run(base, tag, args.refunds, 1, 0.1))
         if refunds["duplicate_effects"] != 0 or refunds["results"] != args.refunds:
             raise SystemExit(f"round {r}: duplicate effects or missing results: {refunds}")
-        intake_ratios.append(tickets / limit)
-        refund_ratios.append(refunds["refunds_per_s"] / limit)
-        print(
-            f"{r:>5} {limit:>8.0f} {tickets:>9.0f} {intake_ratios[-1]:>6.2f} "
-            f"{refunds['refunds_per_s']:>10.0f} {refund_ratios[-1]:>6.2f}",
-            flush=True,
-        )
-    print(f"intake / limit:  {spread(intake_ratios)}")
-    print(f"refunds / limit: {spread(refund_ratios)}")
+        row = f"{r:>5} {limit:>8.0f} {limit_cpu:>7.2f}"
+        for name, rate, result in (
+            ("intake", tickets["tickets_per_s"], tickets),
+            ("refunds", refunds["refunds_per_s"], refunds),
+        ):
+            ratios[name].append(rate / limit)
+            ratios[f"{name}_cost"].append(limit_cpu / result["cpu_ms"])
+            row += (
+                f" | {rate:>9.0f} {ratios[name][-1]:>6.2f} "
+                f"{result['cpu_ms']:>7.2f} {ratios[f'{name}_cost'][-1]:>5.2f}"
+            )
+        print(row, flush=True)
+    for name in ("intake", "refunds"):
+        print(f"{name} / limit, throughput: {spread(ratios[name])}")
+        print(f"{name} / limit, CPU cost:   {spread(ratios[f'{name}_cost'])}")
 
 
 if __name__ == "__main__":
