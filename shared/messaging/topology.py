@@ -159,12 +159,24 @@ async def publish_all(
 
     Confirms awaited together, not one by one: one at a time costs several times the throughput.
     """
-    await asyncio.gather(
+    failures = [f for f in await publish_each(messages) if f is not None]
+    if failures:
+        raise failures[0]
+
+
+async def publish_each(
+    messages: Iterable[tuple[AbstractExchange, str, aio_pika.Message]],
+) -> list[BaseException | None]:
+    """`publish_all`, with what became of each message: None once confirmed, else what failed
+    it (a publisher that sends again only what was not confirmed)."""
+    results = await asyncio.gather(
         *(
             exchange.publish(msg, routing_key=key, mandatory=True, timeout=PUBLISH_TIMEOUT)
             for exchange, key, msg in messages
-        )
+        ),
+        return_exceptions=True,
     )
+    return [r if isinstance(r, BaseException) else None for r in results]
 
 
 def dead_letter_headers(
