@@ -29,7 +29,8 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from services.catalogue import CATALOGUE
-from services.intake.client import contact_message_id
+from services.intake.client import TicketPublisher, contact_message_id
+from services.intake.worker import SERVICE as INTAKE
 from services.warehouse.contracts import ShipArgs
 from shared.cli.commands import queue_of
 from shared.config import Settings
@@ -47,7 +48,15 @@ from shared.messaging.topology import (
 )
 from shared.tickets.contracts import HandOffArgs
 from tests.cluster.conftest import NODES, Cluster, needs_rabbitmq
-from tests.helpers import T0, WorkerProcess, command_for, contact, token_for, wait_until
+from tests.helpers import (
+    T0,
+    WorkerProcess,
+    command_for,
+    contact,
+    running,
+    token_for,
+    wait_until,
+)
 from tests.staff import add_roster
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, needs_rabbitmq]
@@ -338,3 +347,67 @@ def report(cluster: Cluster, what: str, trip: Trip, recovered: dict[str, float])
         f"{trip.longest_pause:.1f}s; worker "
         f"outages (s) {recovered}; {trip.unconfirmed_rounds} publish rounds unconfirmed"
     )
+
+
+async def test_the_publishers_node_killed_mid_publish_makes_each_ticket_once(
+    cluster: Cluster, database_url: str
+) -> None:
+    """The upstream client (`TicketPublisher`, given the three URLs, node a first) loses its
+    node mid-publish: every call still returns once its contacts are confirmed, on b or c,
+    and each contact is one ticket. Intake is connected to b, which leads the queues."""
+    vhost = "publisher-loss"
+    await asyncio.to_thread(cluster.start)
+    await asyncio.to_thread(cluster.add_vhost, vhost)
+    settings = Settings(
+        amqp_url=",".join(cluster.node_url(n, vhost) for n in ("b", "c", "a")),
+        database_url=database_url,
+        relay_idle_poll=0.05,
+        db_pool_size=4,
+    )
+    declaring = await amqp.connect(cluster.node_url("b", vhost), name="declare")
+    async with declaring:
+        await declare_topology(await declaring.channel(), settings, CATALOGUE.queue_names)
+    published: list[str] = []
+    all_published, looked = asyncio.Event(), asyncio.Event()
+
+    async def publish() -> None:
+        urls = ",".join(cluster.node_url(n, vhost) for n in NODES)
+        async with TicketPublisher(urls, producer="upstream") as publisher:
+            for b in range(40):
+                contacts = [contact(f"up-{b}-{i}") for i in range(10)]
+                published.extend(await publisher.publish_many(contacts))
+                await asyncio.sleep(0.25)  # an upstream's steady flow: ~10 s in all
+            all_published.set()
+            await looked.wait()  # connected until the test saw where
+
+    db = await create_pool(settings, size=2)
+    try:
+        async with running(INTAKE, settings):
+            load = asyncio.create_task(publish())
+
+            async def some_published() -> bool:
+                assert not load.done() or load.exception() is None
+                return len(published) >= 30
+
+            await wait_until(some_published, timeout=60, what="30 contacts published")
+            on = await asyncio.to_thread(cluster.connections, "b", vhost)
+            assert on["upstream"] == cluster.port("a")
+            cluster.kill("a")
+            await asyncio.wait_for(all_published.wait(), 150)
+            on = await asyncio.to_thread(cluster.connections, "b", vhost)
+            looked.set()
+            await load
+            assert on["upstream"] in {cluster.port("b"), cluster.port("c")}
+
+            async def created() -> bool:
+                return bool(await db.fetchval("SELECT count(*) FROM tickets") == 400)
+
+            await wait_until(created, timeout=60, what="400 tickets")
+        assert len(set(published)) == 400
+        assert await db.fetchval("SELECT count(*) FROM ticket_contacts") == 400
+        connection = await amqp.connect(cluster.node_url("b", vhost), name="check")
+        async with connection:
+            channel = await connection.channel()
+            assert (await queue_stats(channel, dead_letter_queue("intake")))[0] == 0
+    finally:
+        await db.close()
