@@ -410,9 +410,9 @@ def _reply_channel() -> JsonObject:
         "address": None,
         "title": "reply_to",
         "description": (
-            "The queue a request names in its AMQP `reply_to` property (a queue of the"
-            " requester's own, or RabbitMQ's direct reply-to), reached through the default"
-            " exchange with that name as routing key."
+            "The queue a request names in its AMQP `reply_to` property: a server-named queue"
+            f" of the requester's own, bound to exchange `{messaging.REPLY_EXCHANGE}` with its"
+            " name as routing key; the answer is published there with that routing key."
         ),
         "messages": {
             _message_id(k): _ref("components", "messages", _message_id(k)) for k in _reply_types()

@@ -144,15 +144,21 @@ class RunningService:
 
 
 async def _check_topology(connection: AbstractRobustConnection, service: Service) -> None:
-    """Its queues exist (a passive declare, which needs no permission): `ticketq setup`
-    declares the topology, with rights a worker does not have."""
-    for queue in service.queues:
-        channel = await connection.channel()
+    """Its queues and the exchanges it publishes to exist (passive declares, which need no
+    permission): `ticketq setup` declares the topology, with rights a worker does not have (run
+    it again after an upgrade that adds to it, as `ticketq.replies` was added)."""
+    exchanges = (messaging.EXCHANGE, messaging.DEAD_LETTER_EXCHANGE, messaging.REPLY_EXCHANGE)
+    wanted = [("queue", q) for q in service.queues] + [("exchange", x) for x in exchanges]
+    for kind, name in wanted:
+        channel = await connection.channel()  # a failed passive declare closes its channel
         try:
-            await messaging.queue_stats(channel, queue)
+            if kind == "queue":
+                await messaging.queue_stats(channel, name)
+            else:
+                await channel.declare_exchange(name, passive=True)
         except ChannelNotFoundEntity:
             raise RuntimeError(
-                f"{service.name}: the broker has no queue {queue!r}: run `ticketq setup` first"
+                f"{service.name}: the broker has no {kind} {name!r}: run `ticketq setup` first"
             ) from None
         await channel.close()
 

@@ -34,7 +34,7 @@ from shared.clock import FixedClock
 from shared.config import Settings, get_settings
 from shared.db import Pool
 from shared.messaging.envelope import Contract, Envelope
-from shared.messaging.topology import AUTHORIZATION, EXCHANGE, amqp_message
+from shared.messaging.topology import AUTHORIZATION, EXCHANGE, REPLY_EXCHANGE, amqp_message
 from shared.tickets.contracts import CommandReply, HandOffArgs
 from tests.helpers import T0, add_agents, command_for, contact, depth, token_for, wait_until
 
@@ -108,6 +108,7 @@ async def ask(
     async with connection:
         channel = await connection.channel()
         replies = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await replies.bind(REPLY_EXCHANGE, routing_key=replies.name)
         exchange = await channel.get_exchange(EXCHANGE)
         for _ in range(copies):
             message = amqp_message(envelope, headers=headers)

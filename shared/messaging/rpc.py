@@ -2,7 +2,8 @@
 
 A request travels like every other message (an `Envelope`, persistent, publisher-confirmed,
 exchange `ticketq`, routing key = the queue the catalogue names for its type) with `reply_to`
-naming a server-named, exclusive, auto-delete queue of this process. The worker answers there
+naming a server-named, exclusive, auto-delete queue of this process, bound to exchange
+`ticketq.replies` under its own name. The worker answers there, through that exchange,
 with an envelope of the reply's type whose `causation_id` is the request's message id; anything
 else arriving there is ignored.
 
@@ -27,7 +28,7 @@ from shared.config import Settings
 from shared.messaging import amqp
 from shared.messaging.amqp import where as _where
 from shared.messaging.envelope import Contract, Envelope, new_message_id
-from shared.messaging.topology import EXCHANGE, amqp_message, queue_stats
+from shared.messaging.topology import EXCHANGE, REPLY_EXCHANGE, amqp_message, queue_stats
 
 __all__ = ["Unreachable", "request"]
 
@@ -79,6 +80,7 @@ async def request(
                     )
                 answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
                 reply_queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
+                await reply_queue.bind(REPLY_EXCHANGE, routing_key=reply_queue.name)
 
                 async def on_reply(message: AbstractIncomingMessage) -> None:
                     if answer.done():

@@ -139,12 +139,11 @@ class Route:
 
 
 # Where a message may ask for its answer: a server-named queue (`amq.gen-…`, what the CLI
-# declares), aio-pika's own names for the queues it names (`amq_` and a uuid's hex), or
-# RabbitMQ's direct reply-to; never a service's queue, which would make a worker publish into
-# another service's input.
-REPLY_TO = re.compile(
-    r"^amq\.gen-[A-Za-z0-9_-]{1,200}$|^amq_[0-9a-f]{32}$|^amq\.rabbitmq\.reply-to(\.[!-~]{1,200})?$"
-)
+# declares) or aio-pika's own names for the queues it names (`amq_` and a uuid's hex), bound
+# to `ticketq.replies`; never a service's queue, which would make a worker publish into
+# another service's input. Not RabbitMQ's direct reply-to: it is reached only through the
+# default exchange, which no worker may write to.
+REPLY_TO = re.compile(r"^amq\.gen-[A-Za-z0-9_-]{1,200}$|^amq_[0-9a-f]{32}$")
 
 
 def decode(
@@ -172,7 +171,7 @@ def decode(
     if reply_to is not None and not REPLY_TO.fullmatch(reply_to):
         raise InvalidMessage(
             DeadLetterReason.INVALID_PROPERTIES,
-            "reply_to names no reply queue (amq.gen-*, amq_<hex> or amq.rabbitmq.reply-to)",
+            "reply_to names no reply queue (amq.gen-* or amq_<hex>, bound to ticketq.replies)",
         )
     try:
         raw = read_json(body)
@@ -319,6 +318,7 @@ class Worker:
         self.clock = clock or SystemClock()
         self._queue: AbstractQueue | None = None
         self._dlx: AbstractExchange | None = None
+        self._replies: AbstractExchange | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -328,6 +328,7 @@ class Worker:
     async def start(self) -> None:
         await self.channel.set_qos(prefetch_count=self.settings.prefetch)
         self._dlx = await self.channel.get_exchange(messaging.DEAD_LETTER_EXCHANGE)
+        self._replies = await self.channel.get_exchange(messaging.REPLY_EXCHANGE)
         self._queue = await self.channel.get_queue(self.queue_name)
         self._consumer_tag = await self._queue.consume(self.on_message)
         self.database.on_change(lambda _up: self._changed.set())
@@ -481,8 +482,9 @@ class Worker:
             break
         failpoint("after_commit")
         if reply is not None and message.reply_to:
+            assert self._replies is not None
             # Not mandatory: an asker who gave up waiting is no reason to fail the message.
-            await self.channel.default_exchange.publish(
+            await self._replies.publish(
                 amqp_message(Envelope.model_validate_json(reply), body=reply),
                 routing_key=message.reply_to,
                 mandatory=False,

@@ -29,6 +29,10 @@ from shared.messaging.envelope import Envelope
 
 EXCHANGE = "ticketq"
 DEAD_LETTER_EXCHANGE = "ticketq.dlx"
+# Answers to requests: a requester binds its reply queue here (routing key: the queue's name),
+# so a worker that answers may publish to reply queues and nowhere else (the default exchange
+# would let it write into any queue by name, which no permission can narrow).
+REPLY_EXCHANGE = "ticketq.replies"
 
 # Our own headers (no `x-` prefix: RabbitMQ 3.13+ reserves those for the broker).
 # A session token, or a sign-in's password (`shared.agents.identity`): never copied on.
@@ -114,6 +118,7 @@ async def declare_topology(
     dlx = await channel.declare_exchange(
         DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
     )
+    await channel.declare_exchange(REPLY_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
     for name in queues:
         queue = await channel.declare_queue(
             name, durable=True, arguments=queue_arguments(name, settings)

@@ -5,7 +5,8 @@ the permissions it needs). `ticketq setup` applies it; tests hold it to what the
 Broker: a principal reads (consumes) the queues the catalogue gives it, publishes on exchange
 `ticketq` (a topic exchange, so RabbitMQ checks the routing key) only to the queues of the
 message types it produces, dead-letters to its own DLQs (workers), answers requests through the
-default exchange (request/reply workers), and asks with server-named reply queues (clients).
+exchange `ticketq.replies` (request/reply workers), and asks with server-named reply queues
+bound there (clients). Nobody but the admin writes to the default exchange.
 
 Database: a table → privileges map per principal, in letters (S select, I insert, U update,
 D delete). Append-only tables (history, ledgers, records of what happened) are granted to
@@ -32,7 +33,7 @@ from services.intake.contracts import (
 from services.warehouse.contracts import AdjustStock, WarehouseOperation
 from shared.agents.contracts import LoadRoster, SetPresence, SignIn, SignOut
 from shared.messaging.envelope import Contract
-from shared.messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE
+from shared.messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, REPLY_EXCHANGE
 from shared.tickets.contracts import (
     FollowUpAttached,
     HandoffRequested,
@@ -196,8 +197,8 @@ UNGRANTED = frozenset({"schema_migrations", "dlq_audit"})
 class BrokerGrant:
     produces: tuple[type[Contract], ...] = ()  # published on `ticketq` to their queues
     worker: bool = False  # consumes its catalogue queues, dead-letters to their DLQs
-    answers: bool = False  # publishes answers to `reply_to` queues (the default exchange)
-    asks: bool = False  # request/reply client: its own server-named reply queues
+    answers: bool = False  # publishes answers to `reply_to` queues (via `ticketq.replies`)
+    asks: bool = False  # request/reply client: its own reply queues, bound to `ticketq.replies`
 
 
 COMMANDS = (TicketCommand, RevealTicket, LoadRoster, SetPresence, SignIn, SignOut)
@@ -233,7 +234,6 @@ PRINCIPALS = tuple(dict.fromkeys([*BROKER, *TABLES]))
 # Exclusive reply queues: server-named (rpc.request's `declare_queue("")`) or named by aio-pika
 # (`declare_queue()`), as the runtime's `reply_to` check admits them.
 REPLY_QUEUES = r"amq\.gen-.*|amq_[0-9a-f]+"
-DEFAULT_EXCHANGE = "amq.default"  # its name in permission checks
 
 
 @dataclass(frozen=True)
@@ -267,10 +267,11 @@ def permissions(name: str) -> Permissions:
         write.append(re.escape(DEAD_LETTER_EXCHANGE))
         read += [re.escape(q) for q in queues]
     if grant.answers:
-        write.append(re.escape(DEFAULT_EXCHANGE))
+        write.append(re.escape(REPLY_EXCHANGE))
     if grant.asks:
         configure.append(REPLY_QUEUES)  # declare, and delete when done
-        read.append(REPLY_QUEUES)
+        write.append(REPLY_QUEUES)  # bind (write on the queue, read on the exchange)
+        read += [REPLY_QUEUES, re.escape(REPLY_EXCHANGE)]
     return Permissions(
         configure=_any_of(configure),
         write=_any_of(write),

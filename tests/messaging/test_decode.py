@@ -234,7 +234,18 @@ def test_json_with_a_utf_8_charset_is_json() -> None:
 
 
 @pytest.mark.parametrize(
-    "reply_to", ["intake", "finance", "ticketq.dlq-tool.lock", "", "amq_intake", "amq.gen-"]
+    "reply_to",
+    [
+        "intake",
+        "finance",
+        "ticketq.dlq-tool.lock",
+        "",
+        "amq_intake",
+        "amq.gen-",
+        # Direct reply-to is reached through the default exchange, which no worker may use.
+        "amq.rabbitmq.reply-to",
+        "amq.rabbitmq.reply-to.g1h2AA5yZXBseUAxMjM0NTY3OA==",
+    ],
 )
 def test_reply_to_may_name_no_service_queue(reply_to: str) -> None:
     with pytest.raises(InvalidMessage) as caught:
@@ -248,7 +259,6 @@ def test_reply_to_may_name_no_service_queue(reply_to: str) -> None:
     [
         "amq.gen-JzTY20BRgKO-HjmUJj0wLg",
         "amq_19b0919fa0724aa2b570ffc7948e3ea8",
-        "amq.rabbitmq.reply-to",
     ],
 )
 def test_reply_to_may_name_a_reply_queue(reply_to: str) -> None:

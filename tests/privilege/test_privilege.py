@@ -22,7 +22,7 @@ from shared.agents.identity import hash_password, set_password, sign_in
 from shared.bootstrap import start_service
 from shared.clock import FixedClock
 from shared.db import create_pool
-from shared.messaging.topology import EXCHANGE
+from shared.messaging.topology import EXCHANGE, REPLY_EXCHANGE
 from shared.setup import broker_admin, setup_broker, setup_database
 from shared.setup.grants import APPEND_ONLY, LEDGERS, TABLES
 from shared.tickets.contracts import HandOffArgs
@@ -67,10 +67,11 @@ async def test_a_service_cannot_consume_delete_or_publish_to_another_ones_queue(
         with pytest.raises(ChannelClosed, match="ACCESS_REFUSED"):
             await exchange.publish(aio_pika.Message(b"{}"), routing_key=key)
 
-        if who in ("intake", "cli", "upstream"):  # answers nobody: no default exchange either
-            channel = await connection.channel(publisher_confirms=True)
-            with pytest.raises(ChannelClosed, match="ACCESS_REFUSED"):
-                await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=queue)
+        # Nobody writes to the default exchange (any queue by its name), answering workers
+        # included: their answers go through `ticketq.replies`.
+        channel = await connection.channel(publisher_confirms=True)
+        with pytest.raises(ChannelClosed, match="ACCESS_REFUSED"):
+            await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=queue)
 
 
 @pytest.mark.parametrize(
@@ -207,7 +208,16 @@ async def test_a_worker_started_before_setup_says_so(deployment: Deployment) -> 
     connection = await aio_pika.connect(deployment.admin.amqp_url)
     async with connection:
         await (await connection.channel()).queue_delete("intake")
-    with pytest.raises(RuntimeError, match="run `ticketq setup` first"):
+    with pytest.raises(RuntimeError, match="no queue 'intake': run `ticketq setup` first"):
+        await start_service(INTAKE, deployment.settings("intake"))
+
+
+async def test_a_worker_upgraded_before_setup_says_so(deployment: Deployment) -> None:
+    """An upgrade that adds to the topology (the replies exchange) needs `ticketq setup` again."""
+    connection = await aio_pika.connect(deployment.admin.amqp_url)
+    async with connection:
+        await (await connection.channel()).exchange_delete(REPLY_EXCHANGE)
+    with pytest.raises(RuntimeError, match=r"no exchange 'ticketq\.replies': run `ticketq setup`"):
         await start_service(INTAKE, deployment.settings("intake"))
 
 
