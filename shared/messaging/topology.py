@@ -116,7 +116,7 @@ async def declare_topology(
     """Declare the exchanges, and each queue (`Catalogue.queue_names`) with its DLQ."""
     exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
     dlx = await channel.declare_exchange(
-        DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
     )
     await channel.declare_exchange(REPLY_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
     for name in queues:

@@ -74,15 +74,19 @@ def definitions(logins: Mapping[str, Login]) -> dict[str, Any]:
                 "read": allowed.read,
             }
         )
-        topics.append(
+        topics += [
             {
                 "user": login.user,
                 "vhost": login.vhost,
-                "exchange": messaging.EXCHANGE,
-                "write": allowed.topic_write,
+                "exchange": exchange,
+                "write": keys,
                 "read": "^$",
             }
-        )
+            for exchange, keys in (
+                (messaging.EXCHANGE, allowed.topic_write),
+                (messaging.DEAD_LETTER_EXCHANGE, allowed.dead_letter_write),
+            )
+        ]
     return {"users": users, "permissions": grants, "topic_permissions": topics}
 
 
@@ -134,17 +138,17 @@ class ManagementApi:
 async def declare(
     connection: AbstractRobustConnection, settings: Settings, queues: list[str]
 ) -> None:
-    """The topology, once, with the admin's rights. `ticketq` is a topic exchange (so that
-    RabbitMQ checks each publisher's routing keys); one made before, as direct, is replaced
-    (its bindings are declared again at once; a publish meanwhile is returned, and retried)."""
+    """The topology, once, with the admin's rights. `ticketq` and `ticketq.dlx` are topic
+    exchanges (so that RabbitMQ checks each publisher's routing keys); one made before, as
+    direct, is replaced (its bindings are declared again at once; a publish meanwhile is
+    returned and retried, a broker's dead-lettering held and retried: at-least-once)."""
     channel = await connection.channel()
-    try:
-        await channel.declare_exchange(
-            messaging.EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-    except ChannelPreconditionFailed:
-        channel = await connection.channel()
-        await channel.exchange_delete(messaging.EXCHANGE)
+    for name in (messaging.EXCHANGE, messaging.DEAD_LETTER_EXCHANGE):
+        try:
+            await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+        except ChannelPreconditionFailed:  # it closed the channel
+            channel = await connection.channel()
+            await channel.exchange_delete(name)
     await messaging.declare_topology(channel, settings, queues)
     await channel.close()
 

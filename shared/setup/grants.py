@@ -4,7 +4,8 @@ the permissions it needs). `ticketq setup` applies it; tests hold it to what the
 
 Broker: a principal reads (consumes) the queues the catalogue gives it, publishes on exchange
 `ticketq` (a topic exchange, so RabbitMQ checks the routing key) only to the queues of the
-message types it produces, dead-letters to its own DLQs (workers), answers requests through the
+message types it produces, dead-letters (on `ticketq.dlx`, a topic exchange too) to its own
+queues' DLQs only (workers), answers requests through the
 exchange `ticketq.replies` (request/reply workers), and asks with server-named reply queues
 bound there (clients). Nobody but the admin writes to the default exchange.
 
@@ -239,12 +240,13 @@ REPLY_QUEUES = r"amq\.gen-.*|amq_[0-9a-f]+"
 @dataclass(frozen=True)
 class Permissions:
     """A user's permissions in a vhost: three regexes, and the routing keys it may publish with
-    on `ticketq` (a topic permission)."""
+    on `ticketq` and on `ticketq.dlx` (topic permissions: both are topic exchanges)."""
 
     configure: str
     write: str
     read: str
     topic_write: str
+    dead_letter_write: str  # a worker dead-letters to its own queues' DLQs only
 
 
 def _any_of(names: list[str]) -> str:
@@ -277,4 +279,5 @@ def permissions(name: str) -> Permissions:
         write=_any_of(write),
         read=_any_of(read),
         topic_write=_any_of([re.escape(k) for k in routing_keys(name)]),
+        dead_letter_write=_any_of([re.escape(q) for q in queues]),
     )

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 import yaml
 
+from services.catalogue import CATALOGUE
 from shared.setup.broker import password_hash
 from shared.setup.grants import (
     APPEND_ONLY,
@@ -48,11 +49,14 @@ def test_the_workbench_only_reads_and_the_agents_cli_has_no_database_at_all() ->
 @pytest.mark.parametrize("who", sorted(BROKER))
 def test_broker_permissions_name_exactly_their_resources(who: str) -> None:
     allowed = permissions(who)
-    for regex in (allowed.configure, allowed.write, allowed.read, allowed.topic_write):
+    regexes = (allowed.configure, allowed.write, allowed.read, allowed.topic_write)
+    for regex in (*regexes, allowed.dead_letter_write):
         assert regex.startswith("^") and regex.endswith("$"), regex  # unanchored matches more
     keys = routing_keys(who)
+    own = CATALOGUE.queues_of(who) if BROKER[who].worker else ()
     for queue in ("intake", "presale", "aftersales", "desk", "warehouse", "finance"):
         assert bool(re.fullmatch(allowed.topic_write, queue)) == (queue in keys), queue
+        assert bool(re.fullmatch(allowed.dead_letter_write, queue)) == (queue in own), queue
     assert not re.fullmatch(allowed.configure, "intake")  # nobody declares or deletes a queue
 
 

@@ -22,7 +22,7 @@ from shared.agents.identity import hash_password, set_password, sign_in
 from shared.bootstrap import start_service
 from shared.clock import FixedClock
 from shared.db import create_pool
-from shared.messaging.topology import EXCHANGE, REPLY_EXCHANGE
+from shared.messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, REPLY_EXCHANGE
 from shared.setup import broker_admin, setup_broker, setup_database
 from shared.setup.grants import APPEND_ONLY, LEDGERS, TABLES
 from shared.tickets.contracts import HandOffArgs
@@ -72,6 +72,12 @@ async def test_a_service_cannot_consume_delete_or_publish_to_another_ones_queue(
         channel = await connection.channel(publisher_confirms=True)
         with pytest.raises(ChannelClosed, match="ACCESS_REFUSED"):
             await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=queue)
+
+        # Nor dead-letters into another one's DLQ.
+        channel = await connection.channel(publisher_confirms=True)
+        dlx = await channel.get_exchange(DEAD_LETTER_EXCHANGE, ensure=False)
+        with pytest.raises(ChannelClosed, match="ACCESS_REFUSED"):
+            await dlx.publish(aio_pika.Message(b"{}"), routing_key=queue)
 
 
 @pytest.mark.parametrize(
@@ -184,24 +190,27 @@ async def test_setup_twice_gives_the_same_roles_users_grants_and_topology(
         await (await connection.channel()).get_queue("intake")  # the topology is still there
 
 
-async def test_setup_turns_a_direct_ticketq_exchange_into_a_topic_one(
-    deployment: Deployment,
+@pytest.mark.parametrize(
+    ("name", "queue"), [(EXCHANGE, "finance"), (DEAD_LETTER_EXCHANGE, "finance.dlq")]
+)
+async def test_setup_turns_a_direct_exchange_into_a_topic_one(
+    deployment: Deployment, name: str, queue: str
 ) -> None:
-    """A broker set up before `ticketq` was a topic exchange: setup replaces it and binds the
-    queues again, so a publish still reaches its queue."""
+    """A broker set up before `ticketq` (or `ticketq.dlx`) was a topic exchange: setup replaces
+    it and binds the queues again, so a publish still reaches its queue."""
     connection = await aio_pika.connect(deployment.admin.amqp_url)
     async with connection:
         channel = await connection.channel()
-        await channel.exchange_delete(EXCHANGE)
-        await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+        await channel.exchange_delete(name)
+        await channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT, durable=True)
         await setup_broker(deployment.admin, deployment.credentials, broker_admin())
         await setup_broker(deployment.admin, deployment.credentials, broker_admin())
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.declare_exchange(  # refused if it were still direct
-            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+            name, aio_pika.ExchangeType.TOPIC, durable=True
         )
         await exchange.publish(aio_pika.Message(b"{}"), routing_key="finance", mandatory=True)
-        assert (await channel.get_queue("finance")).declaration_result.message_count == 1
+        assert (await channel.get_queue(queue)).declaration_result.message_count == 1
 
 
 async def test_a_worker_started_before_setup_says_so(deployment: Deployment) -> None:
