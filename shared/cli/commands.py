@@ -9,16 +9,16 @@ its docstring the help. A web form can derive from the same model.
 from __future__ import annotations
 
 import inspect
-import types
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import typer
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from services.catalogue import CATALOGUE
+from shared.cli.fields import bare, from_pairs, union_members
 from shared.cli.output import clean, emit, run
 from shared.cli.session import acting_as
 from shared.config import Settings, get_settings
@@ -235,14 +235,10 @@ def ticket_action(
 def operation_commands(app: typer.Typer, message_type: type[OnTicket]) -> None:
     """Register one `ticketq ROLE OPERATION TICKET HANDOFF_ID [options]` per argument model of
     `message_type.args` (a union tagged by `command`): the model is the one definition."""
-    for model in _union_members(message_type.model_fields["args"].annotation):
+    for model in union_members(message_type.model_fields["args"].annotation):
         ticket_action(app, model.model_fields["command"].default.replace("_", "-"), message_type)(
             _args_factory(model)
         )
-
-
-def _union_members(annotation: Any) -> list[type[OperationArgs]]:
-    return [m for m in get_args(_bare_annotated(annotation)) if isinstance(m, type)]
 
 
 def _args_factory(model: type[OperationArgs]) -> MakeArgs:
@@ -260,7 +256,7 @@ def _args_factory(model: type[OperationArgs]) -> MakeArgs:
             params.append(_option(name, info))
 
     def make_args(**values: Any) -> Contract:
-        fields = {k: _from_option(model.model_fields[k], v) for k, v in values.items()}
+        fields = {k: from_pairs(model.model_fields[k], v) for k, v in values.items()}
         return build(model, **fields)
 
     make_args.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -287,24 +283,9 @@ def _option(name: str, info: FieldInfo) -> inspect.Parameter:
     )
 
 
-def _bare_annotated(annotation: Any) -> Any:
-    """The type under `Annotated[...]`."""
-    while get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    return annotation
-
-
-def _bare(annotation: Any) -> Any:
-    """The type under `Annotated[...]` and `X | None`."""
-    annotation = _bare_annotated(annotation)
-    if get_origin(annotation) in (Union, types.UnionType):
-        annotation = next(a for a in get_args(annotation) if a is not type(None))
-    return annotation
-
-
 def _option_type(annotation: Any) -> tuple[Any, str]:
     """The option's Python type, and words for its help (choices, list syntax)."""
-    annotation = _bare(annotation)
+    annotation = bare(annotation)
     if get_origin(annotation) is Literal:
         return str, f"One of: {', '.join(map(str, get_args(annotation)))}."
     if get_origin(annotation) is list:
@@ -316,24 +297,3 @@ def _option_type(annotation: Any) -> tuple[Any, str]:
     if annotation in (bool, int):
         return annotation, ""
     return str, ""
-
-
-def _from_option(info: FieldInfo, value: Any) -> Any:
-    """A repeated `A=B` option becomes the list of models it stands for."""
-    if value is None or not isinstance(value, list):
-        return value
-    item = _option_item(info.annotation)
-    names = list(item.model_fields)
-    parsed = []
-    for text in value:
-        parts = text.split("=", len(names) - 1)
-        if len(parts) != len(names) or not all(p.strip() for p in parts):
-            raise typer.BadParameter(f"expected {'='.join(n.upper() for n in names)}, got {text!r}")
-        parsed.append(dict(zip(names, (p.strip() for p in parts), strict=True)))
-    return parsed
-
-
-def _option_item(annotation: Any) -> type[BaseModel]:
-    item = get_args(_bare(annotation))[0]
-    assert isinstance(item, type) and issubclass(item, BaseModel)
-    return item

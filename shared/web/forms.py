@@ -18,7 +18,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from shared.cli.commands import _bare, _from_option, _union_members
+from shared.cli.fields import bare, from_pairs, union_members
 from shared.tickets.cli import parse_data
 from shared.tickets.contracts import OnTicket, OperationArgs
 
@@ -88,14 +88,12 @@ def form_of(
 def operation_forms(message_type: type[OnTicket]) -> dict[str, Form]:
     """One form per operation of a role (`message_type.args`, a union tagged by `command`),
     as `operation_commands` derives the CLI's sub-commands."""
-    members: list[type[OperationArgs]] = _union_members(
-        message_type.model_fields["args"].annotation
-    )
+    members: list[type[OperationArgs]] = union_members(message_type.model_fields["args"].annotation)
     return {f.name: f for f in (form_of(m) for m in members)}
 
 
 def _input(name: str, info: FieldInfo, choices: Sequence[str] | None) -> Input:
-    bare = _bare(info.annotation)
+    value_type = bare(info.annotation)
     required = info.is_required()
     plain = not required and info.default_factory is None and info.default not in (None, "")
     default = str(info.default) if plain else ""
@@ -105,21 +103,21 @@ def _input(name: str, info: FieldInfo, choices: Sequence[str] | None) -> Input:
     options: tuple[str, ...] = tuple(choices or ())
     if options:
         kind = "select"
-    elif get_origin(bare) is Literal:
-        kind, options = "select", tuple(str(a) for a in get_args(bare))
-    elif isinstance(bare, type) and issubclass(bare, Enum):
-        kind, options = "select", tuple(str(m.value) for m in bare)
-    elif bare is bool:
+    elif get_origin(value_type) is Literal:
+        kind, options = "select", tuple(str(a) for a in get_args(value_type))
+    elif isinstance(value_type, type) and issubclass(value_type, Enum):
+        kind, options = "select", tuple(str(m.value) for m in value_type)
+    elif value_type is bool:
         kind = "checkbox"
-    elif bare is int:
+    elif value_type is int:
         kind = "number"
-    elif bare is Decimal:
+    elif value_type is Decimal:
         kind, help_text = "money", help_text or "An amount like 59.00"
-    elif get_origin(bare) is list:
-        item = get_args(bare)[0]
+    elif get_origin(value_type) is list:
+        item = get_args(value_type)[0]
         keys = "=".join(f.upper() for f in item.model_fields)
         kind, help_text = "lines", _sentences(help_text, f"One per line, as {keys}.")
-    elif get_origin(bare) is dict or bare is dict:
+    elif get_origin(value_type) is dict or value_type is dict:
         kind, help_text = "pairs", _sentences(help_text, "One KEY=VALUE per line.")
     elif any(getattr(m, "max_length", 0) and m.max_length > 300 for m in info.metadata):
         kind = "textarea"
@@ -154,7 +152,7 @@ def fill(
             if i.kind == "pairs":
                 parsed[i.name] = parse_data(_lines(text), i.name)
             elif i.kind == "lines":
-                parsed[i.name] = _from_option(form.model.model_fields[i.name], _lines(text))
+                parsed[i.name] = from_pairs(form.model.model_fields[i.name], _lines(text))
             else:
                 parsed[i.name] = text
         except typer.BadParameter as exc:
