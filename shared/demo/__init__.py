@@ -111,7 +111,6 @@ def as_cli(env: dict[str, str]) -> dict[str, str]:
 
 
 def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    log_dir.mkdir(parents=True, exist_ok=True)
     workers = []
     for name in CATALOGUE.services:  # not its queues: `desk` is a queue two workers share
         with (log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own copy
@@ -181,6 +180,8 @@ async def run_demo(
     # The admin step: each service's user and role (when `servers.sh env` gave their URLs),
     # migrations, grants, topology. The workers then run on their own credentials.
     await setup(settings.for_service("admin"), Credentials.from_env(), broker_admin())
+    # A fresh clone has none: the logs, the session, the password go there.
+    await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
     env = demo_env(settings)
     env["TICKETQ_SESSION_FILE"] = str(log_dir / "session")  # not the user's own sign-ins
     agent = as_cli(env)
