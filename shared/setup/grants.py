@@ -34,7 +34,13 @@ from services.intake.contracts import (
 from services.warehouse.contracts import AdjustStock, WarehouseOperation
 from shared.agents.contracts import LoadRoster, SetPresence, SignIn, SignOut
 from shared.messaging.envelope import Contract
-from shared.messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, REPLY_EXCHANGE
+from shared.messaging.topology import (
+    DEAD_LETTER_EXCHANGE,
+    EXCHANGE,
+    REPLY_EXCHANGE,
+    dead_letter_queue,
+)
+from shared.ops.dlq.broker import LOCK_QUEUE
 from shared.tickets.contracts import (
     FollowUpAttached,
     HandoffRequested,
@@ -177,6 +183,7 @@ TABLES: dict[str, dict[str, str]] = {
             "invoices": "SI",
         },
     ),
+    "ops": {"dlq_audit": "SIU"},  # the DLQ tool's record of what it replayed or discarded
     # The workbench: the read model, the sessions it checks on every page, and the
     # supervisor's board (escalations, approvals on record); business clocks' calendar.
     "web": _merge(
@@ -189,7 +196,7 @@ SEQUENCES = {"ticket_number": ("intake",)}  # nextval; a table's own id sequence
 
 # The tables no principal is granted: the migrator's, and the dead-letter tool's audit (the
 # ops tool runs with the admin's credentials: it replays into any queue).
-UNGRANTED = frozenset({"schema_migrations", "dlq_audit"})
+UNGRANTED = frozenset({"schema_migrations"})
 
 # --- the broker ----------------------------------------------------------------------------
 
@@ -200,6 +207,7 @@ class BrokerGrant:
     worker: bool = False  # consumes its catalogue queues, dead-letters to their DLQs
     answers: bool = False  # publishes answers to `reply_to` queues (via `ticketq.replies`)
     asks: bool = False  # request/reply client: its own reply queues, bound to `ticketq.replies`
+    dead_letters: bool = False  # the DLQ tool: reads every DLQ, replays to their queues
 
 
 COMMANDS = (TicketCommand, RevealTicket, LoadRoster, SetPresence, SignIn, SignOut)
@@ -215,6 +223,8 @@ BROKER: dict[str, BrokerGrant] = {
     "finance": BrokerGrant(produces=MOVES, worker=True, answers=True),
     "cli": BrokerGrant(produces=COMMANDS + OPERATIONS + READS, asks=True),
     "web": BrokerGrant(produces=COMMANDS + OPERATIONS, asks=True),
+    # Operators' DLQ tool (`ticketq dlq`): its lock queue, every DLQ, replays.
+    "ops": BrokerGrant(dead_letters=True),
     # The shop's upstream systems (IM gateway, order centre, the platform): customer contacts,
     # order events, the platform's interventions.
     "upstream": BrokerGrant(
@@ -256,6 +266,8 @@ def _any_of(names: list[str]) -> str:
 
 def routing_keys(name: str) -> tuple[str, ...]:
     grant = BROKER[name]
+    if grant.dead_letters:  # a replay goes back to the queue it was dead-lettered from
+        return tuple(CATALOGUE.queue_names)
     return tuple(dict.fromkeys(q for model in grant.produces for q in CATALOGUE.of(model).queues))
 
 
@@ -263,7 +275,7 @@ def permissions(name: str) -> Permissions:
     grant = BROKER[name]
     queues = CATALOGUE.queues_of(name) if grant.worker else ()
     configure, write, read = [], [], []
-    if grant.produces:
+    if grant.produces or grant.dead_letters:
         write.append(re.escape(EXCHANGE))
     if grant.worker:
         write.append(re.escape(DEAD_LETTER_EXCHANGE))
@@ -274,6 +286,9 @@ def permissions(name: str) -> Permissions:
         configure.append(REPLY_QUEUES)  # declare, and delete when done
         write.append(REPLY_QUEUES)  # bind (write on the queue, read on the exchange)
         read += [REPLY_QUEUES, re.escape(REPLY_EXCHANGE)]
+    if grant.dead_letters:
+        configure.append(re.escape(LOCK_QUEUE))  # one `ticketq dlq` command at a time
+        read += [re.escape(dead_letter_queue(q)) for q in CATALOGUE.queue_names]
     return Permissions(
         configure=_any_of(configure),
         write=_any_of(write),

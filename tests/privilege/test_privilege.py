@@ -22,11 +22,15 @@ from shared.agents.identity import hash_password, set_password, sign_in
 from shared.bootstrap import start_service
 from shared.clock import FixedClock
 from shared.db import create_pool
+from shared.messaging.envelope import Envelope
 from shared.messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, REPLY_EXCHANGE
+from shared.ops.dlq.broker import DeadLetters
+from shared.ops.dlq.letters import Filter
 from shared.setup import broker_admin, setup_broker, setup_database
 from shared.setup.grants import APPEND_ONLY, LEDGERS, TABLES
 from shared.tickets.contracts import HandOffArgs
 from tests.helpers import T0, contact, wait_until
+from tests.ops.test_dlq import dead_letter_by_hand, replay
 from tests.privilege.conftest import Deployment
 from tests.staff import add_roster, one, refund
 
@@ -279,3 +283,32 @@ async def test_each_service_on_its_own_credentials_carries_a_ticket_through(
         for r in running:
             await r.stop()
         await admin.close()
+
+
+async def test_the_dlq_tool_runs_on_the_ops_credentials_and_reaches_no_further(
+    deployment: Deployment,
+) -> None:
+    """`ticketq dlq` as `ops`: it reads a DLQ, replays into the queue and keeps its audit; it
+    may not consume a service's queue nor read a ticket."""
+    ops = deployment.settings("ops")
+    lost = Envelope.wrap(contact("ops-1"), producer="t", message_id="m-ops-1")
+    await dead_letter_by_hand(deployment.admin, [lost])
+    async with DeadLetters.connect(ops) as dlq:
+        assert [d.message_id for d in await dlq.read("intake")] == ["m-ops-1"]
+    outcome = await replay(ops, Filter(message_ids=frozenset({"m-ops-1"})), who="ops")
+    assert [d.message_id for d in outcome.done] == ["m-ops-1"] and not outcome.failed
+    connection = await aio_pika.connect(deployment.admin.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        assert (await channel.get_queue("intake")).declaration_result.message_count == 1
+    conn = await deployment.connect("ops")
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM dlq_audit WHERE action = 'replay'") == 1
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM tickets")
+    finally:
+        await conn.close()
+    connection = await aio_pika.connect(ops.amqp_url)
+    async with connection:
+        with pytest.raises(ChannelAccessRefused):
+            await (await (await connection.channel()).get_queue("intake")).consume(_ignore)
