@@ -97,15 +97,15 @@ def logout(
 
 @contextlib.asynccontextmanager
 async def operators_database() -> AsyncIterator[DbConnection]:
-    """The database as operators reach it (`TICKETQ_DATABASE_URL`, the admin's, as for
-    `ticketq dlq`): the agents' CLI role may not touch passwords or sessions."""
+    """The database as operators reach it (`TICKETQ_OPS_DATABASE_URL` where set, else
+    `TICKETQ_DATABASE_URL`): the agents' CLI role may not touch passwords or sessions."""
     try:
-        async with database(get_settings()) as conn:
+        async with database(get_settings().for_service("ops")) as conn:
             yield conn
     except asyncpg.InsufficientPrivilegeError:
         raise Refused(
             "these database credentials may not change passwords or sessions: run this with "
-            "the operators' (TICKETQ_DATABASE_URL of the admin)",
+            "the operators' (TICKETQ_OPS_DATABASE_URL)",
             code="not_allowed",
         ) from None
 

@@ -43,7 +43,7 @@ def calendar_load(
     """Check a calendar file and store it as the new current version (a bad file: nothing)."""
 
     async def go() -> int:
-        async with database(get_settings()) as conn:
+        async with database(get_settings().for_service("ops")) as conn:  # operators'
             shifts = shift_spans(await load_shifts(conn))  # the roster's shifts may be named
             try:
                 text = file.read_text(encoding="utf-8")

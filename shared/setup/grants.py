@@ -183,7 +183,16 @@ TABLES: dict[str, dict[str, str]] = {
             "invoices": "SI",
         },
     ),
-    "ops": {"dlq_audit": "SIU"},  # the DLQ tool's record of what it replayed or discarded
+    # Operators: the DLQ tool's record of what it replayed or discarded; agents' passwords and
+    # sessions (`agent password`, `agent revoke`); the shop's calendar (`calendar load`).
+    "ops": {
+        "dlq_audit": "SIU",
+        "agents": "S",
+        "agent_credentials": "SIU",
+        "agent_sessions": "SU",
+        "roster_shifts": "S",  # a calendar may name the roster's shifts
+        "calendar_versions": "SI",
+    },
     # The workbench: the read model, the sessions it checks on every page, and the
     # supervisor's board (escalations, approvals on record); business clocks' calendar.
     "web": _merge(

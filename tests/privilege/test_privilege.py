@@ -18,8 +18,10 @@ from services.aftersales.worker import SERVICE as AFTERSALES
 from services.finance.worker import SERVICE as FINANCE
 from services.intake.client import publish_ticket
 from services.intake.worker import SERVICE as INTAKE
-from shared.agents.identity import hash_password, set_password, sign_in
+from shared.agents.identity import hash_password, revoke_agent, set_password, sign_in
 from shared.bootstrap import start_service
+from shared.calendar.load import sample_calendar
+from shared.calendar.store import save_calendar
 from shared.clock import FixedClock
 from shared.db import create_pool
 from shared.messaging.envelope import Envelope
@@ -285,11 +287,15 @@ async def test_each_service_on_its_own_credentials_carries_a_ticket_through(
         await admin.close()
 
 
-async def test_the_dlq_tool_runs_on_the_ops_credentials_and_reaches_no_further(
+async def test_operators_run_on_the_ops_credentials_and_reach_no_further(
     deployment: Deployment,
 ) -> None:
-    """`ticketq dlq` as `ops`: it reads a DLQ, replays into the queue and keeps its audit; it
-    may not consume a service's queue nor read a ticket."""
+    """As `ops`: `ticketq dlq` reads a DLQ, replays into the queue and keeps its audit; `agent
+    password`, `agent revoke` and `calendar load` do their part. It may not consume a service's
+    queue nor read a ticket."""
+    admin = await create_pool(deployment.admin, size=1)
+    await add_roster(admin)
+    await admin.close()
     ops = deployment.settings("ops")
     lost = Envelope.wrap(contact("ops-1"), producer="t", message_id="m-ops-1")
     await dead_letter_by_hand(deployment.admin, [lost])
@@ -308,6 +314,13 @@ async def test_the_dlq_tool_runs_on_the_ops_credentials_and_reaches_no_further(
             await conn.fetch("SELECT * FROM tickets")
     finally:
         await conn.close()
+    pool = await create_pool(ops, size=1)  # with the pool's JSON codec, as the CLI's
+    try:
+        assert await set_password(pool, "a1", hash_password(PASSWORD), T0)  # type: ignore[arg-type]
+        assert await revoke_agent(pool, "a1", T0) == 0  # type: ignore[arg-type]
+        assert await save_calendar(pool, sample_calendar(), "ops-test.yaml") >= 1  # type: ignore[arg-type]
+    finally:
+        await pool.close()
     connection = await aio_pika.connect(ops.amqp_url)
     async with connection:
         with pytest.raises(ChannelAccessRefused):
