@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from services.catalogue import CATALOGUE
-from shared.cli.fields import bare, from_pairs, union_members
+from shared.cli.fields import bare, from_pairs, pair_keys, union_members
 from shared.cli.output import clean, emit, run
 from shared.cli.session import acting_as
 from shared.config import Settings, get_settings
@@ -289,9 +289,7 @@ def _option_type(annotation: Any) -> tuple[Any, str]:
     if get_origin(annotation) is Literal:
         return str, f"One of: {', '.join(map(str, get_args(annotation)))}."
     if get_origin(annotation) is list:
-        item = get_args(annotation)[0]
-        keys = "=".join(f.upper() for f in item.model_fields)
-        return list[str], f"Repeatable, as {keys}."
+        return list[str], f"Repeatable, as {pair_keys(annotation)}."
     if annotation is Decimal:
         return str, "An amount like 59.00."
     if annotation in (bool, int):

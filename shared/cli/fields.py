@@ -41,6 +41,11 @@ def list_item(annotation: Any) -> type[BaseModel]:
     return item
 
 
+def pair_keys(annotation: Any) -> str:
+    """How one item of a list field is written: its model's fields, e.g. `SKU=QUANTITY`."""
+    return "=".join(name.upper() for name in list_item(annotation).model_fields)
+
+
 def from_pairs(info: FieldInfo, value: Any) -> Any:
     """A list field given as repeated `A=B` texts becomes the list of models it stands for
     (as dicts, for the model to validate); anything else is left as it is."""
@@ -51,6 +56,6 @@ def from_pairs(info: FieldInfo, value: Any) -> Any:
     for text in value:
         parts = text.split("=", len(names) - 1)
         if len(parts) != len(names) or not all(p.strip() for p in parts):
-            raise typer.BadParameter(f"expected {'='.join(n.upper() for n in names)}, got {text!r}")
+            raise typer.BadParameter(f"expected {pair_keys(info.annotation)}, got {text!r}")
         parsed.append(dict(zip(names, (p.strip() for p in parts), strict=True)))
     return parsed

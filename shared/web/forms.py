@@ -18,7 +18,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from shared.cli.fields import bare, from_pairs, union_members
+from shared.cli.fields import bare, from_pairs, pair_keys, union_members
 from shared.tickets.cli import parse_data
 from shared.tickets.contracts import OnTicket, OperationArgs
 
@@ -114,8 +114,7 @@ def _input(name: str, info: FieldInfo, choices: Sequence[str] | None) -> Input:
     elif value_type is Decimal:
         kind, help_text = "money", help_text or "An amount like 59.00"
     elif get_origin(value_type) is list:
-        item = get_args(value_type)[0]
-        keys = "=".join(f.upper() for f in item.model_fields)
+        keys = pair_keys(value_type)
         kind, help_text = "lines", _sentences(help_text, f"One per line, as {keys}.")
     elif get_origin(value_type) is dict or value_type is dict:
         kind, help_text = "pairs", _sentences(help_text, "One KEY=VALUE per line.")
