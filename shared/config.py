@@ -86,3 +86,10 @@ def without_own_urls(env: Mapping[str, str]) -> dict[str, str]:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def operator_settings() -> Settings:
+    """What operators' commands run on (`ticketq dlq`, `agent password|revoke`, `calendar load`):
+    the `ops` credentials (`TICKETQ_OPS_*`, which `ticketq setup` creates) where set, else the
+    shared URLs."""
+    return get_settings().for_service("ops")

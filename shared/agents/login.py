@@ -26,7 +26,7 @@ from shared.cli.db import DbConnection, database
 from shared.cli.output import Refused, emit, fail, run
 from shared.cli.session import forget, remember, signed_in
 from shared.clock import clock_from_env
-from shared.config import get_settings
+from shared.config import get_settings, operator_settings
 
 PasswordFileOpt = Annotated[
     Path | None,
@@ -100,7 +100,7 @@ async def operators_database() -> AsyncIterator[DbConnection]:
     """The database as operators reach it (`TICKETQ_OPS_DATABASE_URL` where set, else
     `TICKETQ_DATABASE_URL`): the agents' CLI role may not touch passwords or sessions."""
     try:
-        async with database(get_settings().for_service("ops")) as conn:
+        async with database(operator_settings()) as conn:
             yield conn
     except asyncpg.InsufficientPrivilegeError:
         raise Refused(

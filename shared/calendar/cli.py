@@ -20,7 +20,7 @@ from shared.cli.commands import ActorOpt
 from shared.cli.db import database
 from shared.cli.output import Refused, emit, fields, grid, run
 from shared.cli.reads import read
-from shared.config import get_settings
+from shared.config import operator_settings
 from shared.tickets.read_requests import ShowCalendarDay
 from shared.tickets.roles import Role
 
@@ -43,7 +43,7 @@ def calendar_load(
     """Check a calendar file and store it as the new current version (a bad file: nothing)."""
 
     async def go() -> int:
-        async with database(get_settings().for_service("ops")) as conn:  # operators'
+        async with database(operator_settings()) as conn:
             shifts = shift_spans(await load_shifts(conn))  # the roster's shifts may be named
             try:
                 text = file.read_text(encoding="utf-8")

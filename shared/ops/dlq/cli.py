@@ -23,7 +23,7 @@ import typer
 
 from shared.cli import output
 from shared.cli.output import CliError, Column, clean, emit, fail, fields, shop_time, table, to_json
-from shared.config import Settings, get_settings
+from shared.config import operator_settings
 from shared.ops.dlq.audit import Audit, audit_entries
 from shared.ops.dlq.broker import DeadLetters
 from shared.ops.dlq.letters import (
@@ -186,7 +186,7 @@ def replay(
     async def run(dlq: DeadLetters) -> Outcome:
         if dry_run:
             return await dlq.replay(selection, audit=None, actor=actor, dry_run=True)
-        async with Audit.connect(_ops()) as audit:
+        async with Audit.connect(operator_settings()) as audit:
             return await dlq.replay(selection, audit=audit, actor=actor)
 
     _report(_broker(run), as_json)
@@ -224,7 +224,7 @@ def discard(
                 question = f"Discard these {len(preview.matched)} messages for good?"
                 if not await asyncio.to_thread(typer.confirm, question, err=True):
                     _fail("aborted: nothing discarded")
-        async with Audit.connect(_ops()) as audit:
+        async with Audit.connect(operator_settings()) as audit:
             return await dlq.discard(selection, audit=audit, actor=actor, only=only)
 
     _report(_broker(run), as_json)
@@ -236,7 +236,7 @@ def audit(
     as_json: JsonOpt = False,
 ) -> None:
     """The audit log of replays and discards, newest first."""
-    entries = _guard(lambda: audit_entries(_ops(), limit))
+    entries = _guard(lambda: audit_entries(operator_settings(), limit))
     emit(
         [e.to_dict() for e in entries],
         as_json=as_json,
@@ -306,7 +306,7 @@ def _user() -> str:
 
 def _broker(run: Callable[[DeadLetters], Awaitable[T]]) -> T:
     async def main() -> T:
-        async with DeadLetters.connect(_ops()) as dlq:
+        async with DeadLetters.connect(operator_settings()) as dlq:
             try:
                 return await run(dlq)
             finally:
@@ -451,9 +451,3 @@ _AUDIT_COLUMNS = [
 
 def _parsed(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
-
-
-def _ops() -> Settings:
-    """The DLQ tool's own credentials (`TICKETQ_OPS_*`, which `ticketq setup` creates: every
-    DLQ, replays to the queues, the audit table; nothing else), else the shared URLs."""
-    return get_settings().for_service("ops")
