@@ -1,13 +1,15 @@
-"""Least privilege as data: what each principal (a worker, the agents' CLI, the web workbench)
-may do on the broker and in the database (SPEC §10: each service its own credentials and only
-the permissions it needs). `ticketq setup` applies it; tests hold it to what the code touches.
+"""Least privilege as data: what each principal (a worker, the agents' CLI, the web workbench,
+the operators) may do on the broker and in the database (SPEC §10: each service its own
+credentials and only the permissions it needs). `ticketq setup` applies it; tests hold it to
+what the code touches.
 
 Broker: a principal reads (consumes) the queues the catalogue gives it, publishes on exchange
 `ticketq` (a topic exchange, so RabbitMQ checks the routing key) only to the queues of the
 message types it produces, dead-letters (on `ticketq.dlx`, a topic exchange too) to its own
-queues' DLQs only (workers), answers requests through the
-exchange `ticketq.replies` (request/reply workers), and asks with server-named reply queues
-bound there (clients). Nobody but the admin writes to the default exchange.
+queues' DLQs only (workers), answers requests through exchange `ticketq.replies` (request/reply
+workers), and asks with server-named reply queues bound there (clients); the operators' DLQ
+tool reads every DLQ and replays to their queues. Nobody but the admin writes to the default
+exchange.
 
 Database: a table → privileges map per principal, in letters (S select, I insert, U update,
 D delete). Append-only tables (history, ledgers, records of what happened) are granted to
