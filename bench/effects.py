@@ -26,7 +26,7 @@ import asyncpg
 import uvloop
 from aio_pika.abc import AbstractChannel
 
-from bench.harness import bench_environment, broker_channel, machine_busy_seconds, workers
+from bench.harness import CpuSnapshot, bench_environment, broker_channel, workers
 from services.finance.contracts import FinanceOperation, RefundArgs
 from shared import tickets as domain
 from shared.agents.identity import open_session
@@ -156,7 +156,7 @@ async def measure(
     db = await asyncpg.connect(settings.database_url)
     try:
         exchange = await channel.get_exchange(messaging.EXCHANGE)
-        busy = machine_busy_seconds()
+        cpu = CpuSnapshot.take()
         started = time.perf_counter()
         for i in range(0, len(publish), BATCH):
             await asyncio.gather(
@@ -175,7 +175,7 @@ async def measure(
                 break
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
-        cpu_ms = 1000 * (machine_busy_seconds() - busy) / n
+        cost = cpu.per_message(CpuSnapshot.take(), n)
         await asyncio.sleep(1.0)  # let the last duplicates in flight land, then look again
         duplicates = (
             await count(db, "SELECT count(*) - count(DISTINCT handoff_id) FROM refunds")
@@ -196,11 +196,11 @@ async def measure(
         await db.close()
     return {
         "refunds_per_s": n / elapsed,
-        "cpu_ms": cpu_ms,  # the machine's, per refund
         "deliveries_per_s": len(publish) / elapsed,
         "duplicates_sent": dups,
         "results": results,
         "duplicate_effects": duplicates,
+        **cost,  # per refund
     }
 
 

@@ -7,8 +7,9 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
@@ -21,16 +22,70 @@ from shared.config import Settings, without_own_urls
 from shared.db import migrate
 from shared.messaging import topology as messaging
 
-_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+_HZ = os.sysconf("SC_CLK_TCK")
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine (every core, every process, the servers included) has
-    been busy since boot: what `pipeline_limit.py` counts as busy (all but idle and iowait),
-    so that the CPU one message costs compares with its figure."""
-    with open("/proc/stat") as stat:
-        ticks = [int(x) for x in stat.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS_PER_SECOND
+# Where a message's CPU goes, by process: RabbitMQ, PostgreSQL, and the Python clients (the
+# workers, the publisher and the bench itself), named as `pipeline_limit.py` reports them.
+PROCESS_GROUPS = {"beam.smp": "broker", "postgres": "database", "python": "clients"}
+
+
+def cost_by_group(machine_ms: float, processes: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """A message's CPU milliseconds: the machine's (`cpu_ms`), each process group's (from the
+    milliseconds of each process name, `python3.11` too) and the rest (`rest_cpu_ms`: the
+    kernel's own work and every other process)."""
+    groups = dict.fromkeys(PROCESS_GROUPS.values(), 0.0)
+    for comm, ms in processes:
+        if group := next((g for n, g in PROCESS_GROUPS.items() if comm.startswith(n)), None):
+            groups[group] += ms
+    return {
+        "cpu_ms": machine_ms,
+        **{f"{g}_cpu_ms": ms for g, ms in groups.items()},
+        "rest_cpu_ms": machine_ms - sum(groups.values()),
+    }
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """The machine's busy CPU seconds since boot, counted as `pipeline_limit.py` counts them
+    (all but idle and iowait), and each live process's CPU seconds."""
+
+    machine: float
+    # (pid, start time) -> (name, CPU seconds): a pid reused meanwhile is another process,
+    # and a kernel worker's name changes with its work, so the name cannot say.
+    processes: dict[tuple[int, int], tuple[str, float]]
+
+    @classmethod
+    def take(cls) -> CpuSnapshot:
+        with open("/proc/stat") as stat:
+            ticks = [int(x) for x in stat.readline().split()[1:]]
+        processes: dict[tuple[int, int], tuple[str, float]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    text = f.read()
+            except OSError:
+                continue  # gone meanwhile
+            # The name is in parentheses and may hold spaces; utime, stime and the start time
+            # are the 14th, 15th and 22nd fields (proc(5)).
+            comm, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :]
+            fields = rest.split()
+            key = (int(entry.name), int(fields[19]))
+            processes[key] = (comm, (int(fields[11]) + int(fields[12])) / _HZ)
+        return cls((sum(ticks) - ticks[3] - ticks[4]) / _HZ, processes)
+
+    def per_message(self, later: CpuSnapshot, n: int) -> dict[str, float]:
+        """CPU milliseconds per message from this snapshot to `later` (`cost_by_group`; a
+        process started meanwhile counts whole)."""
+        return cost_by_group(
+            1000 * (later.machine - self.machine) / n,
+            (
+                (comm, 1000 * (seconds - self.processes.get(key, (comm, 0.0))[1]) / n)
+                for key, (comm, seconds) in later.processes.items()
+            ),
+        )
 
 
 def _with_path(url: str, path: str) -> str:

@@ -25,7 +25,7 @@ import aio_pika
 import uvloop
 from aio_pika.abc import AbstractChannel
 
-from bench.harness import bench_environment, broker_channel, machine_busy_seconds, workers
+from bench.harness import CpuSnapshot, bench_environment, broker_channel, workers
 from services.intake.client import TicketPublisher, contact_message_id
 from services.intake.contracts import SubmitTicket
 from shared.config import Settings
@@ -87,9 +87,10 @@ async def count_routed(
     settings: Settings, channel: AbstractChannel, tag: str, n: int
 ) -> dict[str, float]:
     """Tickets/s from the first publish until `n` routed messages wait in the desks' queues,
-    and the machine's CPU milliseconds per ticket meanwhile."""
+    and the CPU milliseconds per ticket meanwhile: the machine's and each process group's
+    (`CpuSnapshot.per_message`)."""
     batch = tickets(n, tag)
-    busy = machine_busy_seconds()
+    cpu = CpuSnapshot.take()
     started = time.perf_counter()
     publishing = asyncio.create_task(publish_tickets(settings, batch))
     while True:
@@ -98,9 +99,9 @@ async def count_routed(
             break
         await asyncio.sleep(0.02)  # polling the depth: consuming would cost what we measure
     elapsed = time.perf_counter() - started
-    cpu_ms = 1000 * (machine_busy_seconds() - busy) / n
+    cost = cpu.per_message(CpuSnapshot.take(), n)
     await publishing
-    return {"tickets_per_s": n / elapsed, "cpu_ms": cpu_ms}
+    return {"tickets_per_s": n / elapsed, **cost}
 
 
 async def measure(

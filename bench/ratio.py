@@ -23,6 +23,7 @@ import os
 import statistics
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,10 +31,12 @@ import asyncpg
 import uvloop
 
 from bench import effects, intake
+from bench.harness import PROCESS_GROUPS, cost_by_group
 from shared.config import Settings
 from shared.logging import configure_logging
 
 LIMITS_DB = "limits"
+GROUPS = (*PROCESS_GROUPS.values(), "rest")
 
 
 async def _limits_database(base: Settings) -> str:
@@ -49,9 +52,10 @@ async def _limits_database(base: Settings) -> str:
 
 def pipeline_limit(
     limits: Path, base: Settings, pg_dsn: str, n: int, first: bool
-) -> tuple[float, float]:
-    """One run of `pipeline_limit.py --live`: its messages/s, and the machine's CPU
-    milliseconds per message (from the busy share of the machine it reports, over its run)."""
+) -> tuple[float, dict[str, float]]:
+    """One run of `pipeline_limit.py --live`: its messages/s, and its CPU milliseconds per
+    message as `CpuSnapshot.per_message` gives ours (from the busy shares of the machine and
+    of each process it reports, over its run)."""
     python = limits / ".venv" / "bin" / "python"
     command = [str(python), "pipeline_limit.py", "--live", "--n", str(n), "--runs", "1"]
     env = {**os.environ, "AMQP_URL": base.amqp_url, "PG_DSN": pg_dsn}
@@ -64,7 +68,13 @@ def pipeline_limit(
         text=True,
     ).stdout
     row = next(json.loads(line) for line in out.splitlines() if line.startswith("{"))
-    return float(row["rate"]), row["machine_cpu"] / 100 * row["secs"] * 1000 / n
+    per_message = row["secs"] * 1000 / n / 100  # from % of one core over the run
+    # Its figure for the rest is not used: it counts a kernel worker whose name changed over
+    # the run (they do, with their work) with all its CPU since boot.
+    return float(row["rate"]), cost_by_group(
+        row["machine_cpu"] * per_message,
+        ((comm, share * per_message) for comm, share in row["cpu_by_process"].items()),
+    )
 
 
 def spread(values: list[float]) -> str:
@@ -89,8 +99,11 @@ def main() -> None:
     ratios: dict[str, list[float]] = {
         k: [] for k in ("intake", "intake_cost", "refunds", "refunds_cost")
     }
+    costs: dict[str, list[Mapping[str, float]]] = {k: [] for k in ("limit", "intake", "refunds")}
     for r in range(1, args.rounds + 1):
-        limit, limit_cpu = pipeline_limit(args.limits, base, pg_dsn, args.n, first=r == 1)
+        limit, limit_cost = pipeline_limit(args.limits, base, pg_dsn, args.n, first=r == 1)
+        costs["limit"].append(limit_cost)
+        limit_cpu = limit_cost["cpu_ms"]
         tag = f"q{r}_{int(time.time())}"
         tickets = uvloop.run(intake.run(base, tag, args.n, 1, None, count_only=True))
         refunds = uvloop.run(effects.run(base, tag, args.refunds, 1, 0.1))
@@ -101,6 +114,7 @@ def main() -> None:
             ("intake", tickets["tickets_per_s"], tickets),
             ("refunds", refunds["refunds_per_s"], refunds),
         ):
+            costs[name].append(result)
             ratios[name].append(rate / limit)
             ratios[f"{name}_cost"].append(limit_cpu / result["cpu_ms"])
             row += (
@@ -111,6 +125,18 @@ def main() -> None:
     for name in ("intake", "refunds"):
         print(f"{name} / limit, throughput: {spread(ratios[name])}")
         print(f"{name} / limit, CPU cost:   {spread(ratios[f'{name}_cost'])}")
+    print(breakdown(costs))
+
+
+def breakdown(costs: Mapping[str, list[Mapping[str, float]]]) -> str:
+    """Where a message's CPU goes, by process group: each pipeline's median over the rounds,
+    in milliseconds per message (the limit's message; our ticket, our refund)."""
+    lines = ["CPU ms per message, median | " + " ".join(f"{g:>8}" for g in ("machine", *GROUPS))]
+    for name, rows in costs.items():
+        keys = ("cpu_ms", *(f"{g}_cpu_ms" for g in GROUPS))
+        medians = [statistics.median(r[k] for r in rows) for k in keys]
+        lines.append(f"{name:>26} | " + " ".join(f"{m:>8.2f}" for m in medians))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
