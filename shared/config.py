@@ -93,3 +93,9 @@ def operator_settings() -> Settings:
     the `ops` credentials (`TICKETQ_OPS_*`, which `ticketq setup` creates) where set, else the
     shared URLs."""
     return get_settings().for_service("ops")
+
+
+def report_settings() -> Settings:
+    """What the daily report run by hand runs on (`ticketq report daily|list|schedule`): the
+    `report` credentials (`TICKETQ_REPORT_*`) where set, else the shared URLs."""
+    return get_settings().for_service("report")

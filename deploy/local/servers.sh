@@ -579,8 +579,8 @@ pg_status() {
 
 # Each service's own broker user / database role (`ticketq setup` creates them from these
 # URLs; shared/setup/grants.py says what each may do).
-BROKER_PRINCIPALS=(intake presale aftersales warehouse finance cli web upstream ops)
-DB_PRINCIPALS=(intake presale aftersales warehouse finance web ops migrator)  # cli: none (reads are requests)
+BROKER_PRINCIPALS=(intake presale aftersales warehouse finance cli web upstream ops report)
+DB_PRINCIPALS=(intake presale aftersales warehouse finance web ops report migrator)  # cli: none (reads are requests)
 
 secret() { # name → its password, made once (random, hex: it goes into URLs) and kept 0600
     local dir="$STATE_DIR/secrets" file="$STATE_DIR/secrets/$1"

@@ -1,6 +1,6 @@
-"""The operators' connection to the system of record (`calendar load`, `agent password|revoke`,
-the daily report), with the admin's `TICKETQ_DATABASE_URL`. Agents' commands never open it: their
-reads are requests to the workers (`shared.cli.reads`)."""
+"""The operators' connection to the system of record (`calendar load`, `agent password|revoke`:
+the `ops` credentials; the daily report: the `report` ones). Agents' commands never open it:
+their reads are requests to the workers (`shared.cli.reads`)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """`ticketq report daily|list|schedule`: the day's report for the team lead, and the kept ones.
 
-An operator's command: it runs with the admin's database credentials (`TICKETQ_DATABASE_URL`;
-the agents' CLI has none) and reads the DLQs' depths; the pre-sale desk also makes the report
-by itself at every shop midnight (`shared.report.timer`)."""
+A team lead's or operator's command: it runs on the `report` credentials (`TICKETQ_REPORT_*`:
+the tickets and records the figures read, the reports kept, the report's timer; the DLQs'
+depths; the agents' CLI has no database), and the pre-sale desk also makes the report by
+itself at every shop midnight (`shared.report.timer`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from shared.cli.commands import JsonOpt
 from shared.cli.db import database
 from shared.cli.output import Column, emit, fields, run, shop_time, table
 from shared.clock import clock_from_env
-from shared.config import get_settings
+from shared.config import Settings, report_settings
 from shared.report.daily import Report, build_report, keep, kept, shop_timezone, write_csv
 from shared.report.dlq import dlq_counts
 from shared.report.html import HEADLINES, lookup, render
@@ -27,11 +28,10 @@ report_app = typer.Typer(help="The daily report: produce one, list the kept ones
 
 
 async def produce(
-    day: date | None, role: Role | None, csv_dir: Path | None
+    settings: Settings, day: date | None, role: Role | None, csv_dir: Path | None
 ) -> tuple[Report, list[Path]]:
     """Build the report of `day` (default: yesterday in the shop's time zone), keep it, and
     write its CSVs when asked."""
-    settings = get_settings()
     dlq = await dlq_counts(settings.amqp_url)
     async with database(settings) as conn:
         now = clock_from_env().now()
@@ -60,7 +60,7 @@ def daily(
     """Figures of one shop day (midnight to midnight in the calendar's time zone); kept."""
     if csv_dir:
         csv_dir.mkdir(parents=True, exist_ok=True)
-    report, paths = run(produce(on.date() if on else None, role, csv_dir))
+    report, paths = run(produce(report_settings(), on.date() if on else None, role, csv_dir))
     if html:
         html.write_text(render(report), encoding="utf-8")
     emit(report, as_json=as_json, text=lambda: _text(report, paths, html))
@@ -85,7 +85,7 @@ def list_reports(as_json: JsonOpt = False) -> None:
     """The kept daily reports, newest first."""
 
     async def go() -> list[dict[str, Any]]:
-        async with database(get_settings()) as conn:
+        async with database(report_settings()) as conn:
             return await kept(conn)
 
     rows = run(go())
@@ -105,7 +105,7 @@ def schedule() -> None:
     """Make the report by itself at every shop midnight (arms the first `report_day` timer)."""
 
     async def go() -> datetime:
-        async with database(get_settings()) as conn:
+        async with database(report_settings()) as conn:
             return await arm_next(conn, clock_from_env().now())
 
     typer.echo(f"the next report is made at {shop_time(run(go()))}")

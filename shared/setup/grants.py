@@ -1,15 +1,15 @@
 """Least privilege as data: what each principal (a worker, the agents' CLI, the web workbench,
-the operators) may do on the broker and in the database (SPEC §10: each service its own
-credentials and only the permissions it needs). `ticketq setup` applies it; tests hold it to
-what the code touches.
+the operators, the daily report) may do on the broker and in the database (SPEC §10: each
+service its own credentials and only the permissions it needs). `ticketq setup` applies it;
+tests hold it to what the code touches.
 
 Broker: a principal reads (consumes) the queues the catalogue gives it, publishes on exchange
 `ticketq` (a topic exchange, so RabbitMQ checks the routing key) only to the queues of the
 message types it produces, dead-letters (on `ticketq.dlx`, a topic exchange too) to its own
 queues' DLQs only (workers), answers requests through exchange `ticketq.replies` (request/reply
 workers), and asks with server-named reply queues bound there (clients); the operators' DLQ
-tool reads every DLQ and replays to their queues. Nobody but the admin writes to the default
-exchange.
+tool reads every DLQ and replays to their queues; the daily report only counts what the DLQs
+hold. Nobody but the admin writes to the default exchange.
 
 Database: a table → privileges map per principal, in letters (S select, I insert, U update,
 D delete). Append-only tables (history, ledgers, records of what happened) are granted to
@@ -195,6 +195,9 @@ TABLES: dict[str, dict[str, str]] = {
         "roster_shifts": "S",  # a calendar may name the roster's shifts
         "calendar_versions": "SI",
     },
+    # The daily report run by hand (`ticketq report daily|list|schedule`): its figures, the
+    # reports kept, and the `report_day` timer (the shop calendar says when a day ends).
+    "report": _merge(REPORT, {"timers": "SIU", "calendar_versions": "S"}),
     # The workbench: the read model, the sessions it checks on every page, and the
     # supervisor's board (escalations, approvals on record); business clocks' calendar.
     "web": _merge(
@@ -236,6 +239,8 @@ BROKER: dict[str, BrokerGrant] = {
     "web": BrokerGrant(produces=COMMANDS + OPERATIONS, asks=True),
     # Operators' DLQ tool (`ticketq dlq`): its lock queue, every DLQ, replays.
     "ops": BrokerGrant(dead_letters=True),
+    # The daily report: the DLQs' depths, by passive declares, which need no permission.
+    "report": BrokerGrant(),
     # The shop's upstream systems (IM gateway, order centre, the platform): customer contacts,
     # order events, the platform's interventions.
     "upstream": BrokerGrant(

@@ -7,6 +7,8 @@ import asyncio
 import os
 import shlex
 import subprocess
+from datetime import date
+from pathlib import Path
 
 import aio_pika
 import asyncpg
@@ -22,12 +24,16 @@ from shared.agents.identity import hash_password, revoke_agent, set_password, si
 from shared.bootstrap import start_service
 from shared.calendar.load import sample_calendar
 from shared.calendar.store import save_calendar
+from shared.cli.db import database
 from shared.clock import FixedClock
 from shared.db import create_pool
 from shared.messaging.envelope import Envelope
 from shared.messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, REPLY_EXCHANGE
 from shared.ops.dlq.broker import DeadLetters
 from shared.ops.dlq.letters import Filter
+from shared.report.cli import produce
+from shared.report.daily import kept
+from shared.report.timer import arm_next
 from shared.setup import broker_admin, setup_broker, setup_database
 from shared.setup.grants import APPEND_ONLY, LEDGERS, TABLES
 from shared.tickets.contracts import HandOffArgs
@@ -325,3 +331,29 @@ async def test_operators_run_on_the_ops_credentials_and_reach_no_further(
     async with connection:
         with pytest.raises(ChannelAccessRefused):
             await (await (await connection.channel()).get_queue("intake")).consume(_ignore)
+
+
+async def test_the_daily_report_runs_on_the_report_credentials_and_reaches_no_further(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """As `report`: `report daily` builds a day's figures with the DLQs' depths, writes their
+    CSVs and keeps the report; `report list` reads it back; `report schedule` arms the next.
+    It may not change a ticket, read a password, nor take a message off a DLQ."""
+    await dead_letter_by_hand(
+        deployment.admin, [Envelope.wrap(contact("rep-1"), producer="t", message_id="m-rep-1")]
+    )
+    settings = deployment.settings("report")
+    report, paths = await produce(settings, date(2026, 11, 11), None, tmp_path)
+    assert report["dlq"]["queues"]["intake.dlq"] == 1
+    assert {p.name for p in paths} >= {"received.csv"}
+    async with database(settings) as conn:  # as the CLI connects, with its JSON codec
+        assert [(r["day"], r["role"]) for r in await kept(conn)] == [(date(2026, 11, 11), None)]
+        assert await arm_next(conn, T0) > T0
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("UPDATE tickets SET status = 'closed'")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM agent_credentials")
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        with pytest.raises(ChannelAccessRefused):
+            await (await (await connection.channel()).get_queue("intake.dlq")).consume(_ignore)
