@@ -28,7 +28,7 @@ What firing does, and where it shows:
 | evidence_due         | not yet waiting for the platform's ruling: escalated as for 30 min   |
 |                      | (after-sales' own, `services.aftersales.platform`)                   |
 
-Locks, one order for all: timers, then the ticket. A firing holds its timers from its claim;
+Locks, one order for all: timers, then the ticket. A firing holds its timer from its claim;
 a command locks the ticket's pending timers before the ticket (`load_ticket`), so a reply
 racing a firing either waits for it to commit and finds the timer fired, or locks it first and
 cancels it (the firing's claim skips it): exactly one outcome. Escalating firings lock the

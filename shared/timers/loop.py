@@ -1,9 +1,16 @@
 """The firing loop: every replica runs one; each due timer fires exactly once.
 
-A round claims due rows (`FOR UPDATE SKIP LOCKED`, a batch), runs each one's fire handler and
-marks them fired, all in one transaction; then it sleeps until the next due time (one indexed
-query), a notification that a nearer timer was armed, or the clock being moved past it. A kill
-at any point rolls the open transaction back: its rows are still pending, and fire later once.
+A round fires the due rows one transaction each: claim the next due row nobody holds (`FOR
+UPDATE SKIP LOCKED`), run its fire handler, mark it fired, commit; then it sleeps until the next
+due time (one indexed query), a notification that a nearer timer was armed, or the clock being
+moved past it. A kill at any point rolls the open transaction back: its row is still pending,
+and fires later once.
+
+One timer per transaction, so a transaction moves at most one ticket and takes its locks in the
+order commands take theirs: the ticket's timers, the ticket, the agents' load rows in key order
+(`agent_load`, migration 0011). A transaction firing several escalations held the load rows of
+several agents in no one order, and deadlocked with desk commands under load (the shop day at
+10x: ten a run, each a second's wait and a batch fired again).
 
 Notifications come over LISTEN on a connection of the loop's own, outside the pool (LISTEN is
 session state; the pool skips session reset). While that connection is down the loop re-reads
@@ -15,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -50,9 +57,9 @@ class _Outage:
 
 
 class _HandlerFailed(Exception):
-    def __init__(self, claimed: Sequence[int]) -> None:
-        super().__init__(f"a fire handler failed in a batch of {len(claimed)}")
-        self.claimed = claimed
+    def __init__(self, timer: Timer) -> None:
+        super().__init__(f"the fire handler of timer {timer.id} failed")
+        self.timer = timer
 
 
 class TimerLoop:
@@ -129,52 +136,46 @@ class TimerLoop:
             )
 
     async def fire_due(self, pool: Pool, clock: Clock) -> int:
-        """Fire the timers due now, one batch; how many were claimed."""
+        """Fire up to `batch` of the timers due now, each in a transaction of its own; how many
+        fired (a timer whose handler failed is postponed, and held up no other)."""
         now = clock.now()
+        firings: list[Firing] = []
         async with pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    timers = await store.claim_due(conn, self.kinds, now, self.batch)
-                    firings = await self._fire_all(conn, timers, now)
-            except _HandlerFailed as failed:
-                # Rolled back; fire them one per transaction so one bad timer holds up no other.
-                log.warning("timer_batch_failed", exc_info=failed.__cause__)
-                firings = []
-                for timer_id in failed.claimed:
-                    if (firing := await self._fire_alone(conn, timer_id, now)) is not None:
-                        firings.append(firing)
-                timers = [f.timer for f in firings]
+            for _ in range(self.batch):
+                fired = await self._fire_next(conn, now)
+                if fired is None:
+                    break  # nothing due that another replica does not hold
+                if isinstance(fired, Firing):
+                    firings.append(fired)
         self._committed(firings, clock)
-        return len(timers)
+        return len(firings)
 
-    async def _fire_all(self, conn: Connection, timers: list[Timer], now: datetime) -> list[Firing]:
-        firings = [Firing(conn, timer, now) for timer in timers]
-        for firing in firings:
-            try:
-                await self.handlers[firing.timer.kind](firing)
-            except Exception as exc:
-                raise _HandlerFailed([t.id for t in timers]) from exc
-        await write_outbox(conn, [m for f in firings for m in f.outbox])
-        await store.mark_fired(conn, [t.id for t in timers], now)
-        return firings
-
-    async def _fire_alone(self, conn: Connection, timer_id: int, now: datetime) -> Firing | None:
+    async def _fire_next(self, conn: Connection, now: datetime) -> Firing | Timer | None:
+        """Claim the next due timer and fire it: its firing, committed; the timer itself if its
+        handler failed (rolled back, then postponed); None if no timer is due."""
         try:
             async with conn.transaction():
-                timer = await store.claim_one(conn, timer_id, now)
-                if timer is None:
-                    return None  # cancelled meanwhile, or another replica has it
-                [firing] = await self._fire_all(conn, [timer], now)
+                claimed = await store.claim_due(conn, self.kinds, now, 1)
+                if not claimed:
+                    return None
+                firing = Firing(conn, claimed[0], now)
+                try:
+                    await self.handlers[firing.timer.kind](firing)
+                except Exception as exc:
+                    raise _HandlerFailed(firing.timer) from exc
+                await write_outbox(conn, firing.outbox)
+                await store.mark_fired(conn, [firing.timer.id], now)
             return firing
         except _HandlerFailed as failed:
-            error = f"{type(failed.__cause__).__name__}: {failed.__cause__}"
-        log.error("timer_fire_failed", timer_id=timer_id, error=error)
+            failure, timer = failed.__cause__, failed.timer
+        error = f"{type(failure).__name__}: {failure}"
+        log.error("timer_fire_failed", timer_id=timer.id, error=error)
         async with conn.transaction():
-            timer = await store.claim_one(conn, timer_id, now)
-            if timer is not None:
-                metrics.FAILED.labels(timer.kind).inc()
-                await store.postpone(conn, timer, now, error)
-        return None
+            # Still pending and due (nobody else fired or cancelled it meanwhile): back off.
+            if (pending := await store.claim_one(conn, timer.id, now)) is not None:
+                metrics.FAILED.labels(pending.kind).inc()
+                await store.postpone(conn, pending, now, error)
+        return timer
 
     def _committed(self, firings: list[Firing], clock: Clock) -> None:
         now = clock.now()

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from shared.clock import FixedClock
 from shared.config import Settings
-from shared.db import Pool, create_pool
+from shared.db import Connection, Pool, create_pool
 from shared.timers import Firing, TimerLoop, arm, cancel, record_breach
 from tests.helpers import T0, contact, wait_until
 from tests.timers.support import (
@@ -246,3 +246,83 @@ async def test_replies_racing_the_loop_have_one_outcome_each(
     assert fired and cancelled  # both sides won some: they did race
     assert sorted(cancelled) == sorted(t for t, won in zip(tickets, replied, strict=True) if won)
     assert breaches_counted() - before == len(fired)
+
+
+# --- A firing moves one ticket: its locks never cross a command's -------------------------
+
+
+async def owned_ticket(conn: Connection, ticket_id: str, agent_id: str) -> None:
+    """A ticket row with an owner: the `agent_load` trigger counts it for that agent."""
+    await conn.execute(
+        """INSERT INTO tickets (id, kind, status, channel, priority, source, external_id,
+                                customer_id, customer, subject, body, owner_role,
+                                owner_agent_id, opened_at)
+           VALUES ($1, 'inquiry', 'in_progress', 'wangwang', 'normal', 'test', $1, 'c', '{}',
+                   's', 'b', 'presale', $2, $3)""",
+        ticket_id,
+        agent_id,
+        T0,
+    )
+
+
+async def test_firings_and_a_command_moving_tickets_between_agents_never_deadlock(
+    pool: Pool,
+) -> None:
+    """Two escalations fire (t1: a -> d, t2: b -> c) while a command moves t3 from c to d.
+    Each locks the two agents' load rows in key order; the command holds c and waits for d,
+    which the first firing holds. Fired in one transaction, the second firing then waited for
+    c: a deadlock, one side rolled back after a second. One firing per transaction: the first
+    commits, the command follows, the second fires; each handler runs once."""
+    first_holds, go_on = asyncio.Event(), asyncio.Event()
+    calls: dict[str, int] = {}
+
+    async def escalate_to(firing: Firing) -> None:
+        ticket_id = firing.timer.ticket_id
+        calls[ticket_id] = calls.get(ticket_id, 0) + 1
+        await firing.conn.execute(
+            "UPDATE tickets SET owner_agent_id = $2 WHERE id = $1",
+            ticket_id,
+            firing.timer.payload["to"],
+        )
+        if ticket_id == "t1":
+            first_holds.set()
+            await go_on.wait()
+
+    async def command_moves_t3_to_d() -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE tickets SET owner_agent_id = 'd' WHERE id = 't3'")
+
+    async with pool.acquire() as conn:
+        for ticket_id, agent_id in (("t1", "a"), ("t2", "b"), ("t3", "c")):
+            await owned_ticket(conn, ticket_id, agent_id)
+        async with conn.transaction():
+            for ticket_id, to, due in (("t1", "d", DUE), ("t2", "c", DUE + timedelta(seconds=1))):
+                await arm(
+                    conn,
+                    ticket_id=ticket_id,
+                    kind=KIND,
+                    due_at=due,
+                    clock="business",
+                    now=T0,
+                    payload={"to": to},
+                )
+    loop = TimerLoop({KIND: escalate_to}, database_url="unused")
+    firing = asyncio.create_task(loop.fire_due(pool, FixedClock(DUE + timedelta(seconds=1))))
+    await asyncio.wait_for(first_holds.wait(), 5)
+    command = asyncio.create_task(command_moves_t3_to_d())
+
+    async def command_waits_for_d() -> bool:
+        return bool(
+            await pool.fetchval(
+                """SELECT count(*) FROM pg_stat_activity
+                    WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+            )
+        )
+
+    await wait_until(command_waits_for_d, timeout=5, what="the command to wait for d's row")
+    go_on.set()
+    assert await firing == 2
+    await command  # not chosen as a deadlock's victim
+    assert calls == {"t1": 1, "t2": 1}  # no firing rolled back and run again
+    load = await pool.fetch("SELECT agent_id, open_tickets FROM agent_load ORDER BY agent_id")
+    assert [tuple(r) for r in load] == [("a", 0), ("b", 0), ("c", 1), ("d", 2)]
