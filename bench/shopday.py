@@ -686,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--chart-dir", type=Path, default=Path("."))
     args = parser.parse_args(argv)
+    # Made now, not when the first day is over: a folder that cannot be made fails at once.
+    args.chart_dir.mkdir(parents=True, exist_ok=True)
     failed = False
     for load in args.load:
         result = asyncio.run(bench_day(Settings(), load, args.shrink, args.seconds, args.seed))

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from bench.shopday import simulate
+from bench.shopday import main, simulate
 from bench.shopday_plan import day_start, plan_day
 from bench.shopday_report import DayResult
 from services.aftersales.worker import SERVICE as AFTERSALES
@@ -65,3 +66,10 @@ async def test_a_tiny_shop_day_holds_its_proofs(day: DayResult) -> None:
     assert proofs["every due timer fired once"].count > 0
     assert len(day.round_trips["close"]) == len(PLAN.contacts)
     assert day.sign_ins >= 4  # commands are signed: pre-sale, after-sales and staff signed in
+
+
+def test_a_chart_folder_that_cannot_be_made_fails_before_the_day_runs(tmp_path: Path) -> None:
+    # It was opened only once the whole day had run (minutes), and a missing one failed there.
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OSError):
+        main(["--load", "1", "--chart-dir", str(tmp_path / "a-file" / "charts")])
