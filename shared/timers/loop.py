@@ -30,7 +30,7 @@ import structlog
 
 from shared.clock import Clock
 from shared.db import Connection, Pool
-from shared.messaging.runtime import write_outbox
+from shared.messaging.runtime import is_transient, write_outbox
 from shared.timers import metrics, store
 from shared.timers.firing import FireHandler, Firing
 from shared.timers.store import Timer
@@ -57,9 +57,9 @@ class _Outage:
 
 
 class _HandlerFailed(Exception):
-    def __init__(self, timer: Timer) -> None:
+    def __init__(self, timer: Timer, error: Exception) -> None:
         super().__init__(f"the fire handler of timer {timer.id} failed")
-        self.timer = timer
+        self.timer, self.error = timer, error
 
 
 class TimerLoop:
@@ -162,14 +162,17 @@ class TimerLoop:
                 try:
                     await self.handlers[firing.timer.kind](firing)
                 except Exception as exc:
-                    raise _HandlerFailed(firing.timer) from exc
+                    raise _HandlerFailed(firing.timer, exc) from exc
                 await write_outbox(conn, firing.outbox)
                 await store.mark_fired(conn, [firing.timer.id], now)
             return firing
         except _HandlerFailed as failed:
-            failure, timer = failed.__cause__, failed.timer
+            failure, timer = failed.error, failed.timer
         error = f"{type(failure).__name__}: {failure}"
-        log.error("timer_fire_failed", timer_id=timer.id, error=error)
+        # A lost race (a deadlock's victim, a serialization failure) is tried again shortly,
+        # like the rest: worth a warning, not an error.
+        report = log.warning if is_transient(failure) else log.error
+        report("timer_fire_failed", timer_id=timer.id, error=error)
         async with conn.transaction():
             # Still pending and due (nobody else fired or cancelled it meanwhile): back off.
             if (pending := await store.claim_one(conn, timer.id, now)) is not None:

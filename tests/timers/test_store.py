@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
@@ -12,7 +13,7 @@ from shared.clock import FixedClock
 from shared.config import Settings
 from shared.db import Connection, Pool, create_pool
 from shared.timers import Firing, TimerLoop, arm, cancel, record_breach
-from tests.helpers import T0, contact, wait_until
+from tests.helpers import T0, captured_logs, contact, wait_until
 from tests.timers.support import (
     KIND,
     arm_one,
@@ -120,6 +121,28 @@ async def test_failing_handler_holds_up_no_other_timer(pool: Pool) -> None:
     assert (bad["state"], bad["attempts"]) == ("pending", 1)
     assert bad["fire_after"] == DUE + timedelta(seconds=1)
     assert bad["last_error"] == "LookupError: no such ticket"
+
+
+async def test_a_lost_race_is_logged_as_a_warning_and_a_fault_as_an_error(pool: Pool) -> None:
+    """Both are tried again later; only the fault is an operator's business."""
+
+    async def fails(firing: Firing) -> None:
+        if firing.timer.ticket_id == "race":
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        raise LookupError("no such ticket")
+
+    loop = TimerLoop({KIND: fails}, database_url="unused")
+    async with pool.acquire() as conn:
+        for ticket in ("race", "bad"):
+            await arm_one(conn, ticket, DUE, T0)
+    async with captured_logs("info") as logs:
+        assert await loop.fire_due(pool, FixedClock(DUE)) == 0
+    levels = {
+        e["error"].split(":")[0]: e["log_level"] for e in logs if e["event"] == "timer_fire_failed"
+    }
+    assert levels == {"DeadlockDetectedError": "warning", "LookupError": "error"}
+    rows = await pool.fetch("SELECT state, attempts FROM timers")
+    assert [tuple(r) for r in rows] == [("pending", 1), ("pending", 1)]
 
 
 async def test_firing_emits_messages_and_wakes_the_relay(pool: Pool) -> None:
