@@ -105,9 +105,10 @@ async def load_ticket(
 ) -> Ticket | None:
     """The ticket aggregate, its row locked until the transaction ends.
 
-    Its pending timers are locked first (a firing holds its timer from its claim until it
-    commits, and locks the ticket after it): a command waits for a firing before it holds the
-    ticket, so the two never wait for each other. A firing itself passes `lock_timers=False`.
+    Its pending timers are locked first (a firing holds them all from its claim until it
+    commits, and locks the ticket after them): a command waits for a firing before it holds
+    the ticket, so the two never wait for each other. A firing itself passes
+    `lock_timers=False`.
     FOR NO KEY UPDATE: a firing's history rows (their foreign key) never wait for another
     firing.
     """

@@ -28,12 +28,13 @@ What firing does, and where it shows:
 | evidence_due         | not yet waiting for the platform's ruling: escalated as for 30 min   |
 |                      | (after-sales' own, `services.aftersales.platform`)                   |
 
-Locks, one order for all: timers, then the ticket. A firing holds its timer from its claim;
-a command locks the ticket's pending timers before the ticket (`load_ticket`), so a reply
-racing a firing either waits for it to commit and finds the timer fired, or locks it first and
-cancels it (the firing's claim skips it): exactly one outcome. Escalating firings lock the
-ticket with `lock_timers=False` and leave its other clocks alone: the 2-minute one was due
-first, and a promise's were settled by the reply that made it.
+Locks, one order for all: timers, then the ticket. A firing holds all the ticket's pending
+timers from its claim (`shared.timers.store.claim_ticket`, which gives the ticket up if anyone
+holds one); a command locks them before the ticket (`load_ticket`), so a reply racing a firing
+either waits for it to commit and finds the timer fired, or locks them first and cancels it
+(the firing gives the ticket up until then): exactly one outcome. Firings lock the ticket with
+`lock_timers=False`, holding its timers already, and may change its other clocks (a flow's
+timeout does).
 """
 
 from __future__ import annotations

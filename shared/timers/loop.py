@@ -1,16 +1,19 @@
 """The firing loop: every replica runs one; each due timer fires exactly once.
 
-A round fires the due rows one transaction each: claim the next due row nobody holds (`FOR
-UPDATE SKIP LOCKED`), run its fire handler, mark it fired, commit; then it sleeps until the next
-due time (one indexed query), a notification that a nearer timer was armed, or the clock being
-moved past it. A kill at any point rolls the open transaction back: its row is still pending,
-and fires later once.
+A round reads which tickets have timers due, then fires each ticket's first due timer in a
+transaction of its own: claim all the ticket's pending timers (`store.claim_ticket`: all or
+nothing, never waiting), run the fire handler, mark the timer fired, commit; then it sleeps
+until the next due time (one indexed query), a notification that a nearer timer was armed, or
+the clock being moved past it. A kill at any point rolls the open transaction back: its rows
+are still pending, and fire later once.
 
-One timer per transaction, so a transaction moves at most one ticket and takes its locks in the
-order commands take theirs: the ticket's timers, the ticket, the agents' load rows in key order
-(`agent_load`, migration 0011). A transaction firing several escalations held the load rows of
-several agents in no one order, and deadlocked with desk commands under load (the shop day at
-10x: ten a run, each a second's wait and a batch fired again).
+One ticket per transaction, its timers all held before anything else: a firing takes its locks
+in the order commands take theirs (the ticket's timers, the ticket, the agents' load rows in
+key order, `agent_load`, migration 0011) and waits for none of the timers. A transaction firing
+several escalations held the load rows of several agents in no one order, and deadlocked with
+desk commands under load (the shop day at 10x: ten a run, each a second's wait and a batch
+fired again); a firing that held one timer of a ticket could deadlock with another replica's
+firing or a command that held another.
 
 Notifications come over LISTEN on a connection of the loop's own, outside the pool (LISTEN is
 session state; the pool skips session reset). While that connection is down the loop re-reads
@@ -136,35 +139,36 @@ class TimerLoop:
             )
 
     async def fire_due(self, pool: Pool, clock: Clock) -> int:
-        """Fire up to `batch` of the timers due now, each in a transaction of its own; how many
-        fired (a timer whose handler failed is postponed, and held up no other)."""
+        """Fire the timers due now, one per ticket of up to `batch` tickets, each in a
+        transaction of its own; how many fired (a timer whose handler failed is postponed, and
+        held up no other). A ticket's next due timer fires in the next round: the handler of
+        one may have cancelled or re-armed the others."""
         now = clock.now()
         firings: list[Firing] = []
         async with pool.acquire() as conn:
-            for _ in range(self.batch):
-                fired = await self._fire_next(conn, now)
-                if fired is None:
-                    break  # nothing due that another replica does not hold
-                if isinstance(fired, Firing):
-                    firings.append(fired)
+            for ticket_id in await store.due_tickets(conn, self.kinds, now, self.batch):
+                if (firing := await self._fire(conn, ticket_id, now)) is not None:
+                    firings.append(firing)
         self._committed(firings, clock)
         return len(firings)
 
-    async def _fire_next(self, conn: Connection, now: datetime) -> Firing | Timer | None:
-        """Claim the next due timer and fire it: its firing, committed; the timer itself if its
-        handler failed (rolled back, then postponed); None if no timer is due."""
+    async def _fire(self, conn: Connection, ticket_id: str, now: datetime) -> Firing | None:
+        """Fire the ticket's timer due first, holding all the ticket's pending timers
+        (`store.claim_ticket`): its firing, committed. None if another transaction holds one
+        of them (a later round tries again), or if the handler failed: rolled back, then the
+        timer postponed."""
         try:
             async with conn.transaction():
-                claimed = await store.claim_due(conn, self.kinds, now, 1)
-                if not claimed:
+                timer = await store.claim_ticket(conn, ticket_id, self.kinds, now)
+                if timer is None:
                     return None
-                firing = Firing(conn, claimed[0], now)
+                firing = Firing(conn, timer, now)
                 try:
-                    await self.handlers[firing.timer.kind](firing)
+                    await self.handlers[timer.kind](firing)
                 except Exception as exc:
-                    raise _HandlerFailed(firing.timer, exc) from exc
+                    raise _HandlerFailed(timer, exc) from exc
                 await write_outbox(conn, firing.outbox)
-                await store.mark_fired(conn, [firing.timer.id], now)
+                await store.mark_fired(conn, [timer.id], now)
             return firing
         except _HandlerFailed as failed:
             failure, timer = failed.error, failed.timer
@@ -178,7 +182,7 @@ class TimerLoop:
             if (pending := await store.claim_one(conn, timer.id, now)) is not None:
                 metrics.FAILED.labels(pending.kind).inc()
                 await store.postpone(conn, pending, now, error)
-        return timer
+        return None
 
     def _committed(self, firings: list[Firing], clock: Clock) -> None:
         now = clock.now()

@@ -198,20 +198,55 @@ async def next_due(conn: Connection, kinds: Sequence[str]) -> datetime | None:
     return at
 
 
-async def claim_due(
+async def due_tickets(
     conn: Connection, kinds: Sequence[str], now: datetime, limit: int
-) -> list[Timer]:
-    """Lock up to `limit` due timers no other transaction holds (inside a transaction)."""
+) -> list[str]:
+    """Up to `limit` tickets with a timer of these kinds due, the earliest due first (a plain
+    read: `claim_ticket` then takes each, if nobody holds it)."""
     rows = await conn.fetch(
-        """SELECT * FROM timers
+        """SELECT ticket_id FROM timers
             WHERE state = 'pending' AND fire_after <= $2 AND kind = ANY($1::text[])
-            ORDER BY fire_after LIMIT $3
-            FOR UPDATE SKIP LOCKED""",
+            GROUP BY ticket_id ORDER BY min(fire_after) LIMIT $3""",
         list(kinds),
         now,
         limit,
     )
-    return [Timer.from_row(row) for row in rows]
+    return [row["ticket_id"] for row in rows]
+
+
+async def claim_ticket(
+    conn: Connection, ticket_id: str, kinds: Sequence[str], now: datetime
+) -> Timer | None:
+    """Lock every pending timer of the ticket (inside a transaction), or none if another
+    transaction holds any of them: all or nothing, never waiting. Returns the one of `kinds`
+    due first at `now` (None if none is, or if it gave up).
+
+    Holding them all, the firing's handlers may change any of the ticket's clocks (a flow's
+    timeout does), and it waits for nobody before it locks the ticket: not every writer of
+    timers takes a ticket's in one order (order events cancel several kinds in one statement),
+    so a firing that held one and waited for the next could close a cycle. The first pending
+    timer is taken alone first: of two replicas' firings, the one that misses it gives up at
+    once, rather than each taking half and both giving up again and again."""
+    first = await conn.fetchval(
+        """SELECT id FROM timers
+            WHERE id = (SELECT min(id) FROM timers WHERE ticket_id = $1 AND state = 'pending')
+              AND state = 'pending'
+            FOR UPDATE SKIP LOCKED""",
+        ticket_id,
+    )
+    if first is None:
+        return None  # held by another transaction, or nothing pending any more
+    rows = await conn.fetch(
+        """SELECT t.*, (SELECT count(*) FROM timers
+                         WHERE ticket_id = $1 AND state = 'pending') AS pending
+             FROM timers t WHERE t.ticket_id = $1 AND t.state = 'pending'
+            ORDER BY t.id FOR UPDATE OF t SKIP LOCKED""",
+        ticket_id,
+    )
+    if not rows or len(rows) < rows[0]["pending"]:
+        return None  # another transaction holds one: try again later
+    due = [r for r in rows if r["fire_after"] <= now and r["kind"] in kinds]
+    return Timer.from_row(min(due, key=lambda r: (r["fire_after"], r["id"]))) if due else None
 
 
 async def claim_one(conn: Connection, timer_id: int, now: datetime) -> Timer | None:

@@ -349,3 +349,38 @@ async def test_firings_and_a_command_moving_tickets_between_agents_never_deadloc
     assert calls == {"t1": 1, "t2": 1}  # no firing rolled back and run again
     load = await pool.fetch("SELECT agent_id, open_tickets FROM agent_load ORDER BY agent_id")
     assert [tuple(r) for r in load] == [("a", 0), ("b", 0), ("c", 1), ("d", 2)]
+
+
+async def test_two_replicas_on_one_ticket_never_wait_for_each_other(pool: Pool) -> None:
+    """A ticket's flow timeout and its 30-minute clock are both due; the timeout's handler
+    cancels the other clock. A replica's firing holds all the ticket's pending timers, so the
+    other replica gives the ticket up at once rather than take the other timer: held by two,
+    each waited for the other's (a deadlock). The cancelled clock never fires."""
+    later = "no_response_30m"
+    entered, release = asyncio.Event(), asyncio.Event()
+    fired: list[str] = []
+
+    async def timeout(firing: Firing) -> None:
+        fired.append(firing.timer.kind)
+        entered.set()
+        await release.wait()
+        await cancel(firing.conn, ticket_id=firing.timer.ticket_id, kind=later)
+
+    async def escalate(firing: Firing) -> None:
+        fired.append(firing.timer.kind)
+
+    handlers = {KIND: timeout, later: escalate}
+    async with pool.acquire() as conn, conn.transaction():
+        await arm(conn, ticket_id="t", kind=KIND, due_at=DUE, clock="business", now=T0)
+        await arm(conn, ticket_id="t", kind=later, due_at=DUE, clock="business", now=T0)
+    first = TimerLoop(handlers, database_url="unused")
+    second = TimerLoop(handlers, database_url="unused")
+    firing = asyncio.create_task(first.fire_due(pool, FixedClock(DUE)))
+    await asyncio.wait_for(entered.wait(), 5)
+    assert await asyncio.wait_for(second.fire_due(pool, FixedClock(DUE)), 5) == 0
+    release.set()
+    assert await firing == 1
+    assert await second.fire_due(pool, FixedClock(DUE)) == 0  # nothing left due
+    assert fired == [KIND]
+    async with pool.acquire() as conn:
+        assert await states(conn) == {"fired": 1, "cancelled": 1}
