@@ -101,7 +101,7 @@ async def fire(
         firing.on_commit.append(committed)
 
     loop = TimerLoop({KIND: breach}, database_url=settings.database_url)
-    loop_pool = await create_pool(settings, size=3)
+    loop_pool = await create_pool(settings)  # a worker's pool: TICKETQ_DB_POOL_SIZE
     task = asyncio.create_task(loop.run(loop_pool, SystemClock()))
     try:
         await loop.listening.wait()

@@ -78,6 +78,7 @@ class TimerLoop:
         database_url: str,
         on_commit: Callable[[], None] = lambda: None,
         batch: int = 200,
+        concurrency: int = 4,
         idle: float = 60.0,
         deaf_poll: float = 1.0,
         sample_every: float = 15.0,
@@ -89,6 +90,7 @@ class TimerLoop:
         self.database_url = database_url
         self.on_commit = on_commit
         self.batch = batch
+        self.concurrency = concurrency
         self.idle = timedelta(seconds=idle)  # re-reads now and then: a missed notice is no loss
         self.deaf_poll = timedelta(seconds=deaf_poll)
         self.sample_every = sample_every
@@ -142,13 +144,24 @@ class TimerLoop:
         """Fire the timers due now, one per ticket of up to `batch` tickets, each in a
         transaction of its own; how many fired (a timer whose handler failed is postponed, and
         held up no other). A ticket's next due timer fires in the next round: the handler of
-        one may have cancelled or re-armed the others."""
+        one may have cancelled or re-armed the others.
+
+        Up to `concurrency` tickets at once, each on a connection of its own, so that a backlog
+        is not fired one commit after another (bench/timers.py, 3,000 due at once on 2 cores:
+        1,100 fires/s one at a time, 1,700 four at a time, 1,300 eight at a time; one
+        transaction for all, which deadlocked, did 6,700)."""
         now = clock.now()
-        firings: list[Firing] = []
         async with pool.acquire() as conn:
-            for ticket_id in await store.due_tickets(conn, self.kinds, now, self.batch):
-                if (firing := await self._fire(conn, ticket_id, now)) is not None:
-                    firings.append(firing)
+            tickets = await store.due_tickets(conn, self.kinds, now, self.batch)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def fire(ticket_id: str) -> Firing | None:
+            async with slots, pool.acquire() as conn:
+                return await self._fire(conn, ticket_id, now)
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(fire(ticket_id)) for ticket_id in tickets]
+        firings = [f for task in tasks if (f := task.result()) is not None]
         self._committed(firings, clock)
         return len(firings)
 
