@@ -159,10 +159,13 @@ class TimerLoop:
             async with slots, pool.acquire() as conn:
                 return await self._fire(conn, ticket_id, now)
 
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(fire(ticket_id)) for ticket_id in tickets]
-        firings = [f for task in tasks if (f := task.result()) is not None]
+        results = await asyncio.gather(*map(fire, tickets), return_exceptions=True)
+        # What committed is counted and announced even when another ticket's transaction
+        # failed (the database went away: the loop backs off on the error raised after).
+        firings = [r for r in results if isinstance(r, Firing)]
         self._committed(firings, clock)
+        if failure := next((r for r in results if isinstance(r, BaseException)), None):
+            raise failure
         return len(firings)
 
     async def _fire(self, conn: Connection, ticket_id: str, now: datetime) -> Firing | None:
