@@ -208,8 +208,7 @@ TABLES: dict[str, dict[str, str]] = {
 }
 SEQUENCES = {"ticket_number": ("intake",)}  # nextval; a table's own id sequence comes with I
 
-# The tables no principal is granted: the migrator's, and the dead-letter tool's audit (the
-# ops tool runs with the admin's credentials: it replays into any queue).
+# The tables no principal is granted: the migrator's own.
 UNGRANTED = frozenset({"schema_migrations"})
 
 # --- the broker ----------------------------------------------------------------------------
